@@ -1,0 +1,163 @@
+"""Loading BasicTS 1.1.0 config files and applying `--set key=value` overrides."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import importlib.util
+import inspect
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Iterable
+
+from basicts.configs import BasicTSConfig
+from easydict import EasyDict
+
+from .errors import UserError
+
+#: dict-valued config entries whose keys are the parameters of another entry's class
+_PARAM_DICTS = {"optimizer_params": "optimizer", "lr_scheduler_params": "lr_scheduler",
+                "dataset_params": "dataset_type"}
+
+
+def load_config(path: str | Path) -> BasicTSConfig:
+    """Execute a config file and return its `CFG` (a `BasicTSConfig`, e.g. `BasicTSForecastingConfig`)."""
+    path = Path(path)
+    if not path.is_file():
+        hint = " (it is a folder)" if path.is_dir() else ""
+        raise UserError(f"Config file '{path}' does not exist{hint}. Pass the path of a Python config file, "
+                        "e.g. -c baselines_cfg/STVFM_Demo.py.")
+    if path.suffix != ".py":
+        raise UserError(f"Config file '{path}' is not a Python file. A config is a .py file that defines "
+                        "CFG = BasicTSForecastingConfig(...).")
+    module_name = f"stvfm_cfg_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    except UserError:
+        raise
+    except Exception as e:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+        where = f" (line {frames[-1].lineno})" if frames else ""
+        raise UserError(f"Config file '{path}' failed to load{where}: {type(e).__name__}: {e}") from e
+    finally:
+        sys.path.remove(str(path.resolve().parent))
+    cfg = getattr(module, "CFG", None)
+    if cfg is None:
+        raise UserError(f"Config file '{path}' defines no CFG. A BasicTS 1.1 config must end with "
+                        "CFG = BasicTSForecastingConfig(model=..., model_config=..., dataset_name=..., ...).")
+    if not isinstance(cfg, BasicTSConfig):
+        if isinstance(cfg, (dict, EasyDict)):
+            raise UserError(f"Config file '{path}' looks like a BasicTS 0.x (v0.5-style EasyDict) config: CFG is a "
+                            f"{type(cfg).__name__}. BasicTS 1.1 needs CFG = BasicTSForecastingConfig(model=..., "
+                            "model_config=..., dataset_name=..., ...); see baselines_cfg/STID_PEMS08.py for the "
+                            "1.1 form of the same settings.")
+        raise UserError(f"Config file '{path}': CFG is a {type(cfg).__name__}, not a BasicTSForecastingConfig.")
+    return cfg
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: Python literal (1e-3, [1, 2], None, True, 'a') or, failing that, a plain string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _close(key: str, options: Iterable[str]) -> str:
+    options = sorted(set(options))
+    matches = difflib.get_close_matches(key, options, n=5, cutoff=0.5)
+    if not matches:
+        matches = [o for o in options if key.lower() in o.lower()][:5]
+    return f" Close matches: {', '.join(matches)}." if matches else ""
+
+
+def _public_keys(cfg: BasicTSConfig) -> list[str]:
+    return [k for k in cfg.keys() if not k.startswith("_")]
+
+
+def _params_of(cls: Any) -> list[str]:
+    if cls is None:
+        return []
+    return [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "args", "kwargs", "optimizer")]
+
+
+def _model_fields(model_config: Any) -> list[str]:
+    if dataclasses.is_dataclass(model_config):
+        return [f.name for f in dataclasses.fields(model_config)]
+    return list(model_config.keys())
+
+
+def apply_overrides(cfg: BasicTSConfig, overrides: Iterable[str]) -> list[str]:
+    """Apply `key=value` overrides to a loaded config, as if they had been passed to its constructor.
+
+    Top-level keys that BasicTS copies into the model, dataset, optimizer and scheduler parameters
+    (`input_len`, `lr`, `batch_size`, ...) are copied there too. Dotted keys reach one level down:
+    `model_config.vfm_layers=6`, `optimizer_params.weight_decay=0`, `lr_scheduler_params.milestones=[1,5]`.
+
+    Returns:
+        One line per applied override, for the log.
+    """
+    applied = []
+    default_dir = _default_ckpt_dir(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r} (e.g. --set num_epochs=2).")
+        key, text = item.split("=", 1)
+        key, value = key.strip(), parse_value(text)
+        head, _, rest = key.partition(".")
+        if head not in cfg or head.startswith("_"):
+            raise UserError(f"--set {key}: the config has no entry '{head}'.{_close(head, _public_keys(cfg))}")
+        if not rest:
+            _set_top_level(cfg, head, value)
+        elif head == "model_config":
+            fields = _model_fields(cfg.model_config)
+            if rest not in fields:
+                raise UserError(f"--set {key}: {type(cfg.model_config).__name__} has no field '{rest}'."
+                                f"{_close(rest, fields)}")
+            setattr(cfg.model_config, rest, value)  # an EasyDict: sets the item too
+        elif head in _PARAM_DICTS:
+            allowed = set(_params_of(cfg.get(_PARAM_DICTS[head]))) | set(cfg[head] or {})
+            if rest not in allowed:
+                raise UserError(f"--set {key}: '{rest}' is not a parameter of "
+                                f"{getattr(cfg.get(_PARAM_DICTS[head]), '__name__', head)}.{_close(rest, allowed)}")
+            cfg[head] = dict(cfg[head] or {}, **{rest: value})
+        elif isinstance(cfg[head], dict):
+            if rest not in cfg[head]:
+                raise UserError(f"--set {key}: '{head}' has no key '{rest}'.{_close(rest, cfg[head])}")
+            cfg[head][rest] = value
+        else:
+            raise UserError(f"--set {key}: '{head}' is a {type(cfg[head]).__name__}, it has no fields to set.")
+        applied.append(f"{key} = {value!r}")
+    if applied and cfg.ckpt_save_dir == default_dir:
+        cfg.ckpt_save_dir = _default_ckpt_dir(cfg)
+    cfg._md5, cfg._serialized = "", {}
+    return applied
+
+
+def _set_top_level(cfg: BasicTSConfig, key: str, value: Any) -> None:
+    setattr(cfg, key, value)
+    if key == "batch_size" and value is not None:
+        cfg.train_batch_size = cfg.val_batch_size = cfg.test_batch_size = value
+    if key == "gpus":
+        cfg.gpu_num = len(value.split(",")) if value else 0
+    if value is None:
+        return
+    # BasicTS copies such top-level "shortcut" keys into the parameters of these objects
+    if key in _model_fields(cfg.model_config):
+        setattr(cfg.model_config, key, value)
+    for params, cls_key in _PARAM_DICTS.items():
+        if key in _params_of(cfg.get(cls_key)) and cfg.get(params) is not None:
+            cfg[params] = dict(cfg[params], **{key: value})
+
+
+def _default_ckpt_dir(cfg: BasicTSConfig) -> str:
+    return f"checkpoints/{cfg.model.__name__}/{cfg.dataset_name}_{cfg.num_epochs}_{cfg.input_len}_{cfg.output_len}"

@@ -1,0 +1,226 @@
+"""The BasicTS 1.1.0 dataset layout, written atomically.
+
+```
+<root>/<NAME>/{train,val,test}_data.npy        float32 [L_split, N] (or [L_split, N, C])
+<root>/<NAME>/{train,val,test}_timestamps.npy  float32 [L_split, 2]: time of day, day of week in [0, 1)
+<root>/<NAME>/meta.json                        description + `regular_settings` (read by BasicTS)
+<root>/<NAME>/adj_mx.pkl                       pickled float32 [N, N] (read by `basicts.utils.load_adj`)
+<root>/<NAME>/coords.npy                       float64 [N, 2] latitude, longitude (optional)
+```
+Everything is written into a temporary sibling folder that is renamed into place at the end, so
+a failure never leaves a half-written dataset behind.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+
+SPLITS = ("train", "val", "test")
+DATA_FILES = tuple(f"{s}_data.npy" for s in SPLITS)
+TIMESTAMP_FILES = tuple(f"{s}_timestamps.npy" for s in SPLITS)
+META_FILE = "meta.json"
+ADJ_FILE = "adj_mx.pkl"
+COORDS_FILE = "coords.npy"
+
+
+@dataclass
+class DatasetSpec:
+    """Everything `write_dataset` needs besides the signal itself."""
+
+    name: str
+    step_minutes: int = field(metadata={"help": "Minutes between two time steps."})
+    ratios: Sequence[float] = (0.6, 0.2, 0.2)
+    null_val: float = 0.0
+    start: Optional[dt.datetime] = field(
+        default=None, metadata={"help": "Time of the first step. None: day 0 is day-of-week 0 (BasicTS's convention)."})
+    norm_each_channel: bool = False
+    rescale: bool = True
+    metrics: Sequence[str] = ("MAE", "RMSE", "MAPE")
+    domain: str = "traffic"
+    min_window: int = field(default=24, metadata={"help": "input_len + output_len every split must hold."})
+    source: dict = field(default_factory=dict)
+    grid_shape: Optional[Sequence[int]] = None
+
+    @property
+    def steps_per_day(self) -> int:
+        if (24 * 60) % self.step_minutes:
+            raise UserError(f"A step of {self.step_minutes} minutes does not divide a day; "
+                            "time-of-day features need a step that does (e.g. 5, 10, 15, 30, 60).")
+        return 24 * 60 // self.step_minutes
+
+
+def split_lengths(num_steps: int, ratios: Sequence[float]) -> tuple[int, int, int]:
+    """Split sizes as BasicTS computes them: floor for train and val, the rest for test."""
+    if len(ratios) != 3 or any(r <= 0 for r in ratios):
+        raise UserError(f"Split ratios must be three positive numbers (train, val, test); got {list(ratios)}.")
+    total = float(sum(ratios))
+    n_train = int(num_steps * ratios[0] / total)
+    n_val = int(num_steps * ratios[1] / total)
+    return n_train, n_val, num_steps - n_train - n_val
+
+
+def make_timestamps(num_steps: int, steps_per_day: int, start: Optional[dt.datetime]) -> np.ndarray:
+    """Time of day and day of week, both as fractions in [0, 1): float32 [L, 2].
+
+    With `start`, steps are counted from that date and time (Monday = 0); without it, step 0 is
+    midnight of a day with day-of-week 0, as in BasicTS's own preparation scripts.
+    """
+    offset, weekday = 0, 0
+    if start is not None:
+        minutes = start.hour * 60 + start.minute
+        offset = round(minutes * steps_per_day / (24 * 60))
+        weekday = start.weekday()
+    idx = np.arange(num_steps) + offset
+    tod = (idx % steps_per_day) / steps_per_day
+    dow = ((idx // steps_per_day + weekday) % 7) / 7
+    return np.stack([tod, dow], axis=1).astype(np.float32)
+
+
+def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], coords: Optional[np.ndarray]) -> None:
+    if data.ndim not in (2, 3):
+        raise UserError(f"Dataset {spec.name}: the signal must be [time, nodes] or [time, nodes, channels]; "
+                        f"got shape {list(data.shape)}.")
+    num_steps, num_nodes = data.shape[:2]
+    if num_nodes < 1 or num_steps < 1:
+        raise UserError(f"Dataset {spec.name}: the signal is empty (shape {list(data.shape)}).")
+    bad = ~np.isfinite(data)
+    if bad.any():
+        t, n = np.argwhere(bad)[0][:2]
+        raise UserError(f"Dataset {spec.name}: the signal holds {int(bad.sum())} NaN/inf values (first at step {t}, "
+                        f"node {n}). Replace them with the missing-value marker (null value {spec.null_val}) first.")
+    if adj is not None:
+        if adj.ndim != 2 or adj.shape[0] != adj.shape[1]:
+            raise UserError(f"Dataset {spec.name}: the adjacency must be square; got shape {list(adj.shape)}.")
+        if adj.shape[0] != num_nodes:
+            raise UserError(f"Dataset {spec.name}: the graph has {adj.shape[0]} nodes but the signal has {num_nodes}. "
+                            "Check that the graph file belongs to this dataset (and the channel/node axis order).")
+        if not np.isfinite(adj).all():
+            raise UserError(f"Dataset {spec.name}: the adjacency holds NaN/inf values.")
+    if coords is not None and coords.shape != (num_nodes, 2):
+        raise UserError(f"Dataset {spec.name}: coordinates must be [nodes, 2] = [{num_nodes}, 2]; "
+                        f"got {list(coords.shape)}.")
+    if spec.grid_shape is not None and int(np.prod(spec.grid_shape)) != num_nodes:
+        raise UserError(f"Dataset {spec.name}: grid shape {list(spec.grid_shape)} holds "
+                        f"{int(np.prod(spec.grid_shape))} cells but the signal has {num_nodes} nodes.")
+    lengths = split_lengths(num_steps, spec.ratios)
+    short = [(s, n) for s, n in zip(SPLITS, lengths) if n < spec.min_window]
+    if short:
+        desc = ", ".join(f"{s} {n}" for s, n in short)
+        raise UserError(f"Dataset {spec.name}: too few steps ({num_steps}) for windows of {spec.min_window} steps "
+                        f"(input + output) in every split: {desc} steps. Use a longer series, other split ratios "
+                        "or shorter windows (--min-window).")
+
+
+def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray] = None,
+                  coords: Optional[np.ndarray] = None, overwrite: bool = False) -> Path:
+    """Validate and write one dataset; returns its folder `<root>/<name>`.
+
+    Args:
+        root: Folder that holds datasets (BasicTS reads `datasets/` relative to the working directory).
+        spec: Name, frequency, split, protocol settings and provenance.
+        data: Signal, [L, N] or [L, N, C]; missing readings already equal `spec.null_val`.
+        adj: Weighted or 0/1 adjacency [N, N], or None for datasets without a graph.
+        coords: Node coordinates [N, 2] (latitude, longitude), or None.
+        overwrite: Replace an existing dataset of the same name.
+    """
+    data = np.asarray(data)
+    adj = None if adj is None else np.asarray(adj, dtype=np.float32)
+    coords = None if coords is None else np.asarray(coords, dtype=np.float64)
+    _validate(spec, data, adj, coords)
+    root = Path(root)
+    target = root / spec.name
+    if target.exists() and not overwrite:
+        raise UserError(f"{target} already exists. Pass --overwrite to replace it, or choose another --name.")
+    root.mkdir(parents=True, exist_ok=True)
+
+    num_steps, num_nodes = data.shape[:2]
+    lengths = split_lengths(num_steps, spec.ratios)
+    timestamps = make_timestamps(num_steps, spec.steps_per_day, spec.start)
+    data = data.astype(np.float32)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-", dir=root))
+    try:
+        begin = 0
+        for split, length in zip(SPLITS, lengths):
+            np.save(tmp / f"{split}_data.npy", data[begin:begin + length])
+            np.save(tmp / f"{split}_timestamps.npy", timestamps[begin:begin + length])
+            begin += length
+        if adj is not None:
+            with open(tmp / ADJ_FILE, "wb") as f:
+                pickle.dump(adj, f)
+        if coords is not None:
+            np.save(tmp / COORDS_FILE, coords)
+        meta = {
+            "name": spec.name,
+            "domain": spec.domain,
+            "frequency (minutes)": spec.step_minutes,
+            "start_time": spec.start.isoformat() if spec.start else None,
+            "shape": list(data.shape),
+            "num_time_steps": int(num_steps),
+            "num_nodes": int(num_nodes),
+            "split_lengths": dict(zip(SPLITS, map(int, lengths))),
+            "timestamps_description": ["time of day", "day of week"],
+            "missing_share": float(np.mean(data == spec.null_val)) if np.isfinite(spec.null_val) else 0.0,
+            "has_graph": adj is not None,
+            "has_coords": coords is not None,
+            "grid_shape": list(spec.grid_shape) if spec.grid_shape is not None else None,
+            "source": spec.source,
+            "regular_settings": {
+                "train_val_test_ratio": [float(r) for r in spec.ratios],
+                "norm_each_channel": spec.norm_each_channel,
+                "rescale": spec.rescale,
+                "metrics": list(spec.metrics),
+                "null_val": float(spec.null_val),
+            },
+        }
+        with open(tmp / META_FILE, "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+        if target.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{spec.name}.old-", dir=root))
+            os.replace(target, backup / spec.name)
+            os.replace(tmp, target)
+            shutil.rmtree(backup)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def read_meta(folder: os.PathLike) -> dict:
+    """The `meta.json` of a prepared dataset."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: {folder} is not a prepared dataset.")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_graph(folder: os.PathLike) -> Optional[np.ndarray]:
+    """The adjacency `[N, N]` of a prepared dataset, or None when it has no graph."""
+    path = Path(folder) / ADJ_FILE
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        adj = pickle.load(f)
+    if isinstance(adj, (list, tuple)):  # DCRNN-style [ids, id->index, adj]
+        adj = adj[-1]
+    return np.asarray(adj, dtype=np.float32)
+
+
+def load_coords(folder: os.PathLike) -> Optional[np.ndarray]:
+    """Node coordinates `[N, 2]` of a prepared dataset, or None."""
+    path = Path(folder) / COORDS_FILE
+    return np.load(path) if path.is_file() else None

@@ -1,0 +1,124 @@
+"""Named presets: where the standard datasets' raw files are and which settings they use."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from . import graph as graphs
+from . import readers
+from .layout import DatasetSpec
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A standard dataset: raw file names (first match wins) and protocol settings."""
+
+    name: str
+    data_files: Sequence[str]
+    data_format: str = field(metadata={"help": "csv | npz | h5"})
+    graph_files: Sequence[str] = ()
+    graph_format: Optional[str] = field(default=None, metadata={"help": "dense | edges | pkl"})
+    coords_files: Sequence[str] = ()
+    id_files: Sequence[str] = ()
+    csv_header: bool = field(default=False, metadata={"help": "the signal CSV's first row holds sensor ids"})
+    step_minutes: int = 5
+    ratios: Sequence[float] = (0.6, 0.2, 0.2)
+    null_val: float = 0.0
+    start: Optional[dt.datetime] = None
+    domain: str = "traffic"
+    note: str = ""
+
+    def find(self, src: Path, candidates: Sequence[str], role: str, required: bool = True) -> Optional[Path]:
+        for name in candidates:
+            if (src / name).is_file():
+                return src / name
+        if required:
+            raise UserError(f"Preset {self.name}: no {role} file in {src}; expected one of {list(candidates)}. "
+                            f"Point --src at the folder that holds the raw {self.name} files"
+                            f"{' (' + self.note + ')' if self.note else ''}.")
+        return None
+
+
+def _pems(n: int, note: str) -> Preset:
+    return Preset(
+        name=f"PEMS0{n}", data_files=[f"PEMS0{n}.npz", f"pems0{n}.npz"], data_format="npz",
+        graph_files=[f"PEMS0{n}.csv", f"pems0{n}_distance.csv", "distance.csv"], graph_format="edges",
+        id_files=[f"PEMS0{n}.txt"] if n == 3 else (), note=note)
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    _pems(3, "from the ASTGCN/ASTGNN release: PEMS03.npz, PEMS03.csv, PEMS03.txt"),
+    _pems(4, "from the ASTGCN/ASTGNN release: PEMS04.npz, PEMS04.csv"),
+    _pems(7, "from the ASTGCN/ASTGNN release: PEMS07.npz, PEMS07.csv"),
+    _pems(8, "from the ASTGCN/ASTGNN release: PEMS08.npz, PEMS08.csv"),
+    Preset(name="METR-LA", data_files=["metr-la.h5", "METR-LA.h5"], data_format="h5",
+           graph_files=["adj_mx.pkl", "adj_METR-LA.pkl", "adj_mx_la.pkl"], graph_format="pkl",
+           coords_files=["graph_sensor_locations.csv"], ratios=(0.7, 0.1, 0.2),
+           note="from the DCRNN release: metr-la.h5, adj_mx.pkl"),
+    Preset(name="PEMS-BAY", data_files=["pems-bay.h5", "PEMS-BAY.h5"], data_format="h5",
+           graph_files=["adj_mx_bay.pkl", "adj_PEMS-BAY.pkl"], graph_format="pkl",
+           coords_files=["graph_sensor_locations_bay.csv"], ratios=(0.7, 0.1, 0.2),
+           note="from the DCRNN release: pems-bay.h5, adj_mx_bay.pkl"),
+    Preset(name="LosLoop", data_files=["los_speed.csv"], data_format="csv", csv_header=True,
+           graph_files=["los_adj.csv"], graph_format="dense",
+           coords_files=["metr_la_sensor_locations.csv"], start=dt.datetime(2012, 3, 1),
+           note="from the T-GCN release: los_speed.csv, los_adj.csv"),
+    Preset(name="SZTaxi", data_files=["sz_taxi.npz", "SZ_taxi.npz"], data_format="npz",
+           graph_files=["sz_adj.csv"], graph_format="dense", step_minutes=15,
+           start=dt.datetime(2015, 1, 1),
+           note="from the T-GCN / ST-CGCN release: sz_taxi.npz, sz_adj.csv"),
+]}
+
+
+def resolve_preset(name: str) -> Preset:
+    """The preset called `name` (case-insensitive)."""
+    for key, preset in PRESETS.items():
+        if key.lower() == name.lower():
+            return preset
+    raise UserError(f"Unknown preset {name!r}. Presets: {', '.join(PRESETS)}.")
+
+
+def load_preset(preset: Preset, src: Path, name: Optional[str] = None, channels: Optional[Sequence[int]] = None,
+                ) -> tuple[DatasetSpec, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """Read a preset's raw files from `src`: returns the spec, signal, adjacency and coordinates."""
+    src = Path(src)
+    if not src.is_dir():
+        raise UserError(f"--src {src} is not a folder. Point it at the folder that holds the raw "
+                        f"{preset.name} files ({preset.note}).")
+    data_path = preset.find(src, preset.data_files, "signal")
+    node_ids, start = None, preset.start
+    if preset.data_format == "csv":
+        data, node_ids = readers.read_csv_matrix(data_path, header=preset.csv_header)
+    elif preset.data_format == "npz":
+        data = readers.read_array(data_path, channels=channels)
+    else:
+        data, h5_start, node_ids = readers.read_h5(data_path)
+        start = start or h5_start
+    id_path = preset.find(src, preset.id_files, "sensor id", required=False) if preset.id_files else None
+    if id_path is not None:
+        node_ids = [line.strip() for line in id_path.read_text().split() if line.strip()]
+
+    adj = None
+    graph_path = preset.find(src, preset.graph_files, "graph") if preset.graph_files else None
+    if graph_path is not None:
+        if preset.graph_format == "dense":
+            adj = graphs.read_dense_adj(graph_path)
+        elif preset.graph_format == "edges":
+            adj = graphs.read_edge_list(graph_path, data.shape[1], node_ids=node_ids if id_path else None)
+        else:
+            adj, pkl_ids = graphs.read_dcrnn_pkl(graph_path)
+            if node_ids is not None and pkl_ids is not None and list(map(str, node_ids)) != pkl_ids:
+                raise UserError(f"{graph_path}: its sensor order differs from the columns of {data_path}.")
+    coords_path = preset.find(src, preset.coords_files, "coordinates", required=False)
+    coords = graphs.read_coords(coords_path, node_ids) if coords_path is not None else None
+
+    spec = DatasetSpec(
+        name=name or preset.name, step_minutes=preset.step_minutes, ratios=preset.ratios,
+        null_val=preset.null_val, start=start, domain=preset.domain,
+        source={"preset": preset.name, "files": [str(p) for p in (data_path, graph_path, coords_path) if p]})
+    return spec, data, adj, coords

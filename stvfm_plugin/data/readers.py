@@ -1,0 +1,115 @@
+"""Readers for raw spatio-temporal signals: CSV, NumPy (`.npy`/`.npz`) and HDF5 tables."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_csv_matrix(path: Path, header: Optional[bool] = None) -> tuple[np.ndarray, Optional[list[str]]]:
+    """A numeric CSV table, time x nodes (or nodes x nodes), with an optional header row.
+
+    Args:
+        path: CSV file.
+        header: True/False, or None to detect a header (a first row with any non-numeric cell).
+
+    Returns:
+        The values as float64 `[rows, cols]` and the header cells (None without header).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+    if not rows:
+        raise UserError(f"{path} is empty.")
+    if header is None:
+        header = not all(_is_number(c) for c in rows[0] if c.strip())
+    names = [c.strip() for c in rows[0]] if header else None
+    body = rows[1:] if header else rows
+    width = len(body[0]) if body else 0
+    values = np.empty((len(body), width), dtype=np.float64)
+    for i, row in enumerate(body):
+        if len(row) != width:
+            raise UserError(f"{path}: row {i + 1 + bool(header)} has {len(row)} cells, the first data row has {width}.")
+        for j, cell in enumerate(row):
+            try:
+                values[i, j] = float(cell)
+            except ValueError:
+                raise UserError(f"{path}: non-numeric cell {cell!r} at row {i + 1 + bool(header)}, column {j + 1}. "
+                                "Fix the file, or mark missing readings with a number (--null-val).") from None
+    return values, names
+
+
+def read_array(path: Path, key: Optional[str] = None, channels: Optional[Sequence[int]] = None) -> np.ndarray:
+    """A `[L, N]` or `[L, N, C]` array from `.npy` or `.npz` (key `data` or the only key by default).
+
+    Args:
+        path: The file.
+        key: Array name inside an `.npz`.
+        channels: Channels to keep from a `[L, N, C]` array; a single channel gives `[L, N]`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.")
+    if path.suffix == ".npz":
+        with np.load(path) as archive:
+            keys = list(archive.keys())
+            if key is None:
+                key = "data" if "data" in keys else (keys[0] if len(keys) == 1 else None)
+            if key not in keys:
+                raise UserError(f"{path} holds arrays {keys}; choose one with --key.")
+            array = archive[key]
+    elif path.suffix == ".npy":
+        array = np.load(path)
+    else:
+        raise UserError(f"{path}: expected a .npy or .npz file.")
+    return select_channels(array, channels, str(path))
+
+
+def select_channels(array: np.ndarray, channels: Optional[Sequence[int]], what: str) -> np.ndarray:
+    """Keep `channels` of a `[L, N, C]` array; `[L, N]` arrays pass through."""
+    if array.ndim == 2:
+        return array
+    if array.ndim != 3:
+        raise UserError(f"{what}: expected [time, nodes] or [time, nodes, channels]; got shape {list(array.shape)}.")
+    channels = [0] if channels is None else list(channels)
+    if max(channels) >= array.shape[2] or min(channels) < 0:
+        raise UserError(f"{what} has {array.shape[2]} channels; cannot select {channels}.")
+    array = array[:, :, channels]
+    return array[:, :, 0] if len(channels) == 1 else array
+
+
+def read_h5(path: Path, key: Optional[str] = None) -> tuple[np.ndarray, Optional[dt.datetime], list[str]]:
+    """A pandas HDF5 table (METR-LA / PEMS-BAY style): time index x sensor columns.
+
+    Returns:
+        The values `[L, N]`, the first timestamp of the index (None when it is not a date) and the
+        column names (sensor ids).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.")
+    try:
+        frame = pd.read_hdf(path, key=key)
+    except (ImportError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: cannot read an HDF5 table ({e}).") from None
+    start = None
+    if isinstance(frame.index, pd.DatetimeIndex) and len(frame.index):
+        start = frame.index[0].to_pydatetime()
+    return frame.to_numpy(dtype=np.float64), start, [str(c) for c in frame.columns]

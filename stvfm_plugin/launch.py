@@ -1,0 +1,90 @@
+"""Training and evaluation launchers: BasicTS 1.1.0's, with `PluginRunner` and explicit run folders."""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Optional
+
+from easytorch.device import set_device_type
+from easytorch.launcher.dist_wrap import dist_wrap
+
+from .errors import UserError
+from .runner import PluginRunner
+
+
+def new_run_dir(cfg) -> Path:
+    """A fresh folder `<ckpt_save_dir>/<md5>/<YYYYmmdd-HHMMSS>` for one run of this config."""
+    base = Path(cfg.ckpt_save_dir) / cfg.md5
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir, k = base / stamp, 1
+    while run_dir.exists():
+        run_dir, k = base / f"{stamp}-{k}", k + 1
+    return run_dir
+
+
+def latest_run_dir(cfg) -> Path:
+    """The newest run folder of this config that holds a checkpoint (for `--resume`)."""
+    base = Path(cfg.ckpt_save_dir) / cfg.md5
+    runs = sorted((d for d in base.glob("*") if d.is_dir() and any(d.glob("*.pt"))), key=lambda d: d.name)
+    if not runs:
+        raise UserError(f"--resume: no earlier run of this config with a checkpoint under {base}. "
+                        "Resuming needs the same config (same settings and --set values); drop --resume to start "
+                        "a fresh run.")
+    return runs[-1]
+
+
+def _train(cfg) -> None:
+    runner = PluginRunner(cfg)
+    runner.init_logger(logger_name="BasicTS-training", log_file_name="training_log")
+    try:
+        runner.train()
+    except BaseException:
+        runner.logger.error(traceback.format_exc())
+        raise
+
+
+def launch_training(cfg, run_dir: Path, resume: bool = False) -> Path:
+    """Train (and evaluate the best-validation checkpoint) in `run_dir`; returns `run_dir`."""
+    cfg._run_dir, cfg._resume = str(run_dir), resume
+    os.makedirs(run_dir, exist_ok=True)
+    with open(Path(run_dir) / "cfg.json", "w", encoding="utf-8") as f:
+        f.write(str(cfg))
+    if cfg.gpus:
+        set_device_type("gpu")
+        device_num = cfg.gpu_num
+    else:
+        set_device_type("cpu")
+        device_num = 0
+    dist_wrap(_train, node_num=cfg.get("dist_node_num", 1), device_num=device_num,
+              dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg)
+    return Path(run_dir)
+
+
+def launch_evaluation(cfg, ckpt_path: Path, run_dir: Path) -> Path:
+    """Evaluate a checkpoint on the test split; metrics go to `run_dir/test_metrics.json`."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise UserError(f"--eval {ckpt_path}: no such checkpoint file. Checkpoints are the .pt files in a run "
+                        "folder, e.g. checkpoints/STID/.../<run>/STID_best_val_MAE.pt.")
+    cfg._run_dir, cfg._resume = str(run_dir), False
+    set_device_type("gpu" if cfg.gpus else "cpu")
+    os.makedirs(run_dir, exist_ok=True)
+    runner = PluginRunner(cfg)
+    runner.init_logger(logger_name="BasicTS-evaluation", log_file_name="evaluation_log")
+    runner.eval(str(ckpt_path))
+    return Path(run_dir)
+
+
+def evaluation_dir(ckpt_path: Path) -> Path:
+    """`<checkpoint folder>/eval-<YYYYmmdd-HHMMSS>` for a `--eval` run."""
+    return Path(ckpt_path).parent / f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def read_metrics(run_dir: Path) -> Optional[dict]:
+    """`test_metrics.json` of a run folder, or None."""
+    import json
+
+    path = Path(run_dir) / "test_metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None

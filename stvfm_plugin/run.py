@@ -1,0 +1,109 @@
+"""Command line: `python -m basicts.run -c CONFIG.py` (also `python -m stvfm_plugin.run`, `stvfm-run`).
+
+Trains a BasicTS 1.1.0 config (a Python file defining `CFG = BasicTSForecastingConfig(...)`) and
+evaluates its best-validation checkpoint on the test split, or evaluates a given checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .errors import UserError
+
+EPILOG = """examples:
+  python -m basicts.run -c baselines_cfg/STVFM_Demo.py -g cpu
+  python -m basicts.run -c baselines_cfg/STID_PEMS08.py --set num_epochs=2 --set model_config.num_layers=2
+  python -m basicts.run -c baselines_cfg/STID_PEMS08.py --eval checkpoints/STID/.../STID_best_val_MAE.pt
+
+Each training run writes a fresh folder <ckpt_save_dir>/<config md5>/<date-time>/ holding cfg.json, the
+training log, checkpoints, test_metrics.json and run_info.json. --resume continues the newest run of the
+same config instead."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m basicts.run", description="Train and evaluate a BasicTS 1.1 config (ST-VFM plugin).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--cfg", required=True, metavar="CONFIG.py", help="config file defining CFG")
+    parser.add_argument("-g", "--gpus", default=None, metavar="IDS",
+                        help="'cpu' or empty: CPU (default); '0' or '0,1': those GPUs (several: DDP)")
+    parser.add_argument("--eval", metavar="CKPT", help="evaluate this checkpoint on the test split instead of training")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config entry (repeatable), e.g. num_epochs=2, model_config.vfm_layers=6")
+    parser.add_argument("--ckpt-dir", metavar="DIR", help="root folder of run folders (default: the config's ckpt_save_dir)")
+    parser.add_argument("--seed", type=int, help="random seed (default: the config's)")
+    parser.add_argument("--resume", action="store_true", help="continue the newest unfinished run of this config")
+    parser.add_argument("--save-results", action="store_true",
+                        help="also write test inputs/predictions/targets as .npy files in the run folder")
+    return parser
+
+
+def _select_gpus(spec: Optional[str]) -> Optional[str]:
+    if spec is None or spec.strip().lower() in ("", "cpu", "none"):
+        return None
+    ids = [s.strip() for s in spec.split(",") if s.strip()]
+    if not all(i.isdigit() for i in ids):
+        raise UserError(f"-g/--gpus {spec!r}: give 'cpu' or GPU indices such as 0 or 0,1.")
+    import torch
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)  # before CUDA is initialised
+    if not torch.cuda.is_available():
+        raise UserError(f"-g/--gpus {spec} asks for GPUs, but this machine has no usable CUDA device "
+                        f"(torch {torch.__version__}, CUDA available: False). Use -g cpu to run on the CPU.")
+    if torch.cuda.device_count() < len(ids):
+        raise UserError(f"-g/--gpus {spec} asks for {len(ids)} GPUs, but only {torch.cuda.device_count()} "
+                        "are visible.")
+    return ",".join(str(i) for i in range(len(ids)))  # renumbered within CUDA_VISIBLE_DEVICES
+
+
+def run(args: argparse.Namespace) -> Path:
+    from easytorch.utils import get_logger
+
+    from .config_tools import apply_overrides, load_config
+    from .datasets import ensure_dataset
+    from .launch import evaluation_dir, latest_run_dir, launch_evaluation, launch_training, new_run_dir
+
+    logger = get_logger("stvfm-plugin")
+    cfg = load_config(args.cfg)
+    gpus = _select_gpus(args.gpus)
+    overrides = list(args.set)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.ckpt_dir:
+        overrides.append(f"ckpt_save_dir={args.ckpt_dir!r}")
+    if args.save_results:
+        overrides.append("save_results=True")
+    for line in apply_overrides(cfg, overrides):
+        logger.info(f"Override: {line}")
+    cfg.gpus, cfg.gpu_num = gpus, len(gpus.split(",")) if gpus else 0
+    ensure_dataset(cfg, logger)
+
+    if args.eval:
+        if args.resume:
+            raise UserError("--eval and --resume cannot be combined.")
+        run_dir = launch_evaluation(cfg, Path(args.eval), evaluation_dir(Path(args.eval)))
+    else:
+        run_dir = latest_run_dir(cfg) if args.resume else new_run_dir(cfg)
+        run_dir = launch_training(cfg, run_dir, resume=args.resume)
+    logger.info(f"Results in {run_dir} (test_metrics.json, run_info.json).")
+    return run_dir
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the run folder keeps the last checkpoint; --resume continues it.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""`PluginRunner`: BasicTS 1.1.0's runner with the fixes this plugin carries.
+
+- Runs go to an explicit run folder (`cfg._run_dir`) instead of `<ckpt_save_dir>/<md5>`, so a new
+  run never silently resumes an old one; resuming happens only when `cfg._resume` is set.
+- The test split is used once, for the best-validation checkpoint after training. (BasicTS also
+  tests every epoch, and its validation pass adds its batches to the per-horizon *test* meters.)
+- `save_results` writes real `.npy` files (BasicTS writes raw memmaps with a wrong offset for the
+  last partial batch).
+- `run_info.json` records what a leaderboard needs: parameters, seconds per epoch, device, and
+  the model's own build report (e.g. where a frozen backbone's weights came from).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from basicts.runners import BasicTSRunner
+from basicts.utils import RunnerStatus
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+
+class PluginRunner(BasicTSRunner):
+    """`BasicTSRunner` with explicit run folders, readable results and a run summary."""
+
+    def __init__(self, cfg) -> None:
+        self._results: Dict[str, list] = {}
+        self.epoch_seconds: list[float] = []
+        super().__init__(cfg)
+
+    @property
+    def bare_model(self) -> torch.nn.Module:
+        return self.model.module if isinstance(self.model, DDP) else self.model
+
+    # ---- run folder and resuming -------------------------------------------------------------
+    def _get_ckpt_save_dir(self, cfg) -> str:
+        return cfg.get("_run_dir") or super()._get_ckpt_save_dir(cfg)
+
+    def _load_model_resume(self, strict: bool = True) -> None:
+        if self.cfg.get("_resume"):
+            super()._load_model_resume(strict)
+            self.logger.info(f"Resumed from epoch {self.start_epoch} in {self.ckpt_save_dir}.")
+
+    # ---- logging -----------------------------------------------------------------------------
+    def init_logger(self, *args, **kwargs) -> None:
+        super().init_logger(*args, **kwargs)
+        device = next(self.bare_model.parameters()).device
+        self.logger.info(f"Run folder: {self.ckpt_save_dir}")
+        self.logger.info(f"Device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}")
+        for line in getattr(self.bare_model, "build_report", []):
+            self.logger.info(line)
+        for line in getattr(self.bare_model, "run_warnings", []):
+            self.logger.warning(line)
+
+    # ---- training: no test pass per epoch, record epoch times ----------------------------------
+    def on_train_start(self) -> None:
+        self._init_train()
+        self.is_train_initialized = True
+        self._init_validation()
+        self.is_val_initialized = True
+        self._count_parameters()
+
+    def on_epoch_end(self, epoch: int, step: int) -> None:
+        self.epoch_seconds.append(time.time() - self.epoch_start_time)
+        super().on_epoch_end(epoch, step)
+        self._write_run_info()
+
+    def _eval_on_horizons(self, forward_return: dict) -> None:
+        if self.status != RunnerStatus.VALIDATING:  # horizon meters are test meters
+            super()._eval_on_horizons(forward_return)
+
+    # ---- evaluation outputs ------------------------------------------------------------------
+    def _save_results(self, batch_idx: int, batch_data: Dict[str, torch.Tensor]) -> None:
+        if not self.cfg.save_results:
+            return
+        for key in ("inputs", "prediction", "targets"):
+            self._results.setdefault(key, []).append(batch_data[key].detach().cpu().numpy())
+
+    def on_eval_start(self, ckpt_path: Optional[str]) -> None:
+        self._results = {}
+        super().on_eval_start(ckpt_path)
+
+    def on_eval_end(self) -> None:
+        if self.cfg.save_results and self._results:
+            folder = os.path.join(self.ckpt_save_dir, "test_results")
+            os.makedirs(folder, exist_ok=True)
+            for key, parts in self._results.items():
+                np.save(os.path.join(folder, f"{key}.npy"), np.concatenate(parts, axis=0))
+            self.logger.info(f"Test inputs, predictions and targets saved to {folder} "
+                             "(np.load-able, [samples, steps, nodes], in data units when rescale=True).")
+        self._save_metrics()
+        self._write_run_info()
+        for line in getattr(self.bare_model, "run_warnings", []):
+            self.logger.warning(line)
+
+    def _write_run_info(self) -> None:
+        model = self.bare_model
+        info = {
+            "model": self.model_name,
+            "dataset": self.cfg.dataset_name,
+            "input_len": self.cfg.get("input_len"),
+            "output_len": self.cfg.get("output_len"),
+            "num_epochs": self.cfg.num_epochs,
+            "epochs_run": len(self.epoch_seconds),
+            "seconds_per_epoch": self.epoch_seconds,
+            "total_params": sum(p.numel() for p in model.parameters()),
+            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "device": str(next(model.parameters()).device),
+            "seed": self.cfg.seed,
+            "best_metrics": {k: float(v) for k, v in getattr(self, "best_metrics", {}).items()},
+            "build_report": list(getattr(model, "build_report", [])),
+            "warnings": list(getattr(model, "run_warnings", [])),
+        }
+        path = os.path.join(self.ckpt_save_dir, "run_info.json")
+        if os.path.isfile(path):  # an evaluation keeps what training recorded
+            with open(path, encoding="utf-8") as f:
+                previous = json.load(f)
+            if not self.epoch_seconds:
+                for key in ("epochs_run", "seconds_per_epoch", "best_metrics"):
+                    info[key] = previous.get(key, info[key])
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=2)
