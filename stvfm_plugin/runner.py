@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Dict, Optional
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from basicts.runners import BasicTSRunner
 from basicts.utils import RunnerStatus
+from easytorch.utils import get_logger, is_master
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 
@@ -45,8 +47,20 @@ class PluginRunner(BasicTSRunner):
             self.logger.info(f"Resumed from epoch {self.start_epoch} in {self.ckpt_save_dir}.")
 
     # ---- logging -----------------------------------------------------------------------------
-    def init_logger(self, *args, **kwargs) -> None:
-        super().init_logger(*args, **kwargs)
+    def init_logger(self, logger: Optional[logging.Logger] = None, logger_name: Optional[str] = None,
+                    log_file_name: Optional[str] = None, log_level: int = logging.INFO) -> None:
+        super().init_logger(logger, logger_name, log_file_name, log_level)
+        if logger is None and log_file_name is not None and is_master():
+            # easytorch caches loggers by name with the file of the first run: log to this run's file
+            path = os.path.abspath(os.path.join(
+                self.ckpt_save_dir, f"{log_file_name}_{time.strftime('%Y%m%d%H%M%S')}.log"))
+            self.logger = get_logger(logger_name)
+            for handler in [h for h in self.logger.handlers if isinstance(h, logging.FileHandler)]:
+                self.logger.removeHandler(handler)
+                handler.close()
+            handler = logging.FileHandler(path, "w")
+            handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+            self.logger.addHandler(handler)
         device = next(self.bare_model.parameters()).device
         self.logger.info(f"Run folder: {self.ckpt_save_dir}")
         self.logger.info(f"Device: {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}")

@@ -92,7 +92,7 @@ def _read_graph(args: argparse.Namespace, num_nodes: int, node_ids) -> Optional[
     if kind == "pkl":
         return graphs.read_dcrnn_pkl(path)[0]
     weighting = "gaussian" if kind == "edges-gaussian" else "connectivity"
-    return graphs.read_edge_list(path, num_nodes, weighting, node_ids=args.graph_ids and node_ids)
+    return graphs.read_edge_list(path, num_nodes, weighting, node_ids=node_ids if args.graph_ids else None)
 
 
 def _parse_start(text: str) -> dt.datetime:
@@ -104,11 +104,15 @@ def _parse_start(text: str) -> dt.datetime:
 
 def synth_dataset(root: Path, name: str, options: SynthOptions, graph_path: Optional[Path] = None,
                   ratios: Sequence[float] = (0.6, 0.2, 0.2), overwrite: bool = False,
-                  min_window: int = 24) -> Path:
-    """Generate a synthetic set and write it as `<root>/<name>/`."""
+                  min_window: int = 24, graph_nodes: Optional[int] = None) -> Path:
+    """Generate a synthetic set and write it as `<root>/<name>/`.
+
+    With `graph_path`, the graph's nodes are the dataset's (an edge list has `graph_nodes` nodes, or
+    as many as its largest node id + 1).
+    """
     adj = None
     if graph_path is not None:
-        adj = read_graph_file(Path(graph_path), options.num_nodes)
+        adj = read_graph_file(Path(graph_path), graph_nodes)
     flow, adj, coords = generate(options, adj)
     spec = DatasetSpec(name=name, step_minutes=options.step_minutes, ratios=ratios, null_val=0.0,
                        domain="synthetic traffic flow", min_window=min_window,
@@ -117,15 +121,15 @@ def synth_dataset(root: Path, name: str, options: SynthOptions, graph_path: Opti
     return write_dataset(root, spec, flow, adj, coords, overwrite=overwrite)
 
 
-def read_graph_file(path: Path, num_nodes: int) -> np.ndarray:
-    """A graph for the generator: edge list (node count from its largest id), dense CSV or pkl."""
+def read_graph_file(path: Path, num_nodes: Optional[int] = None) -> np.ndarray:
+    """A graph for the generator: edge list (`num_nodes`, default its largest id + 1), dense CSV or pkl."""
     if path.suffix == ".pkl":
         return graphs.read_dcrnn_pkl(path)[0]
     with open(path, encoding="utf-8-sig") as f:
         first = f.readline().lower()
     if "from" in first and "to" in first:
         ids, _ = readers.read_csv_matrix(path, header=True)
-        return graphs.read_edge_list(path, max(num_nodes, int(ids[:, :2].max()) + 1))
+        return graphs.read_edge_list(path, num_nodes or int(ids[:, :2].max()) + 1)
     return graphs.read_dense_adj(path)
 
 
@@ -137,7 +141,8 @@ def synth_command(args: argparse.Namespace) -> Path:
     if args.ratios:
         ratios = tuple(float(r) for r in args.ratios.split(","))
     name = args.name or (resolve_like(args.like) if args.like else "Synthetic")
-    folder = synth_dataset(Path(args.out), name, options, args.graph, ratios, args.overwrite, args.min_window)
+    folder = synth_dataset(Path(args.out), name, options, args.graph, ratios, args.overwrite, args.min_window,
+                           graph_nodes=args.nodes)
     _log(f"wrote {folder} (synthetic, {read_meta(folder)['shape']}, seed {args.seed})")
     return folder
 

@@ -1,0 +1,267 @@
+"""Dataset tooling: layout, readers, graphs, presets, synthetic generator, info, and its clear errors."""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stvfm_plugin.data.commands import main as data_main
+from stvfm_plugin.data.layout import DatasetSpec, load_graph, make_timestamps, split_lengths, write_dataset
+from stvfm_plugin.data.synth import SynthOptions, generate
+
+from conftest import SHARED, needs_shared
+
+
+def run_data(argv, capsys) -> tuple[int, str, str]:
+    code = data_main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def only_dataset_dirs(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+# ---- layout ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("steps,expected", [(17856, (10713, 3571, 3572)), (2016, (1209, 403, 404)),
+                                            (2976, (1785, 595, 596))])
+def test_split_lengths_match_basicts(steps, expected):
+    assert split_lengths(steps, (0.6, 0.2, 0.2)) == expected
+
+
+def test_timestamps_from_start_and_basicts_convention():
+    import datetime as dt
+
+    ts = make_timestamps(300, 288, dt.datetime(2012, 3, 1))  # a Thursday
+    assert ts.dtype == np.float32 and ts.shape == (300, 2)
+    assert ts[0, 0] == 0 and ts[1, 0] == pytest.approx(1 / 288) and ts[0, 1] == pytest.approx(3 / 7)
+    assert ts[288, 0] == 0 and ts[288, 1] == pytest.approx(4 / 7)
+    plain = make_timestamps(300, 288, None)
+    assert plain[0, 1] == 0 and plain[288, 1] == pytest.approx(1 / 7)
+    assert make_timestamps(2, 96, dt.datetime(2015, 1, 1, 6, 0))[0, 0] == pytest.approx(0.25)
+
+
+def test_write_dataset_layout(tmp_path):
+    data = np.random.default_rng(0).uniform(1, 10, size=(200, 5, 2))
+    adj = np.eye(5)
+    folder = write_dataset(tmp_path, DatasetSpec(name="X", step_minutes=15), data, adj, np.zeros((5, 2)))
+    for split, n in zip(("train", "val", "test"), (120, 40, 40)):
+        arr = np.load(folder / f"{split}_data.npy")
+        assert arr.shape == (n, 5, 2) and arr.dtype == np.float32
+        assert np.load(folder / f"{split}_timestamps.npy").shape == (n, 2)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["regular_settings"] == {"train_val_test_ratio": [0.6, 0.2, 0.2], "norm_each_channel": False,
+                                        "rescale": True, "metrics": ["MAE", "RMSE", "MAPE"], "null_val": 0.0}
+    assert meta["frequency (minutes)"] == 15 and meta["shape"] == [200, 5, 2]
+    with open(folder / "adj_mx.pkl", "rb") as f:
+        assert pickle.load(f).dtype == np.float32
+    assert load_graph(folder).shape == (5, 5)
+
+
+def test_basicts_reads_the_layout(workdir):
+    """BasicTS's own dataset class and settings reader accept what we write."""
+    from basicts.data import BasicTSForecastingDataset
+    from basicts.utils import get_regular_settings
+
+    write_dataset("datasets", DatasetSpec(name="Y", step_minutes=5), np.random.rand(300, 4) + 1)
+    ds = BasicTSForecastingDataset("Y", 12, 12, "train", use_timestamps=True)
+    item = ds[0]
+    assert item["inputs"].shape == (12, 4) and item["inputs_timestamps"].shape == (12, 2)
+    assert get_regular_settings("Y")["null_val"] == 0.0
+
+
+@pytest.mark.parametrize("data,adj,coords,message", [
+    (np.ones(100), None, None, "must be [time, nodes] or [time, nodes, channels]"),
+    (np.ones((100, 4)), np.eye(3), None, "the graph has 3 nodes but the signal has 4"),
+    (np.ones((100, 4)), np.ones((4, 3)), None, "the adjacency must be square"),
+    (np.where(np.eye(100, 4) > 0, np.nan, 1.0), None, None, "NaN/inf values (first at step 0, node 0)"),
+    (np.ones((30, 4)), None, None, "too few steps (30) for windows of 24 steps"),
+    (np.ones((100, 4)), None, np.ones((3, 2)), "coordinates must be [nodes, 2] = [4, 2]"),
+])
+def test_bad_input_clear_error_and_nothing_left_behind(tmp_path, data, adj, coords, message):
+    from stvfm_plugin.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        write_dataset(tmp_path / "root", DatasetSpec(name="Bad", step_minutes=5), data, adj, coords)
+    assert message in str(err.value)
+    assert only_dataset_dirs(tmp_path / "root") == []
+
+
+def test_existing_dataset_needs_overwrite(tmp_path):
+    from stvfm_plugin.errors import UserError
+
+    spec = DatasetSpec(name="Z", step_minutes=5)
+    write_dataset(tmp_path, spec, np.ones((200, 2)))
+    with pytest.raises(UserError, match="already exists. Pass --overwrite"):
+        write_dataset(tmp_path, spec, np.ones((200, 2)))
+    write_dataset(tmp_path, spec, 2 * np.ones((200, 3)), overwrite=True)
+    assert np.load(tmp_path / "Z" / "train_data.npy").shape == (120, 3)
+    assert only_dataset_dirs(tmp_path) == ["Z"]
+
+
+# ---- prepare from raw files ---------------------------------------------------------------------------
+
+def test_prepare_csv_with_header_edge_list_and_coords(workdir, capsys):
+    ids = ["101", "102", "103"]
+    rows = "\n".join(",".join(f"{50 + i + j}" for j in range(3)) for i in range(120))
+    Path("signal.csv").write_text(",".join(ids) + "\n" + rows + "\n")
+    Path("edges.csv").write_text("from,to,cost\n0,1,100\n1,2,300\n")
+    Path("loc.csv").write_text("sensor_id,latitude,longitude\n103,3,30\n101,1,10\n102,2,20\n")
+    code, _, err = run_data(["prepare", "--data", "signal.csv", "--header", "--name", "Mine", "--step-minutes", "5",
+                             "--graph", "edges.csv", "--coords", "loc.csv", "--start", "2020-01-06"], capsys)
+    assert code == 0, err
+    assert np.load("datasets/Mine/train_data.npy").shape == (72, 3)
+    adj = load_graph("datasets/Mine")
+    assert adj[0, 1] == 1 and adj[1, 0] == 0 and adj[1, 2] == 1  # directed 0/1 like BasicTS's PEMS
+    assert np.load("datasets/Mine/coords.npy")[:, 0].tolist() == [1, 2, 3]  # matched by sensor id
+    assert np.load("datasets/Mine/train_timestamps.npy")[0, 1] == 0  # 2020-01-06 is a Monday
+
+
+def test_prepare_gaussian_edges_and_npz_channels(workdir, capsys):
+    np.savez("sig.npz", data=np.random.rand(200, 4, 3) + 1)
+    Path("edges.csv").write_text("from,to,cost\n0,1,1.0\n1,2,2.0\n2,3,30.0\n")
+    code, _, err = run_data(["prepare", "--data", "sig.npz", "--channels", "0,2", "--name", "G", "--step-minutes", "5",
+                             "--graph", "edges.csv", "--graph-format", "edges-gaussian"], capsys)
+    assert code == 0, err
+    assert np.load("datasets/G/train_data.npy").shape == (120, 4, 2)
+    adj = load_graph("datasets/G")
+    assert adj[0, 0] == 1 and 0 < adj[1, 2] < adj[0, 1] < 1 and adj[2, 3] == 0  # far edge below threshold
+
+
+def test_prepare_h5_and_dcrnn_pkl(workdir, capsys):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("tables")
+    index = pd.date_range("2012-03-01", periods=150, freq="5min")
+    pd.DataFrame(np.random.rand(150, 3) + 1, index=index, columns=["7", "8", "9"]).to_hdf("la.h5", key="df")
+    with open("adj.pkl", "wb") as f:
+        pickle.dump([["7", "8", "9"], {"7": 0, "8": 1, "9": 2}, np.eye(3, dtype=np.float32)], f)
+    code, _, err = run_data(["prepare", "--data", "la.h5", "--name", "LA", "--step-minutes", "5", "--graph", "adj.pkl"],
+                            capsys)
+    assert code == 0, err
+    meta = json.loads(Path("datasets/LA/meta.json").read_text())
+    assert meta["start_time"] == "2012-03-01T00:00:00" and meta["has_graph"]
+
+
+def test_prepare_non_numeric_csv_cell(workdir, capsys):
+    Path("s.csv").write_text("1,2\n3,x\n")
+    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "S", "--step-minutes", "5"], capsys)
+    assert code == 2 and "non-numeric cell 'x' at row 2, column 2" in err
+    assert not Path("datasets/S").exists()
+
+
+def test_prepare_nan_is_an_error_unless_asked(workdir, capsys):
+    data = np.random.rand(200, 3) + 1
+    data[5, 1] = np.nan
+    np.save("n.npy", data)
+    code, _, err = run_data(["prepare", "--data", "n.npy", "--name", "N", "--step-minutes", "5"], capsys)
+    assert code == 2 and "NaN/inf values (first at step 5, node 1)" in err
+    code, _, err = run_data(["prepare", "--data", "n.npy", "--name", "N", "--step-minutes", "5", "--nan-as-missing"],
+                            capsys)
+    assert code == 0 and np.load("datasets/N/train_data.npy")[5, 1] == 0
+
+
+def test_prepare_needs_enough_steps(workdir, capsys):
+    np.save("short.npy", np.ones((50, 2)))
+    code, _, err = run_data(["prepare", "--data", "short.npy", "--name", "Sh", "--step-minutes", "5"], capsys)
+    assert code == 2 and "too few steps (50) for windows of 24 steps (input + output) in every split" in err
+
+
+def test_prepare_preset_errors(workdir, capsys):
+    code, _, err = run_data(["prepare", "--preset", "PEMS09", "--src", "."], capsys)
+    assert code == 2 and "Unknown preset 'PEMS09'. Presets: PEMS03, PEMS04, PEMS07, PEMS08" in err
+    code, _, err = run_data(["prepare", "--preset", "PEMS08", "--src", "."], capsys)
+    assert code == 2 and "no signal file in ." in err and "PEMS08.npz" in err
+
+
+def test_prepare_pems08_preset_from_raw_files(workdir, capsys):
+    """The PEMS08 raw layout (npz [L, N, 3] + distance CSV) gives BasicTS's shapes and splits."""
+    np.savez("PEMS08.npz", data=np.random.rand(17856, 170, 3).astype(np.float32) + 1)
+    rng = np.random.default_rng(0)
+    Path("PEMS08.csv").write_text("from,to,cost\n" + "\n".join(
+        f"{a},{b},{c:.1f}" for a, b, c in zip(rng.integers(0, 170, 300), rng.integers(0, 170, 300), rng.uniform(1, 900, 300))))
+    code, _, err = run_data(["prepare", "--preset", "PEMS08", "--src", "."], capsys)
+    assert code == 0, err
+    shapes = [np.load(f"datasets/PEMS08/{s}_data.npy").shape for s in ("train", "val", "test")]
+    assert shapes == [(10713, 170), (3571, 170), (3572, 170)]
+
+
+def test_edge_list_with_out_of_range_node(workdir, capsys):
+    np.save("s.npy", np.ones((200, 3)))
+    Path("e.csv").write_text("from,to,cost\n0,5,1\n")
+    code, _, err = run_data(["prepare", "--data", "s.npy", "--name", "E", "--step-minutes", "5", "--graph", "e.csv"],
+                            capsys)
+    assert code == 2 and "names node 5, but the signal has only 3 nodes" in err
+
+
+@needs_shared
+def test_los_loop_preset(workdir, capsys):
+    code, _, err = run_data(["prepare", "--preset", "LosLoop", "--src", str(SHARED / "data" / "los_loop")], capsys)
+    assert code == 0, err
+    code, out, _ = run_data(["info", "LosLoop"], capsys)
+    assert "2016 x 207" in out and "train 1209 / val 403 / test 404" in out and "coordinates yes" in out
+
+
+@needs_shared
+def test_sz_taxi_preset(workdir, capsys):
+    code, _, err = run_data(["prepare", "--preset", "SZTaxi", "--src", str(SHARED / "data" / "sz_taxi")], capsys)
+    assert code == 0, err
+    code, out, _ = run_data(["info", "SZTaxi"], capsys)
+    assert "2976 x 156" in out and "15 min" in out and "24.7" in out  # share of zeros (missing)
+
+
+def test_info_on_missing_dataset(workdir, capsys):
+    code, _, err = run_data(["info", "Nothing"], capsys)
+    assert code == 2 and "datasets/Nothing does not exist" in err
+
+
+# ---- synthetic generator --------------------------------------------------------------------------------
+
+def test_synth_is_deterministic_by_seed():
+    a, adj_a, _ = generate(SynthOptions(num_nodes=10, num_steps=600, seed=3))
+    b, adj_b, _ = generate(SynthOptions(num_nodes=10, num_steps=600, seed=3))
+    c, _, _ = generate(SynthOptions(num_nodes=10, num_steps=600, seed=4))
+    assert np.array_equal(a, b) and np.array_equal(adj_a, adj_b) and not np.array_equal(a, c)
+
+
+def test_synth_has_cycles_missing_share_and_scale():
+    options = SynthOptions(num_nodes=20, num_steps=288 * 14, seed=0, missing_share=0.05)
+    flow, adj, coords = generate(options)
+    assert flow.shape == (288 * 14, 20) and adj.shape == (20, 20) and coords.shape == (20, 2)
+    assert np.allclose(adj, adj.T) and adj.sum() > 0
+    assert 0.03 < np.mean(flow == 0) < 0.08
+    filled = np.where(flow == 0, np.nan, flow)
+    daily = np.nanmean(filled.reshape(14, 288, 20), axis=(0, 2))
+    assert daily[8 * 12] > 1.5 * daily[3 * 12]  # 8:00 rush hour busier than 3:00
+    days = np.nanmean(filled.reshape(14, 288, 20), axis=(1, 2))
+    assert days[5] < 0.85 * days[2]  # weekend quieter
+    node_means = np.nanmean(filled, axis=0)
+    assert node_means.max() > 1.5 * node_means.min()  # per-node scale
+
+
+def test_synth_congestion_propagates_along_edges():
+    """Downstream neighbours of a congested node slow down a few steps later."""
+    chain = np.zeros((6, 6), dtype=np.float32)
+    for i in range(5):
+        chain[i, i + 1] = 1
+    options = SynthOptions(num_nodes=6, num_steps=288 * 7, seed=0, missing_share=0.0, noise=0.0,
+                           congestion_rate=0.0)
+    calm, _, _ = generate(options, chain)
+    options.congestion_rate = 0.05
+    jammed, _, _ = generate(options, chain)
+    drop = 1 - jammed / calm  # congestion's share of lost flow
+    n = len(drop)
+    lagged = [np.corrcoef(drop[:n - k, 2], drop[k:, 3])[0, 1] for k in (0, options.propagation_delay)]
+    assert drop.max() > 0.3 and lagged[1] > lagged[0]
+
+
+def test_synth_like_pems08_on_a_given_graph(workdir, capsys):
+    Path("g.csv").write_text("from,to,cost\n0,1,10\n1,2,10\n2,3,10\n")
+    code, _, err = run_data(["synth", "--like", "PEMS08", "--graph", "g.csv", "--steps", "600", "--seed", "2"], capsys)
+    assert code == 0, err
+    assert np.load("datasets/PEMS08/train_data.npy").shape == (360, 4)
+    code, _, err = run_data(["synth", "--like", "PEMS99"], capsys)
+    assert code == 2 and "--like 'PEMS99' is not a known shape" in err

@@ -1,0 +1,185 @@
+"""The command line: `python -m basicts.run`, its options, its run folders and its error messages."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stvfm_plugin.config_tools import apply_overrides, load_config, parse_value
+from stvfm_plugin.errors import UserError
+from stvfm_plugin.run import main
+
+from conftest import CONFIGS, STID_TINY, finite_metrics, python, write_config
+
+
+def run_folders(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("checkpoints/**/cfg.json"))
+
+
+@pytest.mark.parametrize("command", [[python(), "-m", "basicts.run", "-h"], [python(), "-m", "stvfm_plugin.run", "-h"],
+                                     ["stvfm-run", "-h"]])
+def test_help(command):
+    if command[0] == "stvfm-run":
+        exe = shutil.which("stvfm-run") or str(Path(python()).parent / "stvfm-run")
+        command = [exe, "-h"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert "--cfg" in out and "--gpus" in out and "--set" in out and "--eval" in out and "--resume" in out
+
+
+def test_demo_command_end_to_end(workdir):
+    """The literal user command, in a fresh directory: generates the demo set, trains, evaluates."""
+    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(CONFIGS / "STID_Demo.py"), "-g", "cpu",
+                           "--set", "num_epochs=1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "generating the synthetic demo set" in proc.stderr + proc.stdout
+    (run,) = run_folders(workdir)
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert set(metrics) == {"overall", "horizon_3", "horizon_6", "horizon_12"}
+    assert set(metrics["overall"]) == {"MAE", "RMSE", "MAPE"} and finite_metrics(metrics)
+
+
+def test_train_twice_gives_two_fresh_runs_and_eval_reproduces(tiny_dataset, workdir):
+    cfg = write_config(workdir, STID_TINY)
+    assert main(["-c", str(cfg), "-g", "cpu", "--save-results"]) == 0
+    assert main(["-c", str(cfg), "-g", "cpu"]) == 0
+    first, second = run_folders(workdir)
+    assert first.parent == second.parent and first != second  # same config md5, separate runs
+    for run in (first, second):
+        info = json.loads((run / "run_info.json").read_text())
+        assert info["epochs_run"] == 2 and len(info["seconds_per_epoch"]) == 2  # trained, not resumed
+    trained = json.loads((first / "test_metrics.json").read_text())
+
+    prediction = np.load(first / "test_results" / "prediction.npy")
+    targets = np.load(first / "test_results" / "targets.npy")
+    assert prediction.shape == targets.shape and prediction.shape[1:] == (12, 12)
+    assert prediction.shape[0] == np.load("datasets/Tiny/test_data.npy").shape[0] - 23
+
+    ckpt = first / "STID_best_val_MAE.pt"
+    assert main(["-c", str(cfg), "--eval", str(ckpt)]) == 0
+    (eval_dir,) = first.glob("eval-*")
+    evaluated = json.loads((eval_dir / "test_metrics.json").read_text())
+    for group in trained:
+        for name, value in trained[group].items():
+            assert evaluated[group][name] == pytest.approx(value, rel=1e-6)
+
+
+def test_resume_continues_the_latest_run(tiny_dataset, workdir):
+    cfg = write_config(workdir, STID_TINY)
+    assert main(["-c", str(cfg), "--set", "num_epochs=1"]) == 0
+    with pytest.raises(SystemExit):
+        main(["-c", str(cfg), "--resume", "--set", "num_epochs=1", "--bogus"])
+    # same config (num_epochs=1) -> resume finds the run; nothing is left to train
+    assert main(["-c", str(cfg), "--resume", "--set", "num_epochs=1"]) == 0
+    assert len(run_folders(workdir)) == 1
+
+
+def test_resume_without_earlier_run_is_a_clear_error(tiny_dataset, workdir, capsys):
+    cfg = write_config(workdir, STID_TINY)
+    assert main(["-c", str(cfg), "--resume"]) == 2
+    assert "--resume: no earlier run of this config" in capsys.readouterr().err
+
+
+# ---- clear errors -------------------------------------------------------------------------------------
+
+def error_of(argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_error_missing_config(workdir, capsys):
+    err = error_of(["-c", "nope/STVFM_X.py"], capsys)
+    assert "Config file 'nope/STVFM_X.py' does not exist" in err
+
+
+def test_error_config_without_cfg(workdir, capsys):
+    path = write_config(workdir, "x = 1\n")
+    assert "defines no CFG" in error_of(["-c", str(path)], capsys)
+
+
+def test_error_v05_easydict_config(workdir, capsys):
+    path = write_config(workdir, "from easydict import EasyDict\nCFG = EasyDict()\nCFG.DESCRIPTION = 'old'\n")
+    err = error_of(["-c", str(path)], capsys)
+    assert "BasicTS 0.x (v0.5-style EasyDict) config" in err and "BasicTSForecastingConfig" in err
+
+
+def test_error_config_that_raises(workdir, capsys):
+    path = write_config(workdir, "import math\n\nCFG = 1 / 0\n")
+    assert "failed to load (line 3): ZeroDivisionError" in error_of(["-c", str(path)], capsys)
+
+
+def test_error_dataset_missing_names_files_and_command(workdir, capsys):
+    path = write_config(workdir, STID_TINY.replace('"Tiny"', '"LosLoop"'))
+    err = error_of(["-c", str(path)], capsys)
+    assert "Dataset 'LosLoop' is not prepared: expected meta.json, train_data.npy" in err
+    assert "train_timestamps.npy" in err and str(workdir / "datasets" / "LosLoop") in err
+    assert "python -m stvfm_plugin.data prepare --preset LosLoop --src" in err
+
+
+def test_error_unknown_set_key_lists_close_matches(tiny_dataset, workdir, capsys):
+    path = write_config(workdir, STID_TINY)
+    err = error_of(["-c", str(path), "--set", "num_epoch=2"], capsys)
+    assert "the config has no entry 'num_epoch'" in err and "Close matches: num_epochs" in err
+    err = error_of(["-c", str(path), "--set", "model_config.num_layer=2"], capsys)
+    assert "STIDConfig has no field 'num_layer'" in err and "num_layers" in err
+    err = error_of(["-c", str(path), "--set", "optimizer_params.weight_decai=0"], capsys)
+    assert "'weight_decai' is not a parameter of Adam" in err and "weight_decay" in err
+    assert "--set expects KEY=VALUE" in error_of(["-c", str(path), "--set", "num_epochs"], capsys)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_error_gpus_without_cuda(tiny_dataset, workdir, capsys):
+    path = write_config(workdir, STID_TINY)
+    err = error_of(["-c", str(path), "-g", "0"], capsys)
+    assert "asks for GPUs, but this machine has no usable CUDA device" in err and "-g cpu" in err
+    assert "give 'cpu' or GPU indices" in error_of(["-c", str(path), "-g", "gpu0"], capsys)
+
+
+def test_error_eval_missing_checkpoint(tiny_dataset, workdir, capsys):
+    path = write_config(workdir, STID_TINY)
+    assert "no such checkpoint file" in error_of(["-c", str(path), "--eval", "x.pt"], capsys)
+
+
+# ---- overrides ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,value", [("2", 2), ("1e-3", 1e-3), ("[1, 50]", [1, 50]), ("true", True),
+                                        ("None", None), ("deit_tiny", "deit_tiny"), ("'a b'", "a b")])
+def test_parse_value(text, value):
+    assert parse_value(text) == value
+
+
+def test_overrides_reach_the_objects_basicts_builds():
+    cfg = load_config(CONFIGS / "STID_PEMS08.py")
+    md5 = cfg.md5
+    apply_overrides(cfg, ["num_epochs=2", "lr=0.01", "batch_size=16", "input_len=24",
+                          "model_config.num_layers=2", "lr_scheduler_params.milestones=[1, 2]"])
+    assert cfg.num_epochs == 2 and cfg.ckpt_save_dir == "checkpoints/STID/PEMS08_2_24_12"
+    assert cfg.optimizer_params["lr"] == 0.01
+    assert cfg.train_batch_size == cfg.val_batch_size == cfg.test_batch_size == 16
+    assert cfg.model_config.input_len == 24 and cfg.dataset_params["input_len"] == 24
+    assert cfg.model_config.num_layers == 2 and cfg.lr_scheduler_params["milestones"] == [1, 2]
+    assert cfg.md5 != md5  # a different config gets a different run folder group
+
+
+def test_stid_pems08_config_matches_basicts_protocol():
+    cfg = load_config(CONFIGS / "STID_PEMS08.py")
+    assert (cfg.input_len, cfg.output_len, cfg.null_val) == (12, 12, 0.0)
+    assert cfg.norm_each_channel is False and cfg.rescale is True
+    assert cfg.metrics == ["MAE", "RMSE", "MAPE"] and cfg.eval_horizons == [3, 6, 12]
+    assert cfg.optimizer_params == {"lr": 0.002, "weight_decay": 1e-4}
+    assert cfg.lr_scheduler_params == {"milestones": [1, 50, 80], "gamma": 0.5}
+    assert cfg.callbacks[0].max_norm == 5.0 and cfg.train_batch_size == 64 and cfg.num_epochs == 100
+    assert cfg.model_config.num_features == 170
+
+
+def test_load_config_rejects_non_python(workdir):
+    path = workdir / "cfg.yaml"
+    path.write_text("a: 1")
+    with pytest.raises(UserError, match="is not a Python file"):
+        load_config(path)
