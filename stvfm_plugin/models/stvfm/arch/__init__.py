@@ -1,0 +1,1 @@
+from .stvfm_arch import STVFM

@@ -1,0 +1,1 @@
+from .stvfm_config import STVFMConfig

@@ -1,0 +1,266 @@
+"""The frozen Vision Foundation Model: a timm ViT whose blocks process the adapter's tokens.
+
+Weights come from, in order: an explicit file (`weights`), the environment variable
+`STVFM_BACKBONE_WEIGHTS` (a file, or a folder holding `<alias>.safetensors` or
+`<timm name>.safetensors`), the timm / Hugging Face hub (its local cache first), else a clear error.
+Random weights only when `pretrained=False` is asked for.
+
+Frozen means: no parameter requires a gradient, the module stays in eval mode whatever `train()`
+says, and its weights are left out of `state_dict()` (they come from the weights source, so
+checkpoints hold only what was trained); loading a checkpoint keeps the backbone as it is.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import timm
+import torch
+from timm.layers import resample_abs_pos_embed
+from torch import nn
+
+from ....errors import UserError
+
+#: short names of the design page -> timm names (with pretrained tag)
+BACKBONE_ALIASES: Dict[str, str] = {
+    "dinov2_vits14": "vit_small_patch14_dinov2.lvd142m",
+    "dino_vits16": "vit_small_patch16_224.dino",
+    "dino_vitb16": "vit_base_patch16_224.dino",
+    "clip_vitb16": "vit_base_patch16_clip_224.openai",
+    "deit_tiny": "deit_tiny_patch16_224.fb_in1k",
+    "deit_small": "deit_small_patch16_224.fb_in1k",
+}
+WEIGHTS_ENV = "STVFM_BACKBONE_WEIGHTS"
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def resolve_backbone(name: str) -> str:
+    """The timm model name (with tag) of an alias or timm ViT name; unknown names raise `UserError`."""
+    if name in BACKBONE_ALIASES:
+        return BACKBONE_ALIASES[name]
+    arch = name.split(".")[0]
+    if timm.is_model(arch) and (arch.startswith(("vit_", "deit", "test_vit", "eva", "beit")) or "vit" in arch):
+        return name
+    raise UserError(f"Unknown backbone {name!r}. Use an alias ({', '.join(BACKBONE_ALIASES)}) or the name of a timm "
+                    "ViT (e.g. vit_small_patch16_224.augreg_in21k; list them with timm.list_models('vit_*')).")
+
+
+def sha256_prefix(path: Path, length: int = 12) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:length]
+
+
+def read_state_dict(path: Path) -> Dict[str, torch.Tensor]:
+    """A state dict from a `.safetensors` file or a torch checkpoint (`model`/`state_dict` keys unwrapped)."""
+    if not path.is_file():
+        raise UserError(f"Backbone weights file {path} does not exist.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "state_dict", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_into(model: nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+    """Load `state` into a timm ViT: timm's own key conversion and position-embedding resampling,
+    classifier heads dropped, then a strict load that names the first mismatching keys."""
+    module = sys.modules.get(type(model).__module__)
+    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        state = filter_fn(state, model)
+    own = model.state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith(("head.", "fc_norm.", "head_drop."))
+             or k in own}
+    mismatched = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                  for k, v in state.items() if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if mismatched or missing or unexpected:
+        parts = []
+        if mismatched:
+            parts.append(f"shape mismatches: {'; '.join(mismatched[:3])}")
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing[:5])}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected[:5])}")
+        raise UserError(f"Backbone weights from {source} do not fit {type(model).__name__} "
+                        f"({model.default_cfg.get('architecture', '?')}): {' | '.join(parts)}. "
+                        "Is the file for another model? Choose the matching `backbone`.")
+    model.load_state_dict(state, strict=True)
+
+
+def _hub_reachable(url: str) -> bool:
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    try:
+        socket.create_connection((host, 443), timeout=HUB_PROBE_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
+
+
+def _cached_hub_file(timm_name: str) -> Optional[Path]:
+    """The weights of `timm_name` in the local Hugging Face cache, if an earlier download put them there."""
+    cfg = timm.models.get_pretrained_cfg(timm_name, allow_unregistered=False)
+    repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not repo:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def _env_weights(alias: str, timm_name: str) -> Optional[Path]:
+    value = os.environ.get(WEIGHTS_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        for stem in (alias, timm_name, timm_name.split(".")[0]):
+            for suffix in (".safetensors", ".pth", ".pt", ".bin"):
+                if (path / f"{stem}{suffix}").is_file():
+                    return path / f"{stem}{suffix}"
+        return None
+    if not path.is_file():
+        raise UserError(f"{WEIGHTS_ENV}={value} is neither a file nor a folder.")
+    return path
+
+
+def build_backbone(alias: str, weights: Optional[str], pretrained: bool, allow_random_fallback: bool = False
+                   ) -> Tuple[nn.Module, str, bool]:
+    """Create the timm ViT and load its weights.
+
+    Returns:
+        The model, a description of where its weights came from, and whether they are random.
+    """
+    timm_name = resolve_backbone(alias)
+    model = timm.create_model(timm_name, pretrained=False, num_classes=0)
+    if not pretrained:
+        return model, "RANDOM (pretrained=False)", True
+    path = Path(weights).expanduser() if weights else _env_weights(alias, timm_name)
+    origin = "backbone_weights" if weights else WEIGHTS_ENV
+    if path is None:
+        path = _cached_hub_file(timm_name)
+        origin = "Hugging Face cache"
+    if path is not None:
+        load_into(model, read_state_dict(path), str(path))
+        return model, f"file {path} (sha256 {sha256_prefix(path)}, via {origin})", False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    hub_error = f"the hub ({endpoint}) is not reachable from this machine"
+    if _hub_reachable(endpoint):
+        try:
+            model = timm.create_model(timm_name, pretrained=True, num_classes=0)
+            return model, f"hub timm/{timm_name}", False
+        except Exception as e:  # network or missing-weights errors from huggingface_hub
+            hub_error = f"the hub download failed ({type(e).__name__}: {e})"
+    if allow_random_fallback:
+        return model, f"RANDOM (fallback: no weights found and {hub_error})", True
+    raise UserError(f"No pretrained weights for backbone {alias!r} ({timm_name}): no backbone_weights file, "
+                    f"{WEIGHTS_ENV} is {'unset' if not os.environ.get(WEIGHTS_ENV) else 'without a matching file'}, "
+                    f"and {hub_error}. Supply a local file with --set model_config.backbone_weights=PATH "
+                    f"(safetensors or torch state dict in timm naming), or export {WEIGHTS_ENV}=FILE_OR_FOLDER, "
+                    "or ask for a random backbone with --set model_config.pretrained=False.")
+
+
+class FrozenVFM(nn.Module):
+    """A frozen timm ViT applied to token grids.
+
+    The image patch embedding is bypassed: tokens enter the transformer blocks directly, after the
+    ViT's prefix tokens (class / register tokens) and, optionally, its own position embedding
+    resampled to the token grid. Only the first `num_layers` blocks are used.
+
+    Args:
+        backbone: The timm ViT (frozen here).
+        grid_hw: Token grid `(H, W)`.
+        num_layers: Blocks to use (None: all).
+        use_vfm_pos_embed: Add the ViT's position embedding, resampled to `(H, W)`.
+    """
+
+    def __init__(self, backbone: nn.Module, grid_hw: Tuple[int, int], num_layers: Optional[int] = None,
+                 use_vfm_pos_embed: bool = True) -> None:
+        super().__init__()
+        depth = len(backbone.blocks)
+        if num_layers is not None and not 1 <= num_layers <= depth:
+            raise UserError(f"vfm_layers={num_layers}: the backbone has {depth} blocks; choose 1..{depth}.")
+        backbone.blocks = backbone.blocks[:num_layers or depth]
+        self.vit = backbone
+        self.embed_dim = backbone.embed_dim
+        self.grid_hw = tuple(grid_hw)
+        self.vit.requires_grad_(False)
+        self.vit.eval()
+        prefix = self.vit.num_prefix_tokens
+        pos = None
+        if use_vfm_pos_embed and getattr(self.vit, "pos_embed", None) is not None:
+            with torch.no_grad():
+                skip = 0 if getattr(self.vit, "no_embed_class", False) else prefix
+                pos = resample_abs_pos_embed(self.vit.pos_embed, new_size=list(self.grid_hw),
+                                             num_prefix_tokens=skip)  # [1, skip + H * W, D]
+        self.register_buffer("grid_pos_embed", pos[:, -grid_hw[0] * grid_hw[1]:] if pos is not None else None,
+                             persistent=False)  # [1, H * W, D]
+        self.register_buffer("prefix_pos_embed", pos[:, :pos.shape[1] - grid_hw[0] * grid_hw[1]]
+                             if pos is not None and pos.shape[1] > grid_hw[0] * grid_hw[1] else None,
+                             persistent=False)  # [1, prefix, D] or None
+        self._register_state_dict_hook(FrozenVFM._drop_frozen_weights)
+        self.register_load_state_dict_pre_hook(FrozenVFM._keep_frozen_weights)
+
+    def train(self, mode: bool = True) -> "FrozenVFM":
+        super().train(mode)
+        self.vit.eval()  # frozen: dropout / drop-path stay off
+        return self
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        return self.vit.num_prefix_tokens
+
+    @torch.no_grad()
+    def token_std(self) -> float:
+        """Spread of the ViT's own patch embeddings on a standard-normal image (the adapter's target)."""
+        patch = self.vit.patch_embed
+        size = patch.img_size if patch.img_size is not None else (224, 224)
+        generator = torch.Generator().manual_seed(0)
+        image = torch.randn(1, 3, *size, generator=generator).to(next(self.vit.parameters()).device)
+        return float(patch(image).std())
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Shapes: tokens [B, H * W, D] -> [B, H * W, D]"""
+        x = tokens
+        if self.grid_pos_embed is not None:
+            x = x + self.grid_pos_embed
+        prefix = []
+        if getattr(self.vit, "cls_token", None) is not None:
+            prefix.append(self.vit.cls_token.expand(x.shape[0], -1, -1))
+        if getattr(self.vit, "reg_token", None) is not None:
+            prefix.append(self.vit.reg_token.expand(x.shape[0], -1, -1))
+        if prefix:
+            prefix = torch.cat(prefix, dim=1)  # [B, P, D]
+            if self.prefix_pos_embed is not None:
+                prefix = prefix + self.prefix_pos_embed
+            x = torch.cat([prefix, x], dim=1)  # [B, P + H * W, D]
+        x = self.vit.norm_pre(x) if hasattr(self.vit, "norm_pre") else x
+        x = self.vit.blocks(x)
+        x = self.vit.norm(x)
+        return x[:, x.shape[1] - tokens.shape[1]:]  # [B, H * W, D]
+
+    @staticmethod
+    def _drop_frozen_weights(module: nn.Module, state_dict: dict, prefix: str, local_metadata) -> None:
+        for key in [k for k in state_dict if k.startswith(prefix + "vit.")]:
+            del state_dict[key]
+
+    @staticmethod
+    def _keep_frozen_weights(module: "FrozenVFM", state_dict: dict, prefix: str, *args) -> None:
+        for key, value in module.vit.state_dict(keep_vars=True).items():
+            state_dict.setdefault(f"{prefix}vit.{key}", value.detach())

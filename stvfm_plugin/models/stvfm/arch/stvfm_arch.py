@@ -1,0 +1,152 @@
+"""ST-VFM: reprogramming a frozen Vision Foundation Model for spatio-temporal forecasting.
+
+Pipeline (one module per box of the paper's figure):
+
+    inputs X [B, T, N] -> ST flow F = dX                        (st_flow)
+    X, F -> cells on an H x W token grid                         (spatial_layout)
+         -> Temporal-Aware Token Adapter, one per branch         (token_adapter)
+         -> frozen VFM blocks, both branches in one batch        (frozen_vfm)
+         -> Bilateral Cross-Prompt Coordination                  (cross_prompt)
+         -> forecast head -> Y [B, T_out, N]; flow head -> dY    (heads)
+    loss = masked MAE(Y) + flow_loss_weight * masked MAE(dY)     (heads.flow_forecasting_loss, training only)
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ....data.layout import load_coords, load_graph, read_meta
+from ..config.stvfm_config import STVFMConfig
+from .cross_prompt import BilateralCrossPromptCoordination
+from .frozen_vfm import FrozenVFM, build_backbone
+from .heads import CellHead, flow_forecasting_loss
+from .spatial_layout import SpatialLayout
+from .st_flow import future_flow, st_flow
+from .token_adapter import TemporalAwareTokenAdapter
+
+_logger = logging.getLogger(__name__)
+
+
+def dataset_layout_inputs(dataset_dir: Optional[str]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[list]]:
+    """Adjacency, coordinates and grid shape of a prepared dataset (each None when absent)."""
+    if dataset_dir is None:
+        return None, None, None
+    folder = Path(dataset_dir)
+    meta = read_meta(folder)
+    return load_graph(folder), load_coords(folder), meta.get("grid_shape")
+
+
+class STVFM(nn.Module):
+    """ST-VFM (arXiv 2507.11558) on BasicTS inputs.
+
+    Args:
+        config: All settings; see `STVFMConfig`.
+
+    Shapes:
+        inputs: [B, T, N] (or [B, T, N, C]: channel 0 is used), inputs_timestamps: [B, T, 2],
+        targets / targets_mask: [B, T_out, N] -> prediction [B, T_out, N]
+    """
+
+    def __init__(self, config: STVFMConfig) -> None:
+        super().__init__()
+        self.config = config
+        adj, coords, grid_shape = dataset_layout_inputs(config.dataset_dir)
+        self.layout = SpatialLayout(config.num_features, config.layout, adj, coords, grid_shape, config.patch_size)
+        backbone, source, random = build_backbone(config.backbone, config.backbone_weights, config.pretrained,
+                                                  config.allow_random_fallback)
+        self.vfm = FrozenVFM(backbone, self.layout.grid_hw, config.vfm_layers, config.use_vfm_pos_embed)
+        dim, cells, window = self.vfm.embed_dim, self.layout.num_cells, config.input_len * self.layout.cell_size
+        token_std = self.vfm.token_std() if config.match_token_stats else 1.0
+
+        def adapter() -> TemporalAwareTokenAdapter:
+            return TemporalAwareTokenAdapter(
+                window, dim, cells, config.adapter_hidden, config.steps_per_day, token_std,
+                use_time_of_day=config.use_temporal_context,
+                use_day_of_week=config.use_temporal_context and config.use_day_of_week,
+                use_learned_pos_embed=config.use_learned_pos_embed, dropout=config.dropout)
+
+        out = config.output_len * self.layout.cell_size
+        self.raw_adapter = adapter()
+        self.forecast_head = CellHead(dim, out, config.head_hidden, config.dropout)
+        self.flow_adapter = adapter() if config.use_flow_branch else None
+        self.cross_prompt = BilateralCrossPromptCoordination(
+            dim, config.num_prompts, config.prompt_heads, config.gate_init) if config.use_cross_prompt else None
+        self.flow_head = CellHead(dim, out, config.head_hidden, config.dropout) \
+            if config.use_flow_branch and config.flow_loss_weight > 0 else None
+
+        self.backbone_source, self.random_backbone = source, random
+        self.run_warnings = []
+        if random and config.pretrained:
+            self.run_warnings.append(f"ST-VFM runs with a RANDOM backbone ({source}): its metrics do not measure a "
+                                     "pretrained VFM.")
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
+        h, w = self.layout.grid_hw
+        self.build_report = [
+            f"ST-VFM backbone: {config.backbone} ({backbone.default_cfg.get('architecture', '?')}), "
+            f"{len(self.vfm.vit.blocks)} blocks used, width {dim}",
+            f"ST-VFM backbone weights: {source}",
+            f"ST-VFM parameters: {trainable:,} trainable, {frozen:,} frozen",
+            f"ST-VFM token grid: {h} x {w} ({int(self.layout.cell_valid.sum())} of {h * w} cells used; "
+            f"layout {self.layout.kind}; {self.layout.cell_size} value(s) per cell and step)",
+            "ST-VFM components: " + ", ".join(f"{k}={getattr(config, k)}" for k in (
+                "use_flow_branch", "use_cross_prompt", "flow_loss_weight", "use_temporal_context",
+                "use_day_of_week", "use_learned_pos_embed", "use_vfm_pos_embed", "match_token_stats",
+                "use_adapter_skip")),
+        ]
+        for line in self.build_report:
+            _logger.info(line)
+
+    def forward_features(self, x: torch.Tensor, timestamps: Optional[torch.Tensor]
+                         ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Tokens of both branches after the frozen VFM and the cross-prompt coordination.
+
+        Shapes:
+            x: [B, T, N], timestamps: [B, T, 2] -> raw [B, S, D], flow [B, S, D] or None
+        """
+        valid = self.layout.cell_valid
+        raw_tokens = self.raw_adapter(self.layout.to_cells(x), timestamps, valid)  # [B, S, D]
+        if self.flow_adapter is None:
+            raw = self.vfm(raw_tokens)
+            return (raw + raw_tokens if self.config.use_adapter_skip else raw), None
+        flow_tokens = self.flow_adapter(self.layout.to_cells(st_flow(x)), timestamps, valid)  # [B, S, D]
+        raw, flow = self.vfm(torch.cat([raw_tokens, flow_tokens], dim=0)).chunk(2, dim=0)  # 2 x [B, S, D]
+        if self.config.use_adapter_skip:
+            raw, flow = raw + raw_tokens, flow + flow_tokens
+        if self.cross_prompt is not None:
+            raw, flow = self.cross_prompt(raw, flow, ~valid)
+        return raw, flow
+
+    def forward_head(self, raw: torch.Tensor, flow: Optional[torch.Tensor] = None
+                     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Shapes: raw, flow: [B, S, D] -> forecast [B, T_out, N], flow forecast [B, T_out, N] or None"""
+        forecast = self.layout.from_cells(self.forecast_head(raw))
+        flow_forecast = None
+        if flow is not None and self.flow_head is not None:
+            flow_forecast = self.layout.from_cells(self.flow_head(flow))
+        return forecast, flow_forecast
+
+    def forward(self, inputs: torch.Tensor, inputs_timestamps: Optional[torch.Tensor] = None,
+                targets: Optional[torch.Tensor] = None, targets_mask: Optional[torch.Tensor] = None,
+                train: bool = False) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Forecast; while training (with targets) also return the weighted auxiliary flow loss.
+
+        Returns:
+            `prediction [B, T_out, N]`, or `{"prediction", "aux_loss"}` while training with the flow loss on.
+        """
+        x = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]
+        timestamps = inputs_timestamps if self.config.use_temporal_context else None
+        raw, flow = self.forward_features(x, timestamps)
+        prediction, flow_forecast = self.forward_head(raw, flow)
+        if not (train and targets is not None and flow_forecast is not None):
+            return prediction
+        y = targets[..., 0] if targets.dim() == 4 else targets
+        mask = None if targets_mask is None else (targets_mask[..., 0] if targets_mask.dim() == 4 else targets_mask)
+        target_flow, flow_mask = future_flow(x[:, -1:], y, mask)
+        aux = self.config.flow_loss_weight * flow_forecasting_loss(flow_forecast, target_flow, flow_mask)
+        return {"prediction": prediction, "aux_loss": aux}

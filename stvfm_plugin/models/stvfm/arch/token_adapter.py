@@ -1,0 +1,64 @@
+"""Temporal-Aware Token Adapter: a cell's input window -> one token in the frozen VFM's space."""
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+class TemporalAwareTokenAdapter(nn.Module):
+    """Embeds each cell's window, adds temporal context and a learnable position, scaled for the VFM.
+
+    A token is `MLP(window)`, layer-normalised and scaled to `token_std` (the spread of the VFM's own
+    patch embeddings, so the frozen blocks see in-distribution inputs), plus embeddings of the last
+    input step's time of day and day of week, plus a learnable position per grid cell. Empty grid
+    cells get a learnable pad token.
+
+    Args:
+        window: Values per cell and window, `T * K`.
+        embed_dim: Token width `D` of the VFM.
+        num_cells: Grid cells `S = H * W`.
+        hidden: Hidden width of the window MLP.
+        steps_per_day: Time-of-day slots.
+        token_std: Target standard deviation of the tokens' entries.
+        use_time_of_day / use_day_of_week: Temporal context switches.
+        use_learned_pos_embed: Add a learnable `[S, D]` positional embedding.
+        dropout: Dropout on the window MLP.
+    """
+
+    def __init__(self, window: int, embed_dim: int, num_cells: int, hidden: int = 256, steps_per_day: int = 288,
+                 token_std: float = 1.0, use_time_of_day: bool = True, use_day_of_week: bool = True,
+                 use_learned_pos_embed: bool = True, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.steps_per_day = steps_per_day
+        self.value_embed = nn.Sequential(
+            nn.Linear(window, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
+        self.norm = nn.LayerNorm(embed_dim)
+        with torch.no_grad():
+            self.norm.weight.fill_(token_std)
+        self.time_of_day = nn.Embedding(steps_per_day, embed_dim) if use_time_of_day else None
+        self.day_of_week = nn.Embedding(7, embed_dim) if use_day_of_week else None
+        self.pos_embed = nn.Parameter(torch.zeros(num_cells, embed_dim)) if use_learned_pos_embed else None
+        self.pad_token = nn.Parameter(torch.zeros(embed_dim))
+        for table in (self.time_of_day, self.day_of_week):
+            if table is not None:
+                nn.init.trunc_normal_(table.weight, std=0.02 * token_std)
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02 * token_std)
+
+    def forward(self, cells: torch.Tensor, timestamps: Optional[torch.Tensor], cell_valid: torch.Tensor) -> torch.Tensor:
+        """Shapes:
+            cells: [B, S, T * K], timestamps: [B, T, 2] (fractions in [0, 1)), cell_valid: [S] -> tokens [B, S, D]
+        """
+        tokens = self.norm(self.value_embed(cells))  # [B, S, D]
+        tokens = torch.where(cell_valid[None, :, None], tokens, self.pad_token.to(tokens.dtype))
+        if timestamps is not None:
+            last = timestamps[:, -1]  # [B, 2]
+            if self.time_of_day is not None:
+                slot = (last[:, 0] * self.steps_per_day).long().clamp(0, self.steps_per_day - 1)
+                tokens = tokens + self.time_of_day(slot)[:, None]  # [B, 1, D]
+            if self.day_of_week is not None:
+                day = (last[:, 1] * 7).long().clamp(0, 6)
+                tokens = tokens + self.day_of_week(day)[:, None]
+        if self.pos_embed is not None:
+            tokens = tokens + self.pos_embed
+        return tokens

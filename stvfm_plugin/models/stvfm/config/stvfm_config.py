@@ -1,0 +1,71 @@
+"""`STVFMConfig`: every ST-VFM setting, including one switch per ablation."""
+from dataclasses import dataclass, field
+from typing import Optional
+
+from basicts.configs import BasicTSModelConfig
+
+from ....errors import UserError
+from ..arch.frozen_vfm import resolve_backbone
+from ..arch.spatial_layout import LAYOUTS
+
+
+@dataclass
+class STVFMConfig(BasicTSModelConfig):
+    """Config of the ST-VFM model (BasicTS builds `STVFM(config)`)."""
+
+    input_len: int = field(default=12, metadata={"help": "Input steps T."})
+    output_len: int = field(default=12, metadata={"help": "Forecast steps T_out."})
+    num_features: int = field(default=None, metadata={"help": "Spatial points N (graph nodes or grid cells)."})
+    dataset_dir: Optional[str] = field(
+        default=None, metadata={"help": "Prepared dataset folder to read the graph (adj_mx.pkl), coordinates "
+                                         "(coords.npy) and grid shape (meta.json) from; None: identity layout."})
+
+    backbone: str = field(default="dinov2_vits14", metadata={
+        "help": "Frozen VFM: an alias (dinov2_vits14, dino_vits16, dino_vitb16, clip_vitb16, deit_tiny, deit_small) "
+                "or any timm ViT name."})
+    backbone_weights: Optional[str] = field(default=None, metadata={
+        "help": "Local weights file (safetensors or torch state dict, timm naming). None: $STVFM_BACKBONE_WEIGHTS, "
+                "then the timm hub."})
+    pretrained: bool = field(default=True, metadata={"help": "False: random backbone weights (named in the log)."})
+    allow_random_fallback: bool = field(default=False, metadata={
+        "help": "Use random backbone weights, with a warning, when no pretrained weights can be found (demo only)."})
+    vfm_layers: Optional[int] = field(default=6, metadata={"help": "Use the first k blocks of the VFM (None: all)."})
+    use_vfm_pos_embed: bool = field(default=True, metadata={
+        "help": "Add the VFM's own position embedding, resampled to the token grid."})
+
+    layout: str = field(default="auto", metadata={
+        "help": "Nodes onto the token grid: coords | spectral | identity, or auto (coords if the dataset has them, "
+                "else spectral if it has a graph, else identity)."})
+    patch_size: int = field(default=1, metadata={"help": "Patch side p for grid datasets (meta.json grid_shape)."})
+
+    use_flow_branch: bool = field(default=True, metadata={"help": "Use the ST-flow branch (temporal differences)."})
+    use_cross_prompt: bool = field(default=True, metadata={
+        "help": "Bilateral Cross-Prompt Coordination between the branches (needs the flow branch)."})
+    flow_loss_weight: float = field(default=0.5, metadata={
+        "help": "Weight of the auxiliary flow-forecasting loss while training (0 = off)."})
+    use_temporal_context: bool = field(default=True, metadata={
+        "help": "Add time-of-day / day-of-week embeddings to the tokens."})
+    use_day_of_week: bool = field(default=True, metadata={
+        "help": "With temporal context: also the day of week (switch off when test days never occur in training)."})
+    steps_per_day: int = field(default=288, metadata={"help": "Time-of-day slots (288 for 5-minute data)."})
+    use_learned_pos_embed: bool = field(default=True, metadata={"help": "Learnable positional embedding per cell."})
+    match_token_stats: bool = field(default=True, metadata={
+        "help": "Scale adapter tokens to the spread of the VFM's own patch embeddings."})
+    use_adapter_skip: bool = field(default=True, metadata={
+        "help": "Heads read the VFM output plus the adapter tokens (the VFM adds context to a direct path)."})
+
+    adapter_hidden: int = field(default=256, metadata={"help": "Hidden width of the adapters' window MLP."})
+    head_hidden: int = field(default=256, metadata={"help": "Hidden width of the heads' MLP (0 = linear heads)."})
+    num_prompts: int = field(default=4, metadata={"help": "Prompt tokens K per direction of the cross-prompt."})
+    prompt_heads: int = field(default=4, metadata={"help": "Attention heads of the cross-prompt (divide D)."})
+    gate_init: float = field(default=0.1, metadata={"help": "Initial value of the cross-prompt residual gates."})
+    dropout: float = field(default=0.1, metadata={"help": "Dropout in adapters and heads."})
+
+    def __post_init__(self) -> None:
+        resolve_backbone(self.backbone)
+        if self.layout not in LAYOUTS:
+            raise UserError(f"layout={self.layout!r}: choose one of {', '.join(LAYOUTS)}.")
+        if self.num_features is None or self.num_features < 1:
+            raise UserError("STVFMConfig needs num_features, the number of nodes of the dataset.")
+        if self.use_cross_prompt and not self.use_flow_branch:
+            raise UserError("use_cross_prompt=True needs use_flow_branch=True (the prompts come from the flow branch).")
