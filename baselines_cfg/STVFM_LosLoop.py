@@ -18,7 +18,7 @@ CFG = BasicTSForecastingConfig(
         input_len=12, output_len=12, num_features=207, dataset_dir="datasets/LosLoop",
         backbone="dinov2_vits14", vfm_layers=6, use_day_of_week=False, steps_per_day=288),
     **traffic_protocol("LosLoop"),
-    num_epochs=5,
+    num_epochs=4,
     batch_size=32,
     optimizer_params={"lr": 1e-3, "weight_decay": 1e-4},
     lr_scheduler=MultiStepLR,

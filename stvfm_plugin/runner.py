@@ -6,6 +6,8 @@
   tests every epoch, and its validation pass adds its batches to the per-horizon *test* meters.)
 - `save_results` writes real `.npy` files (BasicTS writes raw memmaps with a wrong offset for the
   last partial batch).
+- Best-validation checkpoints hold the model and its metrics, not the optimizer state (the
+  last-epoch checkpoint keeps it for `--resume`).
 - `run_info.json` records what a leaderboard needs: parameters, seconds per epoch, device, and
   the model's own build report (e.g. where a frozen backbone's weights came from).
 """
@@ -85,6 +87,16 @@ class PluginRunner(BasicTSRunner):
     def _eval_on_horizons(self, forward_return: dict) -> None:
         if self.status != RunnerStatus.VALIDATING:  # horizon meters are test meters
             super()._eval_on_horizons(forward_return)
+
+    def _save_best_model(self, unit_count: int, metric_name: str, greater_best: bool = True) -> None:
+        previous = self.best_metrics.get(metric_name)
+        super()._save_best_model(unit_count, metric_name, greater_best)
+        if self.best_metrics.get(metric_name) != previous and is_master():  # a new best was written
+            path = os.path.join(self.ckpt_save_dir, f"{self.model_name}_best_{metric_name.replace('/', '_')}.pt")
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            for key in ("optim_state_dict", "amp_scaler_state_dict", "scheduler_state_dict"):
+                ckpt.pop(key, None)
+            torch.save(ckpt, path)
 
     # ---- evaluation outputs ------------------------------------------------------------------
     def _save_results(self, batch_idx: int, batch_data: Dict[str, torch.Tensor]) -> None:

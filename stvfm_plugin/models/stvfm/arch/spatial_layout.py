@@ -16,6 +16,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from ....data.graph import connected_components
+
 LAYOUTS = ("auto", "coords", "spectral", "identity")
 
 
@@ -31,8 +33,6 @@ def spectral_positions(adj: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     Returns:
         The component's node indices and their positions `[n, 2]`.
     """
-    from ...data.graph import connected_components
-
     sym = np.maximum(np.abs(adj), np.abs(adj).T).astype(np.float64)
     np.fill_diagonal(sym, 0.0)
     component = connected_components(sym)[0]

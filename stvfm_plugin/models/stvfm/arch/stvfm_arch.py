@@ -75,7 +75,7 @@ class STVFM(nn.Module):
         self.forecast_head = CellHead(dim, out, config.head_hidden, config.dropout)
         self.flow_adapter = adapter() if config.use_flow_branch else None
         self.cross_prompt = BilateralCrossPromptCoordination(
-            dim, config.num_prompts, config.prompt_heads, config.gate_init) if config.use_cross_prompt else None
+            dim, config.num_prompts, config.prompt_heads, config.prompt_dim, config.gate_init) if config.use_cross_prompt else None
         self.flow_head = CellHead(dim, out, config.head_hidden, config.dropout) \
             if config.use_flow_branch and config.flow_loss_weight > 0 else None
 

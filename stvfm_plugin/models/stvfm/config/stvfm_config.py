@@ -57,7 +57,8 @@ class STVFMConfig(BasicTSModelConfig):
     adapter_hidden: int = field(default=256, metadata={"help": "Hidden width of the adapters' window MLP."})
     head_hidden: int = field(default=256, metadata={"help": "Hidden width of the heads' MLP (0 = linear heads)."})
     num_prompts: int = field(default=4, metadata={"help": "Prompt tokens K per direction of the cross-prompt."})
-    prompt_heads: int = field(default=4, metadata={"help": "Attention heads of the cross-prompt (divide D)."})
+    prompt_heads: int = field(default=4, metadata={"help": "Attention heads of the cross-prompt (divide prompt_dim)."})
+    prompt_dim: int = field(default=64, metadata={"help": "Width in which the cross-prompt attentions are computed."})
     gate_init: float = field(default=0.1, metadata={"help": "Initial value of the cross-prompt residual gates."})
     dropout: float = field(default=0.1, metadata={"help": "Dropout in adapters and heads."})
 
