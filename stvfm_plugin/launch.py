@@ -5,8 +5,6 @@ import os
 import time
 import traceback
 from pathlib import Path
-from typing import Optional
-
 from easytorch.device import set_device_type
 from easytorch.launcher.dist_wrap import dist_wrap
 
@@ -81,10 +79,3 @@ def evaluation_dir(ckpt_path: Path) -> Path:
     """`<checkpoint folder>/eval-<YYYYmmdd-HHMMSS>` for a `--eval` run."""
     return Path(ckpt_path).parent / f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
 
-
-def read_metrics(run_dir: Path) -> Optional[dict]:
-    """`test_metrics.json` of a run folder, or None."""
-    import json
-
-    path = Path(run_dir) / "test_metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
