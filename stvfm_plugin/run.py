@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a config entry (repeatable), e.g. num_epochs=2, model_config.vfm_layers=6")
     parser.add_argument("--ckpt-dir", metavar="DIR", help="root folder of run folders (default: the config's ckpt_save_dir)")
     parser.add_argument("--seed", type=int, help="random seed (default: the config's)")
+    parser.add_argument("--run-dir", metavar="DIR", help="use exactly this run folder (with --resume: continue it)")
+    parser.add_argument("--patience", type=int, metavar="N",
+                        help="early stopping: stop after N epochs without a better validation metric "
+                             "(replaces the config's EarlyStopping)")
     parser.add_argument("--resume", action="store_true", help="continue the newest unfinished run of this config")
     parser.add_argument("--save-results", action="store_true",
                         help="also write test inputs/predictions/targets as .npy files in the run folder")
@@ -59,6 +63,16 @@ def _select_gpus(spec: Optional[str]) -> Optional[str]:
     return ",".join(str(i) for i in range(len(ids)))  # renumbered within CUDA_VISIBLE_DEVICES
 
 
+def set_early_stopping(cfg, patience: int) -> None:
+    """Replace the config's early stopping by one with `patience` epochs (0: no early stopping)."""
+    from basicts.runners.callback import EarlyStopping
+
+    if patience < 0:
+        raise UserError(f"--patience {patience}: give 0 (no early stopping) or a positive number of epochs.")
+    callbacks = [c for c in (cfg.get("callbacks") or []) if not isinstance(c, EarlyStopping)]
+    cfg.callbacks = callbacks + ([EarlyStopping(patience=patience)] if patience else [])
+
+
 def run(args: argparse.Namespace) -> Path:
     from easytorch.utils import get_logger
 
@@ -78,6 +92,9 @@ def run(args: argparse.Namespace) -> Path:
         overrides.append("save_results=True")
     for line in apply_overrides(cfg, overrides):
         logger.info(f"Override: {line}")
+    if args.patience is not None:
+        set_early_stopping(cfg, args.patience)
+        logger.info(f"Override: early stopping after {args.patience} epochs without a better validation metric")
     cfg.gpus, cfg.gpu_num = gpus, len(gpus.split(",")) if gpus else 0
     ensure_dataset(cfg, logger)
 
@@ -86,8 +103,13 @@ def run(args: argparse.Namespace) -> Path:
             raise UserError("--eval and --resume cannot be combined.")
         run_dir = launch_evaluation(cfg, Path(args.eval), evaluation_dir(Path(args.eval)))
     else:
-        run_dir = latest_run_dir(cfg) if args.resume else new_run_dir(cfg)
-        run_dir = launch_training(cfg, run_dir, resume=args.resume)
+        if args.run_dir:
+            run_dir = Path(args.run_dir)
+            resume = args.resume and any(run_dir.glob("*.pt"))
+        else:
+            run_dir = latest_run_dir(cfg) if args.resume else new_run_dir(cfg)
+            resume = args.resume
+        run_dir = launch_training(cfg, run_dir, resume=resume)
     logger.info(f"Results in {run_dir} (test_metrics.json, run_info.json).")
     return run_dir
 

@@ -8,14 +8,19 @@
   last partial batch).
 - Best-validation checkpoints hold the model and its metrics, not the optimizer state (the
   last-epoch checkpoint keeps it for `--resume`).
-- `run_info.json` records what a leaderboard needs: parameters, seconds per epoch, device, and
-  the model's own build report (e.g. where a frozen backbone's weights came from).
+- `run_info.json` records what a leaderboard needs: parameters, seconds per epoch, inference
+  milliseconds per test batch, peak memory, device, and the model's own build report (e.g. where a
+  frozen backbone's weights came from).
+- Each epoch ends with one `Progress:` log line (epoch, training seconds, validation metric) that
+  the leaderboard relays.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import resource
+import sys
 import time
 from typing import Dict, Optional
 
@@ -33,6 +38,8 @@ class PluginRunner(BasicTSRunner):
     def __init__(self, cfg) -> None:
         self._results: Dict[str, list] = {}
         self.epoch_seconds: list[float] = []
+        self.inference_seconds: list[float] = []
+        self._last_val: Optional[float] = None
         super().__init__(cfg)
 
     @property
@@ -82,7 +89,32 @@ class PluginRunner(BasicTSRunner):
     def on_epoch_end(self, epoch: int, step: int) -> None:
         self.epoch_seconds.append(time.time() - self.epoch_start_time)
         super().on_epoch_end(epoch, step)
+        if is_master():
+            self.logger.info(self._progress_line(epoch))
         self._write_run_info()
+
+    def on_validate_end(self, train_step: int, train_epoch: Optional[int] = None) -> None:
+        self._last_val = self.meter_pool.get_value(f"val/{self.target_metric}") if is_master() else None
+        super().on_validate_end(train_step, train_epoch)
+
+    def _progress_line(self, epoch: int) -> str:
+        val = f", val {self.target_metric} {self._last_val:.4f}" if self._last_val is not None else ""
+        best = self.best_metrics.get(f"val/{self.target_metric}")
+        best = f" (best {best:.4f})" if best is not None else ""
+        return f"Progress: epoch {epoch}/{self.num_epochs}, train {self.epoch_seconds[-1]:.1f} s{val}{best}"
+
+    def _forward(self, model, data, step, epoch=None):
+        if self.status not in (RunnerStatus.TESTING, RunnerStatus.EVALUATING):
+            return super()._forward(model, data, step, epoch)
+        device = next(self.bare_model.parameters()).device
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        forward_return = super()._forward(model, data, step, epoch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        self.inference_seconds.append(time.perf_counter() - start)
+        return forward_return
 
     def _eval_on_horizons(self, forward_return: dict) -> None:
         if self.status != RunnerStatus.VALIDATING:  # horizon meters are test meters
@@ -107,6 +139,7 @@ class PluginRunner(BasicTSRunner):
 
     def on_eval_start(self, ckpt_path: Optional[str]) -> None:
         self._results = {}
+        self.inference_seconds = []
         super().on_eval_start(ckpt_path)
 
     def on_eval_end(self) -> None:
@@ -135,6 +168,10 @@ class PluginRunner(BasicTSRunner):
             "total_params": sum(p.numel() for p in model.parameters()),
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "device": str(next(model.parameters()).device),
+            "batch_size": self.cfg.get("batch_size"),
+            "inference_ms_per_batch": (1000 * float(np.mean(self.inference_seconds[1:] or self.inference_seconds))
+                                       if self.inference_seconds else None),
+            "peak_memory_mb": _peak_memory_mb(next(model.parameters()).device),
             "seed": self.cfg.seed,
             "best_metrics": {k: float(v) for k, v in getattr(self, "best_metrics", {}).items()},
             "build_report": list(getattr(model, "build_report", [])),
@@ -147,5 +184,16 @@ class PluginRunner(BasicTSRunner):
             if not self.epoch_seconds:
                 for key in ("epochs_run", "seconds_per_epoch", "best_metrics"):
                     info[key] = previous.get(key, info[key])
+            if not self.inference_seconds:
+                for key in ("inference_ms_per_batch",):
+                    info[key] = previous.get(key, info[key])
         with open(path, "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
+
+
+def _peak_memory_mb(device: torch.device) -> dict:
+    """Peak memory so far: CUDA's allocator peak on a GPU, else this process's peak resident set."""
+    if device.type == "cuda":
+        return {"kind": "cuda_max_allocated", "mb": torch.cuda.max_memory_allocated(device) / 2**20}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return {"kind": "process_peak_rss", "mb": rss / (2**20 if sys.platform == "darwin" else 2**10)}

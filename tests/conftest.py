@@ -60,3 +60,17 @@ def python() -> str:
 
 def finite_metrics(metrics: dict) -> bool:
     return all(np.isfinite(v) for group in metrics.values() for v in group.values())
+
+
+@pytest.fixture(scope="session")
+def tiny_language_models(tmp_path_factory) -> dict:
+    """Random 6-layer GPT-2 and BERT models, 32 wide, saved as Hugging Face folders (stand-ins for gpt2)."""
+    import torch
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
+
+    root = tmp_path_factory.mktemp("lm")
+    torch.manual_seed(0)
+    GPT2Model(GPT2Config(n_embd=32, n_layer=6, n_head=2, vocab_size=64, n_positions=128)).save_pretrained(root / "gpt2")
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=6, num_attention_heads=2, intermediate_size=64,
+                         vocab_size=64, max_position_embeddings=64)).save_pretrained(root / "bert")
+    return {"gpt2": root / "gpt2", "bert": root / "bert"}

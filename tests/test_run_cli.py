@@ -183,3 +183,18 @@ def test_load_config_rejects_non_python(workdir):
     path.write_text("a: 1")
     with pytest.raises(UserError, match="is not a Python file"):
         load_config(path)
+
+
+def test_patience_option_replaces_early_stopping_and_rejects_negative(tiny_dataset, workdir, capsys):
+    cfg = write_config(workdir, STID_TINY)
+    assert main(["-c", str(cfg), "--patience", "-1"]) == 2
+    assert "--patience -1: give 0 (no early stopping) or a positive number" in capsys.readouterr().err
+    from basicts.runners.callback import EarlyStopping
+
+    from stvfm_plugin.run import set_early_stopping
+
+    loaded = load_config(cfg)
+    set_early_stopping(loaded, 4)
+    assert [c.patience for c in loaded.callbacks if isinstance(c, EarlyStopping)] == [4]
+    set_early_stopping(loaded, 0)
+    assert not [c for c in loaded.callbacks if isinstance(c, EarlyStopping)]

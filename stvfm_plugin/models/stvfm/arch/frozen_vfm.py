@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -24,6 +23,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import nn
 
 from ....errors import UserError
+from ...frozen import hub_reachable, keep_frozen_out_of_state_dict
 
 #: short names of the design page -> timm names (with pretrained tag)
 BACKBONE_ALIASES: Dict[str, str] = {
@@ -35,7 +35,6 @@ BACKBONE_ALIASES: Dict[str, str] = {
     "deit_small": "deit_small_patch16_224.fb_in1k",
 }
 WEIGHTS_ENV = "STVFM_BACKBONE_WEIGHTS"
-HUB_PROBE_TIMEOUT_S = 3.0
 
 
 def resolve_backbone(name: str) -> str:
@@ -100,15 +99,6 @@ def load_into(model: nn.Module, state: Dict[str, torch.Tensor], source: str) -> 
     model.load_state_dict(state, strict=True)
 
 
-def _hub_reachable(url: str) -> bool:
-    host = url.split("://", 1)[-1].split("/", 1)[0]
-    try:
-        socket.create_connection((host, 443), timeout=HUB_PROBE_TIMEOUT_S).close()
-        return True
-    except OSError:
-        return False
-
-
 def _cached_hub_file(timm_name: str) -> Optional[Path]:
     """The weights of `timm_name` in the local Hugging Face cache, if an earlier download put them there."""
     cfg = timm.models.get_pretrained_cfg(timm_name, allow_unregistered=False)
@@ -161,7 +151,7 @@ def build_backbone(alias: str, weights: Optional[str], pretrained: bool, allow_r
         return model, f"file {path} (sha256 {sha256_prefix(path)}, via {origin})", False
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     hub_error = f"the hub ({endpoint}) is not reachable from this machine"
-    if _hub_reachable(endpoint):
+    if hub_reachable(endpoint):
         try:
             model = timm.create_model(timm_name, pretrained=True, num_classes=0)
             return model, f"hub timm/{timm_name}", False
@@ -214,8 +204,7 @@ class FrozenVFM(nn.Module):
         self.register_buffer("prefix_pos_embed", pos[:, :pos.shape[1] - grid_hw[0] * grid_hw[1]]
                              if pos is not None and pos.shape[1] > grid_hw[0] * grid_hw[1] else None,
                              persistent=False)  # [1, prefix, D] or None
-        self._register_state_dict_hook(FrozenVFM._drop_frozen_weights)
-        self.register_load_state_dict_pre_hook(FrozenVFM._keep_frozen_weights)
+        keep_frozen_out_of_state_dict(self, "vit")
 
     def train(self, mode: bool = True) -> "FrozenVFM":
         super().train(mode)
@@ -254,13 +243,3 @@ class FrozenVFM(nn.Module):
         x = self.vit.blocks(x)
         x = self.vit.norm(x)
         return x[:, x.shape[1] - tokens.shape[1]:]  # [B, H * W, D]
-
-    @staticmethod
-    def _drop_frozen_weights(module: nn.Module, state_dict: dict, prefix: str, local_metadata) -> None:
-        for key in [k for k in state_dict if k.startswith(prefix + "vit.")]:
-            del state_dict[key]
-
-    @staticmethod
-    def _keep_frozen_weights(module: "FrozenVFM", state_dict: dict, prefix: str, *args) -> None:
-        for key, value in module.vit.state_dict(keep_vars=True).items():
-            state_dict.setdefault(f"{prefix}vit.{key}", value.detach())

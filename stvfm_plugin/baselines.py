@@ -1,0 +1,133 @@
+"""The leaderboard's baselines: one function per model that builds its BasicTS config on a dataset.
+
+Every config file `baselines_cfg/<Model>_<Dataset>.py` of the baselines is `baseline_config(...)` of
+this module, so the hyperparameters (and where they come from) live in one place. All models share
+the traffic protocol of `protocols.traffic_protocol` (same splits, scaler, null value, metrics);
+training settings are each model's own, from its paper or BasicTS's own configs, as cited below.
+Gradient clipping at 5 (BasicTS's STGNN configs) and early stopping on validation MAE apply to all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+from basicts.configs import BasicTSForecastingConfig
+from basicts.runners.callback import EarlyStopping, GradientClipping
+
+from .errors import UserError
+from .protocols import traffic_protocol
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What a model config needs to know about a dataset."""
+
+    num_nodes: int
+    steps_per_day: int
+    day_of_week: bool  # False when the test days' weekdays never occur in training (7-day sets)
+    synthetic: Optional[dict] = None  # generated on first use (the demo set)
+
+
+DATASETS: Dict[str, DatasetFacts] = {
+    "PEMS08": DatasetFacts(170, 288, True),
+    "LosLoop": DatasetFacts(207, 288, False),
+    "SZTaxi": DatasetFacts(156, 96, True),
+    "Demo": DatasetFacts(64, 288, True, dict(num_nodes=64, num_steps=288 * 14, step_minutes=5, seed=0)),
+}
+
+#: default training length of the committed per-dataset configs; the leaderboard sets its own budget
+DEFAULT_EPOCHS = {"PEMS08": 100, "LosLoop": 100, "SZTaxi": 100, "Demo": 5}
+DEFAULT_PATIENCE = 10
+
+
+def _stemgnn(d: DatasetFacts) -> tuple:
+    # StemGNN paper (Cao et al., NeurIPS 2020) / BasicTS's StemGNN config: 2 blocks, multi-layer 5,
+    # dropout 0.5, leaky rate 0.2; Adam lr 0.002, weight decay 1e-4, batch 64.
+    from basicts.models.StemGNN import StemGNN, StemGNNConfig
+    return StemGNN, StemGNNConfig(input_len=12, output_len=12, num_features=d.num_nodes, num_blocks=2,
+                                  hidden_size=5, dropout=0.5, leaky_rate=0.2), dict(lr=0.002, weight_decay=1e-4), 64
+
+
+def _itransformer(d: DatasetFacts) -> tuple:
+    # iTransformer paper (Liu et al., ICLR 2024), PEMS scripts: 4 layers, d_model 512, d_ff 512, 8 heads,
+    # Adam lr 1e-3, batch 32; RevIN on (BasicTS default).
+    from basicts.models.iTransformer import iTransformerConfig
+    from basicts.models.iTransformer import iTransformerForForecasting as iTransformer
+    return iTransformer, iTransformerConfig(input_len=12, output_len=12, num_features=d.num_nodes, hidden_size=512,
+                                            n_heads=8, intermediate_size=512, num_layers=4, dropout=0.1), \
+        dict(lr=1e-3, weight_decay=0.0), 32
+
+
+def _patchtst(d: DatasetFacts) -> tuple:
+    # PatchTST paper (Nie et al., ICLR 2023), its larger-dataset setting: 3 layers, d_model 128, 16 heads,
+    # d_ff 256, dropout 0.2, Adam lr 1e-4 ... patch 16 / stride 8 are for 336-step inputs: with 12 steps,
+    # patch 4 / stride 2 (6 patches, the paper's patch-to-input ratio kept close).
+    from basicts.models.PatchTST import PatchTSTConfig
+    from basicts.models.PatchTST import PatchTSTForForecasting as PatchTST
+    return PatchTST, PatchTSTConfig(input_len=12, output_len=12, num_features=d.num_nodes, patch_len=4,
+                                    patch_stride=2, hidden_size=128, n_heads=16, intermediate_size=256,
+                                    num_layers=3, attn_dropout=0.2, fc_dropout=0.2), \
+        dict(lr=1e-4, weight_decay=0.0), 64
+
+
+def _dlinear(d: DatasetFacts) -> tuple:
+    # DLinear paper (Zeng et al., AAAI 2023): moving-average kernel 25, shared linear layers; lr 5e-3 (its
+    # traffic / electricity scripts), batch 64.
+    from basicts.models.DLinear import DLinear, DLinearConfig
+    return DLinear, DLinearConfig(input_len=12, output_len=12, num_features=d.num_nodes, moving_avg=25,
+                                  individual=False), dict(lr=5e-3, weight_decay=0.0), 64
+
+
+def _gwnet(d: DatasetFacts, dataset: str) -> tuple:
+    # Graph WaveNet paper (Wu et al., IJCAI 2019): residual / dilation 32, skip 256, end 512, 4 blocks of 2
+    # layers, kernel 2, diffusion order 2, adaptive embeddings of 10, dropout 0.3; Adam lr 1e-3,
+    # weight decay 1e-4, batch 64, clip 5.
+    from .models.gwnet import GWNet, GWNetConfig
+    return GWNet, GWNetConfig(input_len=12, output_len=12, num_features=d.num_nodes,
+                              dataset_dir=f"datasets/{dataset}"), dict(lr=1e-3, weight_decay=1e-4), 64
+
+
+def _gpt4ts(d: DatasetFacts) -> tuple:
+    # GPT4TS paper (Zhou et al., NeurIPS 2023): GPT-2, first 6 layers, norms and position embeddings trained,
+    # RevIN, patch embedding in, linear out; patch 4 / stride 2 for 12-step inputs (paper: 16 / 8 for 336+).
+    # The paper has no 12 -> 12 traffic setting: Adam lr 1e-3, batch 64, as ST-LLM on traffic.
+    from .models.gpt4ts import GPT4TS, GPT4TSConfig
+    return GPT4TS, GPT4TSConfig(input_len=12, output_len=12, num_features=d.num_nodes, backbone="gpt2",
+                                llm_layers=6, patch_len=4, patch_stride=2), dict(lr=1e-3, weight_decay=0.0), 64
+
+
+def _stllm(d: DatasetFacts) -> tuple:
+    # ST-LLM paper (Liu et al., MDM 2024): GPT-2, 6 layers, partially frozen attention with the last U = 2
+    # layers' attention trained, 64-wide value / time-of-day / day-of-week / node embeddings fused to the
+    # LM width; lr 1e-3, batch 64.
+    from .models.stllm import STLLM, STLLMConfig
+    return STLLM, STLLMConfig(input_len=12, output_len=12, num_features=d.num_nodes, backbone="gpt2",
+                              llm_layers=6, unfrozen_layers=2, embed_dim=64, steps_per_day=d.steps_per_day,
+                              use_day_of_week=d.day_of_week), dict(lr=1e-3, weight_decay=1e-4), 64
+
+
+BUILDERS: Dict[str, Callable[..., tuple]] = {
+    "StemGNN": _stemgnn, "iTransformer": _itransformer, "PatchTST": _patchtst, "DLinear": _dlinear,
+    "GWNet": _gwnet, "GPT4TS": _gpt4ts, "STLLM": _stllm,
+}
+
+
+def baseline_config(model: str, dataset: str, num_epochs: Optional[int] = None, patience: int = DEFAULT_PATIENCE,
+                    **overrides: Any) -> BasicTSForecastingConfig:
+    """The BasicTS config of baseline `model` on `dataset` under the traffic protocol."""
+    if model not in BUILDERS:
+        raise UserError(f"No baseline {model!r}; known: {', '.join(BUILDERS)}.")
+    if dataset not in DATASETS:
+        raise UserError(f"No dataset facts for {dataset!r}; known: {', '.join(DATASETS)}.")
+    facts = DATASETS[dataset]
+    builder = BUILDERS[model]
+    arch, model_config, optimizer_params, batch_size = (
+        builder(facts, dataset) if builder is _gwnet else builder(facts))
+    extra = dict(synthetic_dataset=facts.synthetic) if facts.synthetic else {}
+    settings = dict(
+        model=arch, model_config=model_config, **traffic_protocol(dataset), **extra,
+        num_epochs=num_epochs or DEFAULT_EPOCHS[dataset], batch_size=batch_size,
+        optimizer_params=optimizer_params,
+        callbacks=[GradientClipping(5.0), EarlyStopping(patience=patience)])
+    settings.update(overrides)
+    return BasicTSForecastingConfig(**settings)

@@ -1,0 +1,41 @@
+"""`GWNetConfig`: Graph WaveNet's settings (defaults: the paper's METR-LA / PEMS-BAY settings)."""
+from dataclasses import dataclass, field
+from typing import Optional
+
+from basicts.configs import BasicTSModelConfig
+
+from ....errors import UserError
+
+
+@dataclass
+class GWNetConfig(BasicTSModelConfig):
+    """Config of Graph WaveNet (Wu et al., IJCAI 2019); BasicTS builds `GWNet(config)`."""
+
+    input_len: int = field(default=12, metadata={"help": "Input steps T."})
+    output_len: int = field(default=12, metadata={"help": "Forecast steps T_out."})
+    num_features: int = field(default=None, metadata={"help": "Graph nodes N."})
+    dataset_dir: Optional[str] = field(default=None, metadata={
+        "help": "Prepared dataset folder whose adj_mx.pkl gives the road graph (None: adaptive adjacency only)."})
+    use_graph: bool = field(default=True, metadata={
+        "help": "Diffuse over the forward / backward transition matrices of the road graph."})
+    use_adaptive_adj: bool = field(default=True, metadata={
+        "help": "Learn the self-adaptive adjacency softmax(ReLU(E1 E2))."})
+    adaptive_embed_dim: int = field(default=10, metadata={"help": "Width of the node embeddings E1, E2."})
+    use_time_of_day: bool = field(default=True, metadata={
+        "help": "Feed the time-of-day stamp as a second input channel (as in the paper's code)."})
+    residual_channels: int = field(default=32, metadata={"help": "Channels of the residual stream."})
+    dilation_channels: int = field(default=32, metadata={"help": "Channels of the gated temporal convolution."})
+    skip_channels: int = field(default=256, metadata={"help": "Channels of the skip connections."})
+    end_channels: int = field(default=512, metadata={"help": "Channels of the output layer."})
+    kernel_size: int = field(default=2, metadata={"help": "Temporal kernel size."})
+    num_blocks: int = field(default=4, metadata={"help": "Blocks of layers; dilations restart at 1 in each block."})
+    layers_per_block: int = field(default=2, metadata={"help": "Layers per block (dilations 1, 2, 4, ...)."})
+    diffusion_order: int = field(default=2, metadata={"help": "Diffusion steps K of the graph convolution."})
+    dropout: float = field(default=0.3, metadata={"help": "Dropout after each graph convolution."})
+
+    def __post_init__(self) -> None:
+        if self.num_features is None or self.num_features < 1:
+            raise UserError("GWNetConfig.num_features must be the number of graph nodes (>= 1).")
+        if not (self.use_graph or self.use_adaptive_adj):
+            raise UserError("GWNetConfig: use_graph=False and use_adaptive_adj=False leave no adjacency to "
+                            "diffuse over; enable at least one.")

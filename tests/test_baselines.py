@@ -1,0 +1,199 @@
+"""The leaderboard's baselines: every config trains in BasicTS; Graph WaveNet uses the graph; the LLM
+baselines keep their language model frozen except the parts their papers train."""
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stvfm_plugin.baselines import BUILDERS, DATASETS, baseline_config
+from stvfm_plugin.errors import UserError
+from stvfm_plugin.models.gpt4ts import GPT4TS, GPT4TSConfig
+from stvfm_plugin.models.gwnet import GWNet, GWNetConfig
+from stvfm_plugin.models.gwnet.arch.gwnet_arch import transition_matrices
+from stvfm_plugin.models.language_backbone import LanguageBackbone, load_language_model, resolve_language_model
+from stvfm_plugin.models.stllm import STLLM, STLLMConfig
+
+from conftest import CONFIGS, finite_metrics, python
+
+SMALL_DEMO = "synthetic_dataset={'num_nodes': 64, 'num_steps': 864, 'step_minutes': 5, 'seed': 0}"
+
+
+@pytest.mark.parametrize("model", list(BUILDERS))
+def test_every_baseline_config_trains_one_epoch_in_basicts(model, workdir, tiny_language_models):
+    """The committed Demo config, on a 3-day version of the demo set, through the real command."""
+    command = [python(), "-m", "basicts.run", "-c", str(CONFIGS / f"{model}_Demo.py"), "-g", "cpu",
+               "--set", "num_epochs=1", "--set", SMALL_DEMO]
+    if model in ("GPT4TS", "STLLM"):
+        command += ["--set", f"model_config.backbone={tiny_language_models['gpt2' if model == 'GPT4TS' else 'bert']}"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (metrics_file,) = list(workdir.glob("checkpoints/**/test_metrics.json"))
+    metrics = json.loads(metrics_file.read_text())
+    assert finite_metrics(metrics) and set(metrics) == {"overall", "horizon_3", "horizon_6", "horizon_12"}
+    info = json.loads((metrics_file.parent / "run_info.json").read_text())
+    assert info["epochs_run"] == 1 and info["trainable_params"] > 0
+    assert info["inference_ms_per_batch"] > 0 and info["peak_memory_mb"]["mb"] > 0
+
+
+@pytest.mark.parametrize("dataset", list(DATASETS))
+@pytest.mark.parametrize("model", list(BUILDERS))
+def test_committed_config_files_are_the_baseline_configs(model, dataset):
+    from stvfm_plugin.config_tools import load_config
+
+    cfg = load_config(CONFIGS / f"{model}_{dataset}.py")
+    assert cfg.dataset_name == dataset and cfg.model_config["num_features"] == DATASETS[dataset].num_nodes
+    assert str(cfg) == str(baseline_config(model, dataset))
+
+
+def test_baseline_config_errors():
+    with pytest.raises(UserError, match="No baseline 'Foo'; known: StemGNN"):
+        baseline_config("Foo", "LosLoop")
+    with pytest.raises(UserError, match="No dataset facts for 'Bar'"):
+        baseline_config("GWNet", "Bar")
+
+
+# ---- Graph WaveNet ----------------------------------------------------------------------------
+def write_graph(folder: Path, adj: np.ndarray) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "adj_mx.pkl", "wb") as f:
+        pickle.dump(adj.astype(np.float32), f)
+    return folder
+
+
+def gwnet_output(folder: Path, n: int, **kw) -> torch.Tensor:
+    torch.manual_seed(0)
+    model = GWNet(GWNetConfig(num_features=n, dataset_dir=str(folder), **kw)).eval()
+    generator = torch.Generator().manual_seed(1)
+    x, stamps = torch.randn(2, 12, n, generator=generator), torch.rand(2, 12, 2, generator=generator)
+    return model(x, stamps)
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_gwnet_output_depends_on_the_road_graph(tmp_path, adaptive):
+    n = 8
+    ring = np.roll(np.eye(n), 1, axis=1) + np.roll(np.eye(n), -1, axis=1)
+    star = np.zeros((n, n)); star[0, 1:] = star[1:, 0] = 1
+    a = gwnet_output(write_graph(tmp_path / "ring", ring), n, use_adaptive_adj=adaptive)
+    b = gwnet_output(write_graph(tmp_path / "star", star), n, use_adaptive_adj=adaptive)
+    again = gwnet_output(tmp_path / "ring", n, use_adaptive_adj=adaptive)
+    assert torch.equal(a, again)
+    assert (a - b).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("b,t_out,n", [(1, 12, 1), (3, 6, 7), (2, 12, 20)])
+def test_gwnet_shapes(tmp_path, b, t_out, n):
+    model = GWNet(GWNetConfig(output_len=t_out, num_features=n, use_graph=False)).eval()
+    assert model(torch.randn(b, 12, n), torch.rand(b, 12, 2)).shape == (b, t_out, n)
+
+
+def test_transition_matrices_are_row_stochastic_and_keep_isolated_nodes_at_zero():
+    adj = np.array([[0, 2, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32)
+    forward, backward = transition_matrices(adj)
+    assert torch.allclose(forward.sum(1), torch.tensor([1.0, 1.0, 0.0]))
+    assert torch.allclose(backward, torch.tensor([[0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=torch.float32))
+
+
+def test_gwnet_errors(tmp_path):
+    with pytest.raises(UserError, match="needs a road graph, but dataset_dir is not set"):
+        GWNet(GWNetConfig(num_features=4))
+    with pytest.raises(UserError, match="there is no adj_mx.pkl in"):
+        GWNet(GWNetConfig(num_features=4, dataset_dir=str(tmp_path)))
+    write_graph(tmp_path, np.eye(3))
+    with pytest.raises(UserError, match="is 3 x 3, but num_features=4"):
+        GWNet(GWNetConfig(num_features=4, dataset_dir=str(tmp_path)))
+    with pytest.raises(UserError, match="leave no adjacency"):
+        GWNetConfig(num_features=4, use_graph=False, use_adaptive_adj=False)
+    with pytest.raises(UserError, match="needs inputs_timestamps"):
+        GWNet(GWNetConfig(num_features=3, use_graph=False))(torch.randn(1, 12, 3))
+
+
+# ---- LLM baselines ----------------------------------------------------------------------------
+def llm_model(kind: str, tiny_language_models, n: int = 5):
+    torch.manual_seed(0)
+    if kind == "GPT4TS":
+        return GPT4TS(GPT4TSConfig(num_features=n, backbone=str(tiny_language_models["gpt2"]), llm_layers=4))
+    return STLLM(STLLMConfig(num_features=n, backbone=str(tiny_language_models["bert"]), llm_layers=4,
+                             unfrozen_layers=2))
+
+
+def run_model(model, n: int = 5, b: int = 3):
+    generator = torch.Generator().manual_seed(2)
+    x, stamps = torch.randn(b, 12, n, generator=generator), torch.rand(b, 12, 2, generator=generator)
+    return model(x) if isinstance(model, GPT4TS) else model(x, stamps)
+
+
+def trainable_lm_parts(model) -> set:
+    return {name for name, p in model.backbone.lm.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("kind", ["GPT4TS", "STLLM"])
+def test_llm_baselines_frozen_parts_get_no_gradient(kind, tiny_language_models):
+    model = llm_model(kind, tiny_language_models).train()
+    run_model(model).square().mean().backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} gets no gradient"
+        else:
+            assert p.grad is None, f"frozen {name} got a gradient"
+    frozen = [n for n, p in model.backbone.lm.named_parameters() if not p.requires_grad]
+    assert any(".mlp." in n or ".intermediate." in n for n in frozen)  # feed-forward weights stay frozen
+
+
+def test_gpt4ts_trains_only_norms_and_position_embeddings_of_the_lm(tiny_language_models):
+    parts = trainable_lm_parts(llm_model("GPT4TS", tiny_language_models))
+    assert "wpe.weight" in parts and "ln_f.weight" in parts
+    assert all(n == "wpe.weight" or ".ln_" in n or n.startswith("ln_f") for n in parts), parts
+    assert not any("attn" in n for n in parts)
+
+
+def test_stllm_unfreezes_attention_of_the_last_u_layers_only(tiny_language_models):
+    parts = trainable_lm_parts(llm_model("STLLM", tiny_language_models))
+    attention = {n.split(".")[2] for n in parts if ".attention.self." in n}
+    assert attention == {"2", "3"}  # 4 layers kept, U = 2
+    assert "embeddings.position_embeddings.weight" in parts
+
+
+@pytest.mark.parametrize("kind", ["GPT4TS", "STLLM"])
+@pytest.mark.parametrize("b,n", [(1, 1), (2, 5), (4, 9)])
+def test_llm_baseline_shapes(kind, b, n, tiny_language_models):
+    assert run_model(llm_model(kind, tiny_language_models, n), n, b).shape == (b, 12, n)
+
+
+@pytest.mark.parametrize("kind", ["GPT4TS", "STLLM"])
+def test_llm_baseline_checkpoint_holds_only_trained_tensors_and_round_trips(kind, tiny_language_models):
+    model = llm_model(kind, tiny_language_models).eval()
+    state = model.state_dict()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert set(k for k in state if k.startswith("backbone.")) <= trainable
+    fresh = llm_model(kind, tiny_language_models).eval()
+    with torch.no_grad():
+        for p in fresh.parameters():
+            if p.requires_grad:
+                p.add_(1.0)
+    fresh.load_state_dict(state)
+    assert torch.equal(run_model(model), run_model(fresh))
+
+
+def test_language_backbone_errors(tmp_path, monkeypatch, tiny_language_models):
+    with pytest.raises(UserError, match="has no config.json"):
+        resolve_language_model(str(tmp_path))
+    with pytest.raises(UserError, match="no such folder"):
+        resolve_language_model(str(tmp_path / "nothing" / "here"))
+    with pytest.raises(UserError, match="llm_layers=9: the language model has 6 layers"):
+        LanguageBackbone.from_name(str(tiny_language_models["gpt2"]), 9)
+    monkeypatch.setattr("stvfm_plugin.models.language_backbone.hub_reachable", lambda url: False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match="not reachable from this machine.*all-minilm-l6-v2"):
+        load_language_model("no-such-org/no-such-model")
+    with pytest.raises(UserError, match="100 nodes, but .* has 64 positions"):
+        STLLM(STLLMConfig(num_features=100, backbone=str(tiny_language_models["bert"])))
+    with pytest.raises(UserError, match="unfrozen_layers=7 must lie in 0..llm_layers"):
+        STLLMConfig(num_features=3, unfrozen_layers=7)
+    with pytest.raises(UserError, match="do not fit input_len=12"):
+        GPT4TSConfig(num_features=3, patch_len=20)

@@ -1,0 +1,144 @@
+"""The leaderboard: training with resume and failure records, and the report built from run folders."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stvfm_plugin.errors import UserError
+from stvfm_plugin.leaderboard.cli import _overrides, main
+from stvfm_plugin.leaderboard.report import collect, write_report
+from stvfm_plugin.leaderboard.runs import Budget, run_leaderboard
+
+from conftest import STID_TINY, python, write_config
+
+
+# ---- report from fixture run folders ----------------------------------------------------------
+def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finished", error: str = "",
+             seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000) -> None:
+    folder = out / model / f"seed-{seed}"
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"state": state, "error": error}))
+    if state != "finished":
+        return
+    groups = {"overall": 1.0, "horizon_3": 0.8, "horizon_6": 1.0, "horizon_12": 1.3}
+    (folder / "test_metrics.json").write_text(json.dumps(
+        {g: {"MAE": mae * f, "RMSE": 2 * mae * f, "MAPE": 0.01 * mae * f} for g, f in groups.items()}))
+    (folder / "run_info.json").write_text(json.dumps({
+        "epochs_run": len(seconds), "seconds_per_epoch": list(seconds), "trainable_params": trainable,
+        "total_params": total, "batch_size": 64, "inference_ms_per_batch": 5.0 + seed,
+        "peak_memory_mb": {"kind": "process_peak_rss", "mb": 500.0 + seed},
+        "build_report": [f"{model} backbone weights: file w.safetensors"] if model == "Big" else []}))
+    (folder / "cfg.json").write_text(json.dumps({
+        "dataset_name": "Fix", "null_val": 0.0, "scaler": {"name": "ZScoreScalerFixed"}, "norm_each_channel": False,
+        "rescale": True, "metrics": ["MAE", "RMSE", "MAPE"], "eval_horizons": [3, 6, 12],
+        "dataset_params": {"input_len": 12, "output_len": 12}, "num_epochs": 3}))
+
+
+@pytest.fixture
+def fixture_leaderboard(tmp_path) -> Path:
+    out = tmp_path / "lb"
+    out.mkdir()
+    budget = {"dataset": "Fix", "models": ["Small", "Big", "Broken"], "seeds": [1, 2], "epochs": 3, "patience": 2,
+              "overrides": {"Big": ["model_config.vfm_layers=2"]}, "config_dir": "cfg"}
+    (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "software": {"torch": "x"}, "device": "cpu",
+                                                      "dataset_meta": {}}))
+    fake_run(out, "Small", 1, 4.0)
+    fake_run(out, "Small", 2, 5.0)
+    fake_run(out, "Big", 1, 3.0, trainable=10, total=2_000_000)
+    fake_run(out, "Big", 2, 3.5, trainable=10, total=2_000_000)
+    fake_run(out, "Broken", 1, 0, state="failed", error="CUDA out of memory")
+    return out
+
+
+def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
+    paths = write_report(fixture_leaderboard, tmp_path / "report")
+    assert [p.name for p in paths] == ["leaderboard.md", "leaderboard.csv", "horizon_mae.png", "accuracy_vs_time.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    md = paths[0].read_text()
+    assert ("| 1 | Big | 3.250 ± 0.354 | 6.500 ± 0.707 | 3.250 ± 0.354 | 2.600 ± 0.283 | 3.250 ± 0.354 "
+            "| 4.225 ± 0.460 | 10 | 2,000,000 | 2/2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
+    assert ("| 2 | Small | 4.500 ± 0.707 | 9.000 ± 1.414 | 4.500 ± 0.707 | 3.600 ± 0.566 | 4.500 ± 0.707 "
+            "| 5.850 ± 0.919 | 100 | 1,000 | 2/2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
+    assert "| — | Broken | — | — | — | — | — | — | — | — | — | — | — | — | failed: CUDA out of memory |" in md
+    assert "at most 3 epochs, early stopping on validation MAE with patience 2, seeds 1, 2" in md
+    assert "Big: model_config.vfm_layers=2" in md and "- Big: Big backbone weights: file w.safetensors" in md
+    assert "All finished runs share the same dataset" in md
+    rows = list(csv.DictReader(paths[1].open()))
+    assert [(r["rank"], r["model"], r["status"]) for r in rows] == [("1", "Big", "finished"), ("2", "Small", "finished"),
+                                                                    ("", "Broken", "failed")]
+    assert float(rows[0]["MAE"]) == pytest.approx(3.25) and float(rows[0]["MAE_std"]) == pytest.approx(0.353553, 1e-5)
+    assert float(rows[1]["MAPE_h12"]) == pytest.approx(5.85) and rows[2]["error"] == "CUDA out of memory"
+    again = write_report(fixture_leaderboard, tmp_path / "report2")
+    assert again[0].read_text() == md and again[1].read_text() == paths[1].read_text()
+
+
+def test_report_flags_runs_that_do_not_share_the_protocol(fixture_leaderboard, tmp_path):
+    cfg = fixture_leaderboard / "Small" / "seed-1" / "cfg.json"
+    cfg.write_text(cfg.read_text().replace('"null_val": 0.0', '"null_val": -1.0'))
+    md = write_report(fixture_leaderboard, tmp_path / "r")[0].read_text()
+    assert "**The runs do not share one protocol:**" in md and "- null_val: " in md
+
+
+def test_report_without_a_leaderboard_says_what_to_run(tmp_path):
+    with pytest.raises(UserError, match="holds no leaderboard.json: run `python -m stvfm_plugin.leaderboard run`"):
+        collect(tmp_path)
+
+
+# ---- running: failures recorded, finished models skipped --------------------------------------
+def test_failing_model_is_reported_not_fatal_and_finished_models_are_skipped(tiny_dataset, workdir):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY, "Good_Tiny.py")
+    write_config(configs, STID_TINY.replace("num_features=12", "num_features=13"), "Bad_Tiny.py")
+    budget = Budget(dataset="Tiny", models=["Bad", "Good"], seeds=[1], epochs=1, patience=1, config_dir=str(configs))
+    lines: list[str] = []
+    states = run_leaderboard(budget, workdir / "lb", echo=lines.append)
+    assert states == {"Bad/1": "failed", "Good/1": "finished"}
+    assert any("Bad seed 1: FAILED (exit 1)" in l and "going on with the next model" in l for l in lines), lines
+    assert any("Good seed 1: epoch 1/1, train" in l for l in lines), lines
+    status = json.loads((workdir / "lb" / "Bad" / "seed-1" / "status.json").read_text())
+    assert status["state"] == "failed" and status["error"]
+    info = json.loads((workdir / "lb" / "Good" / "seed-1" / "run_info.json").read_text())
+    assert info["seed"] == 1 and info["num_epochs"] == 1
+    md = write_report(workdir / "lb", workdir / "report")[0].read_text()
+    assert "| 1 | Good |" in md and "| — | Bad |" in md and "failed: " in md
+
+    lines.clear()
+    states = run_leaderboard(Budget(dataset="Tiny", models=["Good"], seeds=[1], epochs=1, patience=1,
+                                    config_dir=str(configs)), workdir / "lb", echo=lines.append)
+    assert states == {"Good/1": "finished"} and lines == ["[Tiny 1/1] Good seed 1: already finished, skipped"]
+
+
+def test_leaderboard_command_end_to_end(tiny_dataset, workdir):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY, "STID_Tiny.py")
+    proc = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "run", "--dataset", "Tiny", "--models", "STID",
+                           "--epochs", "1", "--seeds", "1", "2", "--config-dir", str(configs),
+                           "--set", "STID:model_config.num_layers=2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[Tiny 2/2] STID seed 2: finished" in proc.stdout and "done: 2 finished, 0 failed" in proc.stdout
+    md = (workdir / "leaderboard" / "Tiny" / "report" / "leaderboard.md").read_text()
+    assert "| 1 | STID |" in md and " ± " in md and "STID: model_config.num_layers=2" in md
+    cfg = json.loads((workdir / "leaderboard" / "Tiny" / "STID" / "seed-2" / "cfg.json").read_text())
+    assert cfg["model_config"]["num_layers"] == 2 and cfg["seed"] == 2
+    assert [c["params"]["patience"] for c in cfg["callbacks"] if c["name"] == "EarlyStopping"] == [3]
+    report = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "report", "--dataset", "Tiny"],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0 and "leaderboard.md" in report.stdout
+
+
+def test_leaderboard_errors(workdir, capsys):
+    with pytest.raises(UserError, match="write MODEL:KEY=VALUE"):
+        _overrides(["vfm_layers=2"], ["STVFM"])
+    with pytest.raises(UserError, match="GWNet is not among --models"):
+        _overrides(["GWNet:num_epochs=2"], ["STVFM"])
+    assert _overrides(["all:num_epochs=2"], ["A", "B"]) == {"A": ["num_epochs=2"], "B": ["num_epochs=2"]}
+    assert main(["run", "--dataset", "Nowhere", "--models", "STID", "--config-dir", str(workdir)]) == 2
+    assert "No config for STID on Nowhere: expected" in capsys.readouterr().err
+    assert main(["run", "--dataset", "Tiny", "--epochs", "0"]) == 2
+    assert "--epochs 0: give at least 1" in capsys.readouterr().err
