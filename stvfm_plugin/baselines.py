@@ -106,9 +106,18 @@ def _stllm(d: DatasetFacts) -> tuple:
                               use_day_of_week=d.day_of_week), dict(lr=1e-3, weight_decay=1e-4), 64
 
 
+def _nhits(d: DatasetFacts) -> tuple:
+    # N-HiTS paper (Challu et al., AAAI 2023) with pytorch-forecasting's defaults: 3 stacks of 1 block,
+    # 2-layer MLPs of width 512, naive level, library pooling / interpolation; Adam lr 1e-3, batch 64 windows
+    # (x N series: the model is global).
+    from .models.pf_nhits import PFNHiTS, PFNHiTSConfig
+    return PFNHiTS, PFNHiTSConfig(input_len=12, output_len=12, num_features=d.num_nodes), \
+        dict(lr=1e-3, weight_decay=0.0), 64
+
+
 BUILDERS: Dict[str, Callable[..., tuple]] = {
     "StemGNN": _stemgnn, "iTransformer": _itransformer, "PatchTST": _patchtst, "DLinear": _dlinear,
-    "GWNet": _gwnet, "GPT4TS": _gpt4ts, "STLLM": _stllm,
+    "GWNet": _gwnet, "GPT4TS": _gpt4ts, "STLLM": _stllm, "NHiTS": _nhits,
 }
 
 

@@ -197,3 +197,46 @@ def test_language_backbone_errors(tmp_path, monkeypatch, tiny_language_models):
         STLLMConfig(num_features=3, unfrozen_layers=7)
     with pytest.raises(UserError, match="do not fit input_len=12"):
         GPT4TSConfig(num_features=3, patch_len=20)
+
+
+# ---- pytorch-forecasting's N-HiTS as a BasicTS baseline ---------------------------------------
+def test_nhits_wrapper_really_calls_pytorch_forecastings_network(monkeypatch):
+    from pytorch_forecasting.models.nhits.sub_modules import NHiTS as PFNetwork
+
+    from stvfm_plugin.models.pf_nhits import PFNHiTS, PFNHiTSConfig
+
+    calls = []
+    original = PFNetwork.forward
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs["encoder_y"].shape)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PFNetwork, "forward", spy)
+    model = PFNHiTS(PFNHiTSConfig(num_features=5))
+    assert type(model.network) is PFNetwork
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in model.network.parameters())
+    out = model(torch.randn(3, 12, 5), torch.rand(3, 12, 2), torch.rand(3, 12, 2))
+    assert calls == [torch.Size([15, 12, 1])] and out.shape == (3, 12, 5)  # one series per node and window
+
+
+@pytest.mark.parametrize("b,t_out,n,covariates", [(1, 12, 1, True), (2, 6, 7, True), (3, 12, 4, False)])
+def test_nhits_shapes_and_covariates(b, t_out, n, covariates):
+    from stvfm_plugin.models.pf_nhits import PFNHiTS, PFNHiTSConfig
+
+    torch.manual_seed(0)
+    model = PFNHiTS(PFNHiTSConfig(output_len=t_out, num_features=n, use_time_covariates=covariates)).eval()
+    x, past, future = torch.randn(b, 12, n), torch.rand(b, 12, 2), torch.rand(b, t_out, 2)
+    out = model(x, past, future)
+    assert out.shape == (b, t_out, n)
+    if covariates:  # the known future covariates reach the forecast
+        assert not torch.allclose(out, model(x, past, torch.rand(b, t_out, 2)))
+
+
+def test_nhits_errors():
+    from stvfm_plugin.models.pf_nhits import PFNHiTS, PFNHiTSConfig
+
+    with pytest.raises(UserError, match="needs inputs_timestamps and targets_timestamps"):
+        PFNHiTS(PFNHiTSConfig(num_features=2))(torch.randn(1, 12, 2))
+    with pytest.raises(UserError, match="num_features must be the number of series"):
+        PFNHiTSConfig()
