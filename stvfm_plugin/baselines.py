@@ -15,6 +15,7 @@ from basicts.configs import BasicTSForecastingConfig
 from basicts.runners.callback import EarlyStopping, GradientClipping
 
 from .errors import UserError
+from .losses import LikelihoodLoss
 from .protocols import traffic_protocol
 
 
@@ -115,10 +116,21 @@ def _nhits(d: DatasetFacts) -> tuple:
         dict(lr=1e-3, weight_decay=0.0), 64
 
 
+def _deepar(d: DatasetFacts) -> tuple:
+    # DeepAR paper (Salinas et al., IJF 2020): 3 LSTM layers of 40 cells, Gaussian likelihood, trained by its
+    # negative log-likelihood with teacher forcing; pytorch-forecasting's dropout 0.1; Adam lr 1e-3, batch 64
+    # windows (x N series: the model is global). Forecast for the metrics: mean of 20 sample paths.
+    from .models.pf_deepar import PFDeepAR, PFDeepARConfig
+    return PFDeepAR, PFDeepARConfig(input_len=12, output_len=12, num_features=d.num_nodes, hidden_size=40,
+                                    rnn_layers=3, num_samples=20), dict(lr=1e-3, weight_decay=0.0), 64
+
+
 BUILDERS: Dict[str, Callable[..., tuple]] = {
     "StemGNN": _stemgnn, "iTransformer": _itransformer, "PatchTST": _patchtst, "DLinear": _dlinear,
-    "GWNet": _gwnet, "GPT4TS": _gpt4ts, "STLLM": _stllm, "NHiTS": _nhits,
+    "GWNet": _gwnet, "GPT4TS": _gpt4ts, "STLLM": _stllm, "NHiTS": _nhits, "DeepAR": _deepar,
 }
+#: training losses other than the protocol's masked MAE (probabilistic models train on their likelihood)
+TRAINING_LOSSES: Dict[str, Callable[[], Any]] = {"DeepAR": LikelihoodLoss}
 
 
 def baseline_config(model: str, dataset: str, num_epochs: Optional[int] = None, patience: int = DEFAULT_PATIENCE,
@@ -133,8 +145,10 @@ def baseline_config(model: str, dataset: str, num_epochs: Optional[int] = None, 
     arch, model_config, optimizer_params, batch_size = (
         builder(facts, dataset) if builder is _gwnet else builder(facts))
     extra = dict(synthetic_dataset=facts.synthetic) if facts.synthetic else {}
+    if model in TRAINING_LOSSES:
+        extra["loss"] = TRAINING_LOSSES[model]()
     settings = dict(
-        model=arch, model_config=model_config, **traffic_protocol(dataset), **extra,
+        model=arch, model_config=model_config, **{**traffic_protocol(dataset), **extra},
         num_epochs=num_epochs or DEFAULT_EPOCHS[dataset], batch_size=batch_size,
         optimizer_params=optimizer_params,
         callbacks=[GradientClipping(5.0), EarlyStopping(patience=patience)])

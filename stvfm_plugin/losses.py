@@ -28,3 +28,16 @@ class MaskedMAEWithAux(nn.Module):
         if aux_loss is not None:
             loss = loss + aux_loss
         return loss
+
+
+class LikelihoodLoss(nn.Module):
+    """The model's own negative log-likelihood while training (a probabilistic model such as DeepAR
+    returns it as `nll`); masked MAE of the prediction otherwise (validation loss)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.__signature__ = inspect.signature(self.forward)
+
+    def forward(self, prediction: torch.Tensor, targets: torch.Tensor,
+                targets_mask: Optional[torch.Tensor] = None, nll: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return nll if nll is not None else masked_mae(prediction, targets, targets_mask)

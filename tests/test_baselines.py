@@ -240,3 +240,73 @@ def test_nhits_errors():
         PFNHiTS(PFNHiTSConfig(num_features=2))(torch.randn(1, 12, 2))
     with pytest.raises(UserError, match="num_features must be the number of series"):
         PFNHiTSConfig()
+
+
+# ---- pytorch-forecasting's DeepAR as a BasicTS baseline ---------------------------------------
+def deepar_batch(b: int = 2, n: int = 3, t_out: int = 12):
+    generator = torch.Generator().manual_seed(3)
+    return (torch.randn(b, 12, n, generator=generator), torch.rand(b, 12, 2, generator=generator),
+            torch.rand(b, t_out, 2, generator=generator), torch.randn(b, t_out, n, generator=generator))
+
+
+def test_deepar_wrapper_really_calls_pytorch_forecastings_deepar(monkeypatch):
+    from pytorch_forecasting.models import DeepAR
+
+    from stvfm_plugin.models.pf_deepar import PFDeepAR, PFDeepARConfig
+
+    calls = []
+    original = DeepAR.forward
+
+    def spy(self, x, n_samples=None):
+        calls.append((x["encoder_cont"].shape, n_samples))
+        return original(self, x, n_samples)
+
+    monkeypatch.setattr(DeepAR, "forward", spy)
+    model = PFDeepAR(PFDeepARConfig(num_features=3, num_samples=7))
+    assert type(model.network) is DeepAR
+    x, past, future, targets = deepar_batch()
+    model.train()(x, past, future, targets, torch.ones_like(targets, dtype=torch.bool))
+    model.eval()(x, past, future)
+    assert calls == [(torch.Size([6, 12, 3]), None), (torch.Size([6, 12, 3]), 7)]
+
+
+def test_deepar_trains_on_masked_likelihood_and_forecasts_the_sample_mean():
+    from stvfm_plugin.losses import LikelihoodLoss
+    from stvfm_plugin.models.pf_deepar import PFDeepAR, PFDeepARConfig
+
+    torch.manual_seed(0)
+    model = PFDeepAR(PFDeepARConfig(num_features=3, output_len=6))
+    x, past, future, targets = deepar_batch(t_out=6)
+    mask = torch.ones_like(targets, dtype=torch.bool)
+    out = model.train()(x, past, future, targets, mask)
+    assert out["prediction"].shape == (2, 6, 3) and out["nll"].dim() == 0
+    loss = LikelihoodLoss()(out["prediction"], targets, mask, nll=out["nll"])
+    assert loss is out["nll"]
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    masked = targets.clone()
+    masked[:, :, 0] = 100.0  # a missing node's values must not enter the likelihood
+    partial = mask.clone()
+    partial[:, :, 0] = False
+    torch.manual_seed(0)
+    with_outlier = model(x, past, future, masked, partial)["nll"]
+    torch.manual_seed(0)
+    clean = model(x, past, future, targets, partial)["nll"]
+    torch.manual_seed(0)
+    unmasked = model(x, past, future, masked, mask)["nll"]
+    assert torch.isclose(with_outlier, clean) and unmasked > clean + 1.0
+    model.eval()
+    torch.manual_seed(1)
+    one = model(x, past, future)
+    torch.manual_seed(1)
+    assert torch.equal(one, model(x, past, future)) and one.shape == (2, 6, 3)
+    assert LikelihoodLoss()(one, targets, mask).dim() == 0  # validation: masked MAE
+
+
+def test_deepar_errors():
+    from stvfm_plugin.models.pf_deepar import PFDeepAR, PFDeepARConfig
+
+    with pytest.raises(UserError, match="DeepAR needs inputs_timestamps and targets_timestamps"):
+        PFDeepAR(PFDeepARConfig(num_features=2))(torch.randn(1, 12, 2), None, None)
+    with pytest.raises(UserError, match="num_samples=0: draw at least 1 sample path"):
+        PFDeepARConfig(num_features=2, num_samples=0)
