@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The committed CPU leaderboard of one dataset: bash benchmarks/leaderboard.sh LosLoop|SZTaxi
 #
-# Prepares the dataset from ../shared/data on first use, trains the nine models under one budget
+# Prepares the dataset from ../shared/data on first use, trains the eleven models under one budget
 # (see BUDGET below) and writes the report to benchmarks/results/<dataset>/. Runs and logs live in
 # benchmarks/work/ (not committed). Interrupt it at any time: the same command resumes, skipping
 # finished models. Threads: OMP_NUM_THREADS (torch's default: all cores).
@@ -30,7 +30,7 @@ export STVFM_BACKBONE_WEIGHTS=${STVFM_BACKBONE_WEIGHTS:-$SHARED/weights}
 # all-MiniLM-L6-v2, the language model these machines have; ST-LLM trains the attention of its last layer).
 # Cheap models first, so that a cut-short run still ranks most of them.
 "$PY" -m stvfm_plugin.leaderboard run --dataset "$DATASET" \
-  --models STID DLinear StemGNN STVFM GWNet STLLM iTransformer PatchTST GPT4TS \
+  --models STID DLinear StemGNN STVFM GWNet STLLM iTransformer PatchTST GPT4TS NHiTS DeepAR \
   --epochs 3 --patience 3 --seeds 1 \
   --config-dir "$REPO/baselines_cfg" --out "$WORK/leaderboard/$DATASET" \
   --report-dir "$REPO/benchmarks/results/$DATASET" \
