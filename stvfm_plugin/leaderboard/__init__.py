@@ -1,0 +1,1 @@
+"""The head-to-head leaderboard: `python -m stvfm_plugin.leaderboard run|report`."""

@@ -1,0 +1,85 @@
+"""Command line: `python -m stvfm_plugin.leaderboard run|report`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from ..errors import UserError
+from .runs import MODELS, Budget, run_leaderboard
+
+EPILOG = """examples:
+  python -m stvfm_plugin.leaderboard run --dataset LosLoop --models STVFM STID GWNet --epochs 10 --seeds 1 2 3
+  python -m stvfm_plugin.leaderboard run --dataset LosLoop --set GPT4TS:model_config.backbone=all-minilm-l6-v2
+  python -m stvfm_plugin.leaderboard report --dataset LosLoop
+
+Each model trains in its own process; a failure is recorded (and reported) and the next model goes on.
+Running the same command again skips finished models, resumes interrupted ones and retries failed ones."""
+
+
+def _overrides(items: List[str], models: List[str]) -> Dict[str, List[str]]:
+    found: Dict[str, List[str]] = {}
+    for item in items:
+        model, sep, setting = item.partition(":")
+        if not sep or "=" not in setting:
+            raise UserError(f"--set {item!r}: write MODEL:KEY=VALUE (e.g. STVFM:model_config.vfm_layers=2) or "
+                            "all:KEY=VALUE.")
+        targets = models if model == "all" else [model]
+        for target in targets:
+            if target not in models:
+                raise UserError(f"--set {item!r}: {target} is not among --models ({', '.join(models)}).")
+            found.setdefault(target, []).append(setting)
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stvfm_plugin.leaderboard", epilog=EPILOG,
+                                     description="Train every model under one protocol and report them side by side.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train and test the models not finished yet, then write the report")
+    run.add_argument("--dataset", required=True, help="dataset name (configs are <Model>_<dataset>.py)")
+    run.add_argument("--models", nargs="+", default=MODELS, help=f"models (default: {' '.join(MODELS)})")
+    run.add_argument("--epochs", type=int, default=10, help="maximum epochs for every model (default 10)")
+    run.add_argument("--patience", type=int, default=3,
+                     help="early stopping on validation MAE for every model, in epochs (default 3; 0: off)")
+    run.add_argument("--seeds", nargs="+", type=int, default=[1], help="seeds (default: 1)")
+    run.add_argument("--set", action="append", default=[], metavar="MODEL:KEY=VALUE",
+                     help="config override for one model (or all:KEY=VALUE), recorded in the report")
+    run.add_argument("--config-dir", default="baselines_cfg", help="folder of the configs (default baselines_cfg)")
+    run.add_argument("-g", "--gpus", default="cpu", help="'cpu' (default) or a GPU index")
+    for p in (run, sub.add_parser("report", help="build the report from finished run folders, without training")):
+        p.add_argument("--out", help="leaderboard folder (default leaderboard/<dataset>)")
+        p.add_argument("--report-dir", help="report folder (default <out>/report)")
+        if p is not run:
+            p.add_argument("--dataset", required=True, help="dataset name")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.out or f"leaderboard/{args.dataset}")
+    report_dir = Path(args.report_dir or out / "report")
+    try:
+        if args.command == "run":
+            if args.epochs < 1:
+                raise UserError(f"--epochs {args.epochs}: give at least 1.")
+            budget = Budget(dataset=args.dataset, models=list(args.models), seeds=list(args.seeds),
+                            epochs=args.epochs, patience=args.patience,
+                            overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir)
+            states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True))
+            failed = [k for k, v in states.items() if v != "finished"]
+            print(f"[{args.dataset}] done: {len(states) - len(failed)} finished, {len(failed)} failed"
+                  + (f" ({', '.join(failed)})" if failed else ""), flush=True)
+        from .report import write_report
+
+        for path in write_report(out, report_dir):
+            print(f"wrote {path}", flush=True)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished models are kept; run the same command again to go on.", file=sys.stderr)
+        return 130
+    return 0

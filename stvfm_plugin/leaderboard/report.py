@@ -1,0 +1,279 @@
+"""The leaderboard report, built only from run folders: Markdown, CSV and two PNG figures.
+
+Nothing is retrained: `collect` reads each `<Model>/seed-<k>/` folder (status.json, test_metrics.json,
+run_info.json, cfg.json); `summarise` aggregates seeds (mean and sample std); `write_report`
+writes `leaderboard.md`, `leaderboard.csv`, `horizon_mae.png` and `accuracy_vs_time.png`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..errors import UserError
+from .runs import dataset_meta, read_status
+
+METRICS = ("MAE", "RMSE", "MAPE")
+HORIZONS = (3, 6, 12)
+#: config entries that must agree between models for the comparison to be fair
+PROTOCOL_KEYS = ("dataset_name", "null_val", "scaler", "norm_each_channel", "rescale", "metrics", "eval_horizons",
+                 "dataset_params", "num_epochs")
+
+
+@dataclass
+class SeedRun:
+    seed: int
+    state: str
+    metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    cfg: dict = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass
+class ModelRow:
+    model: str
+    runs: List[SeedRun]
+    rank: Optional[int] = None
+
+    @property
+    def finished(self) -> List[SeedRun]:
+        return [r for r in self.runs if r.state == "finished"]
+
+    def values(self, group: str, metric: str) -> List[float]:
+        scale = 100.0 if metric == "MAPE" else 1.0  # MAPE in %
+        return [r.metrics[group][metric] * scale for r in self.finished if group in r.metrics]
+
+    def mean(self, group: str, metric: str) -> Optional[float]:
+        v = self.values(group, metric)
+        return sum(v) / len(v) if v else None
+
+    def std(self, group: str, metric: str) -> Optional[float]:
+        v = self.values(group, metric)
+        if len(v) < 2:
+            return None
+        m = sum(v) / len(v)
+        return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+
+    def info_mean(self, key: str) -> Optional[float]:
+        v = [r.info[key] for r in self.finished if isinstance(r.info.get(key), (int, float))]
+        return sum(v) / len(v) if v else None
+
+    def seconds_per_epoch(self) -> Optional[float]:
+        v = [s for r in self.finished for s in r.info.get("seconds_per_epoch", [])]
+        return sum(v) / len(v) if v else None
+
+    def epochs_run(self) -> str:
+        return "/".join(str(r.info.get("epochs_run", "?")) for r in self.finished)
+
+    def peak_memory(self) -> Optional[float]:
+        v = [r.info["peak_memory_mb"]["mb"] for r in self.finished if r.info.get("peak_memory_mb")]
+        return max(v) if v else None
+
+    def train_seconds(self) -> Optional[float]:
+        v = [sum(r.info.get("seconds_per_epoch", [])) for r in self.finished]
+        return sum(v) / len(v) if v else None
+
+    def backbone_lines(self) -> List[str]:
+        lines = [l for r in self.finished[:1] for l in r.info.get("build_report", []) if "weights" in l or "backbone:" in l]
+        return lines
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def collect(out: Path) -> tuple[dict, List[ModelRow]]:
+    """The leaderboard's settings and one row per model (in the order it was run)."""
+    out = Path(out)
+    settings = _read_json(out / "leaderboard.json")
+    if not settings:
+        raise UserError(f"{out} holds no leaderboard.json: run `python -m stvfm_plugin.leaderboard run` first "
+                        "(or point --out at its folder).")
+    models = list(settings["budget"]["models"])
+    models += sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in models and p.name != "report"
+                     and any(p.glob("seed-*/status.json")))
+    rows = []
+    for model in models:
+        runs = []
+        folders = [p for p in (out / model).glob("seed-*") if p.is_dir() and p.name[5:].isdigit()]
+        for folder in sorted(folders, key=lambda p: int(p.name[5:])):
+            status = read_status(folder)
+            state = status.get("state", "not started")
+            metrics = _read_json(folder / "test_metrics.json")
+            if state == "finished" and not metrics:
+                state = "failed"
+            runs.append(SeedRun(int(folder.name.split("-")[1]), state, metrics, _read_json(folder / "run_info.json"),
+                                _read_json(folder / "cfg.json"), status.get("error", "").removeprefix("error: ")))
+        rows.append(ModelRow(model, runs or [SeedRun(0, "not started")]))
+    ranked = sorted((r for r in rows if r.finished), key=lambda r: r.mean("overall", "MAE"))
+    for i, row in enumerate(ranked, 1):
+        row.rank = i
+    return settings, sorted(rows, key=lambda r: (r.rank is None, r.rank or 0))
+
+
+def _fmt(mean: Optional[float], std: Optional[float] = None, digits: int = 3) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+
+def _count(n: Optional[float]) -> str:
+    return "—" if n is None else f"{int(n):,}"
+
+
+def protocol_differences(rows: List[ModelRow]) -> List[str]:
+    """Config entries of `PROTOCOL_KEYS` on which finished runs disagree (should be none)."""
+    found = []
+    runs = [(row.model, r) for row in rows for r in row.finished if r.cfg]
+    for key in PROTOCOL_KEYS:
+        values = {json.dumps(r.cfg.get(key), sort_keys=True) for _, r in runs}
+        if len(values) > 1:
+            found.append(f"{key}: " + "; ".join(f"{m}={json.dumps(r.cfg.get(key))}" for m, r in runs))
+    return found
+
+
+def markdown(settings: dict, rows: List[ModelRow]) -> str:
+    budget = settings["budget"]
+    dataset = budget["dataset"]
+    seeds = budget["seeds"]
+    lines = [f"# Leaderboard: {dataset}", "",
+             "Generated by `python -m stvfm_plugin.leaderboard report` from the run folders; do not edit by hand.",
+             "", f"Test metrics of the best-validation checkpoint, in data units; MAPE in %. "
+             f"{'Mean ± sample std over' if len(seeds) > 1 else 'One run, seed'} {', '.join(map(str, seeds))}. "
+             "Rank by overall test MAE.", "",
+             "| Rank | Model | MAE | RMSE | MAPE % | MAE h3 | MAE h6 | MAE h12 | Trainable params | Total params "
+             "| Epochs run | Train s/epoch | Inference ms/batch | Peak memory MB | Status |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for row in rows:
+        status = ", ".join(sorted({r.state for r in row.runs}))
+        errors = "; ".join(sorted({r.error for r in row.runs if r.error}))
+        batch = next((r.info.get("batch_size") for r in row.finished if r.info.get("batch_size")), None)
+        lines.append("| " + " | ".join([
+            str(row.rank or "—"), row.model,
+            *[_fmt(row.mean("overall", m), row.std("overall", m)) for m in METRICS],
+            *[_fmt(row.mean(f"horizon_{h}", "MAE"), row.std(f"horizon_{h}", "MAE")) for h in HORIZONS],
+            _count(row.info_mean("trainable_params")), _count(row.info_mean("total_params")), row.epochs_run() or "—",
+            _fmt(row.seconds_per_epoch(), digits=1),
+            _fmt(row.info_mean("inference_ms_per_batch"), digits=1) + (f" (batch {batch})" if batch else ""),
+            _fmt(row.peak_memory(), digits=0),
+            status + (f": {errors.replace('|', '/')}" if errors else "")]) + " |")
+    lines += ["", "## Per horizon (all metrics)", "",
+              "| Model | " + " | ".join(f"{m} h{h}" for h in HORIZONS for m in METRICS) + " |",
+              "|---|" + "---:|" * (len(HORIZONS) * len(METRICS))]
+    for row in rows:
+        if row.finished:
+            lines.append(f"| {row.model} | " + " | ".join(
+                _fmt(row.mean(f"horizon_{h}", m), row.std(f"horizon_{h}", m)) for h in HORIZONS for m in METRICS) + " |")
+    lines += ["", "![Test MAE per horizon](horizon_mae.png)", "",
+              "![Test MAE against training time](accuracy_vs_time.png)", "", "## Protocol", ""]
+    first = next((r.cfg for row in rows for r in row.finished if r.cfg), {})
+    params = first.get("dataset_params", {})
+    meta = settings.get("dataset_meta") or dataset_meta(dataset)
+    split = meta.get("split_lengths")
+    lines += [
+        f"- Dataset: {dataset}" + (f", {meta.get('num_time_steps')} steps x {meta.get('num_nodes')} nodes, "
+                                   f"{meta.get('frequency (minutes)')}-minute steps, {meta.get('missing_share', 0) * 100:.2f} % missing"
+                                   if meta else ""),
+        f"- Split (chronological): " + (", ".join(f"{k} {v}" for k, v in split.items()) if split else "see meta.json"),
+        f"- Input / output lengths: {params.get('input_len')} -> {params.get('output_len')}",
+        f"- Scaler: {first.get('scaler', {}).get('name')} (norm_each_channel={first.get('norm_each_channel')}, "
+        "fitted on the training split); metrics in data units (rescale=True)",
+        f"- Null value: {first.get('null_val')} (masked in loss and metrics)",
+        f"- Metrics: masked {', '.join(first.get('metrics', []))}, horizons {first.get('eval_horizons')}; "
+        "model selection by validation MAE",
+        f"- Budget for every model: at most {budget['epochs']} epochs, early stopping on validation MAE with patience "
+        f"{budget['patience']}, seeds {', '.join(map(str, seeds))}",
+        f"- Device: {settings.get('device')}; software: " + ", ".join(f"{k} {v}" for k, v in settings.get("software", {}).items()),
+    ]
+    overrides = budget.get("overrides") or {}
+    if overrides:
+        lines.append("- Overrides of the committed configs: " + "; ".join(
+            f"{m}: {', '.join(v)}" for m, v in overrides.items()))
+    lines += ["- Each model's own optimiser settings: see `stvfm_plugin/baselines.py` and `baselines_cfg/`.", "",
+              "### Backbones (as loaded)", ""]
+    for row in rows:
+        for line in row.backbone_lines():
+            lines.append(f"- {row.model}: {line}")
+    differences = protocol_differences(rows)
+    lines += ["", "### Protocol check", "",
+              "All finished runs share the same dataset, split, scaler, null value, metrics and epoch budget."
+              if not differences else "**The runs do not share one protocol:**"]
+    lines += [f"- {d}" for d in differences]
+    return "\n".join(lines) + "\n"
+
+
+def csv_rows(rows: List[ModelRow]) -> List[dict]:
+    table = []
+    for row in rows:
+        entry = {"rank": row.rank or "", "model": row.model, "seeds_finished": len(row.finished),
+                 "status": ";".join(sorted({r.state for r in row.runs}))}
+        for group in ["overall"] + [f"horizon_{h}" for h in HORIZONS]:
+            for m in METRICS:
+                key = f"{m}{'' if group == 'overall' else '_h' + group.split('_')[1]}"
+                entry[key] = "" if row.mean(group, m) is None else round(row.mean(group, m), 6)
+                entry[f"{key}_std"] = "" if row.std(group, m) is None else round(row.std(group, m), 6)
+        entry.update(trainable_params=row.info_mean("trainable_params") or "",
+                     total_params=row.info_mean("total_params") or "", epochs_run=row.epochs_run(),
+                     train_seconds_per_epoch=row.seconds_per_epoch() or "",
+                     inference_ms_per_batch=row.info_mean("inference_ms_per_batch") or "",
+                     peak_memory_mb=row.peak_memory() or "",
+                     error="; ".join(sorted({r.error for r in row.runs if r.error})))
+        table.append(entry)
+    return table
+
+
+def figures(rows: List[ModelRow], dataset: str, folder: Path) -> List[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r.finished]
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in done:
+        ax.errorbar(HORIZONS, [row.mean(f"horizon_{h}", "MAE") for h in HORIZONS],
+                    yerr=[row.std(f"horizon_{h}", "MAE") or 0 for h in HORIZONS], marker="o", capsize=3,
+                    label=row.model, linewidth=2.5 if row.model == "STVFM" else 1.2)
+    ax.set(xlabel="horizon (steps ahead)", ylabel="test MAE", title=f"{dataset}: test MAE per horizon", xticks=HORIZONS)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    paths.append(folder / "horizon_mae.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in done:
+        seconds = row.train_seconds()
+        if seconds:
+            ax.scatter(seconds, row.mean("overall", "MAE"), s=60 if row.model == "STVFM" else 30)
+            ax.annotate(row.model, (seconds, row.mean("overall", "MAE")), fontsize=8, xytext=(4, 3),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set(xlabel="training time (s, log scale)", ylabel="test MAE", title=f"{dataset}: accuracy vs training time")
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    paths.append(folder / "accuracy_vs_time.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def write_report(out: Path, report_dir: Path) -> List[Path]:
+    """Write the report of the leaderboard in `out` into `report_dir`; returns the files written."""
+    settings, rows = collect(Path(out))
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    paths = [report_dir / "leaderboard.md", report_dir / "leaderboard.csv"]
+    paths[0].write_text(markdown(settings, rows), encoding="utf-8")
+    table = csv_rows(rows)
+    with open(paths[1], "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    return paths + figures(rows, settings["budget"]["dataset"], report_dir)

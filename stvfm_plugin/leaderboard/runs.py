@@ -1,0 +1,152 @@
+"""Training every model of a leaderboard, each in its own process, with resume and failure records.
+
+Folder of one leaderboard (`--out`, default `leaderboard/<dataset>`):
+
+    leaderboard.json            the budget, models, seeds, overrides and software versions
+    <Model>/seed-<k>/           the BasicTS run folder (cfg.json, checkpoints, test_metrics.json, run_info.json)
+    <Model>/seed-<k>/status.json  {"state": "finished" | "failed" | "running", ...}
+    <Model>/seed-<k>.log        the full output of that run
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from ..errors import UserError
+
+#: leaderboard name -> config file stem (baselines_cfg/<stem>_<Dataset>.py)
+MODELS = ["STVFM", "STID", "StemGNN", "GWNet", "GPT4TS", "STLLM", "iTransformer", "PatchTST", "DLinear", "NHiTS",
+          "DeepAR"]
+
+
+@dataclass
+class Budget:
+    """What every model of one leaderboard gets."""
+
+    dataset: str
+    models: List[str]
+    seeds: List[int]
+    epochs: int
+    patience: int
+    overrides: Dict[str, List[str]] = field(default_factory=dict)  # model -> ["key=value", ...]
+    config_dir: str = "baselines_cfg"
+
+    def config_path(self, model: str) -> Path:
+        return Path(self.config_dir) / f"{model}_{self.dataset}.py"
+
+
+def software_versions() -> Dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("torch", "basicts", "timm", "transformers", "einops", "stvfm-plugin"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    found["cpu_threads"] = str(__import__("torch").get_num_threads())
+    return found
+
+
+def dataset_meta(dataset: str) -> dict:
+    """The prepared dataset's meta.json (BasicTS reads `datasets/<name>` in the working directory), or {}."""
+    path = Path("datasets") / dataset / "meta.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def run_dir(out: Path, model: str, seed: int) -> Path:
+    return out / model / f"seed-{seed}"
+
+
+def read_status(folder: Path) -> dict:
+    path = folder / "status.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_status(folder: Path, **status) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "status.json.tmp"
+    tmp.write_text(json.dumps(status, indent=2))
+    os.replace(tmp, folder / "status.json")
+
+
+def train_command(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool) -> List[str]:
+    command = [sys.executable, "-m", "stvfm_plugin.run", "-c", str(budget.config_path(model)), "-g", device,
+               "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience),
+               "--set", f"num_epochs={budget.epochs}"]
+    for item in budget.overrides.get(model, []):
+        command += ["--set", item]
+    return command + (["--resume"] if resume else [])
+
+
+def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callable[[str], None] = print) -> Dict[str, str]:
+    """Train and test every (model, seed) not finished yet; returns model/seed -> final state."""
+    missing = [m for m in budget.models if not budget.config_path(m).is_file()]
+    if missing:
+        raise UserError(f"No config for {', '.join(missing)} on {budget.dataset}: expected "
+                        + ", ".join(str(budget.config_path(m)) for m in missing)
+                        + f". Known models: {', '.join(MODELS)}.")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "leaderboard.json").write_text(json.dumps(
+        {"budget": asdict(budget), "software": software_versions(), "device": device,
+         "dataset_meta": dataset_meta(budget.dataset)}, indent=2))
+    states: Dict[str, str] = {}
+    total = len(budget.models) * len(budget.seeds)
+    k = 0
+    for model in budget.models:
+        for seed in budget.seeds:
+            k += 1
+            folder = run_dir(out, model, seed)
+            tag = f"[{budget.dataset} {k}/{total}] {model} seed {seed}"
+            if read_status(folder).get("state") == "finished" and (folder / "test_metrics.json").is_file():
+                echo(f"{tag}: already finished, skipped")
+                states[f"{model}/{seed}"] = "finished"
+                continue
+            resume = folder.is_dir() and any(folder.glob("*.pt"))
+            states[f"{model}/{seed}"] = _train_one(budget, model, seed, folder, device, resume, tag, echo)
+    return states
+
+
+def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool, tag: str,
+               echo: Callable[[str], None]) -> str:
+    command = train_command(budget, model, seed, folder, device, resume)
+    log_path = folder.parent / f"{folder.name}.log"
+    folder.mkdir(parents=True, exist_ok=True)
+    echo(f"{tag}: {'resuming' if resume else 'training'} ({' '.join(command[1:])})")
+    _write_status(folder, state="running", command=command, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    start = time.time()
+    tail: List[str] = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            for line in process.stdout:
+                log.write(line)
+                tail = (tail + [line.rstrip()])[-40:]
+                if "Progress:" in line:
+                    echo(f"{tag}: {line.split('Progress:', 1)[1].strip()}")
+            process.wait()
+        except KeyboardInterrupt:
+            process.terminate()
+            process.wait()
+            _write_status(folder, state="interrupted", command=command)
+            raise
+    seconds = time.time() - start
+    if process.returncode == 0 and (folder / "test_metrics.json").is_file():
+        metrics = json.loads((folder / "test_metrics.json").read_text())["overall"]
+        _write_status(folder, state="finished", command=command, wall_seconds=seconds)
+        echo(f"{tag}: finished in {seconds / 60:.1f} min, test MAE {metrics['MAE']:.4f}")
+        return "finished"
+    error = next((l for l in reversed(tail) if l.startswith("error:") or "Error" in l), tail[-1] if tail else "")
+    _write_status(folder, state="failed", command=command, wall_seconds=seconds, returncode=process.returncode,
+                  error=error.strip(), log=str(log_path))
+    echo(f"{tag}: FAILED (exit {process.returncode}): {error.strip()} -- full output in {log_path}; "
+         "going on with the next model")
+    return "failed"
