@@ -67,6 +67,7 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
     assert "at most 3 epochs, early stopping on validation MAE with patience 2, seeds 1, 2" in md
     assert "Big: model_config.vfm_layers=2" in md and "- Big: Big backbone weights: file w.safetensors" in md
     assert "All finished runs share the same dataset" in md
+    assert "- Peak memory: peak resident memory of the training process" in md
     rows = list(csv.DictReader(paths[1].open()))
     assert [(r["rank"], r["model"], r["status"]) for r in rows] == [("1", "Big", "finished"), ("2", "Small", "finished"),
                                                                     ("", "Broken", "failed")]

@@ -18,6 +18,9 @@ from .runs import dataset_meta, read_status
 
 METRICS = ("MAE", "RMSE", "MAPE")
 HORIZONS = (3, 6, 12)
+#: how each kind of `peak_memory_mb` in run_info.json was measured
+MEMORY_KINDS = {"process_peak_rss": "peak resident memory of the training process (includes Python, torch and the data)",
+                "cuda_max_allocated": "peak CUDA memory allocated by torch"}
 #: config entries that must agree between models for the comparison to be fair
 PROTOCOL_KEYS = ("dataset_name", "null_val", "scaler", "norm_each_channel", "rescale", "metrics", "eval_horizons",
                  "dataset_params", "num_epochs")
@@ -78,8 +81,12 @@ class ModelRow:
         return sum(v) / len(v) if v else None
 
     def backbone_lines(self) -> List[str]:
-        lines = [l for r in self.finished[:1] for l in r.info.get("build_report", []) if "weights" in l or "backbone:" in l]
-        return lines
+        """The build-report lines that name a pretrained backbone, its weights or a wrapped network."""
+        return [l for r in self.finished[:1] for l in r.info.get("build_report", [])
+                if "weights" in l or "backbone:" in l or "network:" in l]
+
+    def memory_kinds(self) -> List[str]:
+        return sorted({r.info["peak_memory_mb"]["kind"] for r in self.finished if r.info.get("peak_memory_mb")})
 
 
 def _read_json(path: Path) -> dict:
@@ -194,7 +201,14 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
         lines.append("- Overrides of the committed configs: " + "; ".join(
             f"{m}: {', '.join(v)}" for m, v in overrides.items()))
     lines += ["- Each model's own optimiser settings: see `stvfm_plugin/baselines.py` and `baselines_cfg/`.", "",
-              "### Backbones (as loaded)", ""]
+              "### How cost was measured", "",
+              f"- Train s/epoch: wall clock of the training loop per epoch, on {settings.get('device')} with "
+              f"{settings.get('software', {}).get('cpu_threads', '?')} thread(s) per run.",
+              "- Inference ms/batch: mean wall clock of one forward pass on a test batch, first batch excluded, at each "
+              "model's own batch size (in brackets): compare per sample, not per batch.",
+              "- Peak memory: " + ", ".join(sorted({MEMORY_KINDS.get(k, k) for row in rows for k in row.memory_kinds()})
+                                            or ["not recorded"]) + ".",
+              "", "### Backbones and wrapped networks (as built)", ""]
     for row in rows:
         for line in row.backbone_lines():
             lines.append(f"- {row.model}: {line}")
