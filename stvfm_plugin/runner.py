@@ -10,7 +10,7 @@
   last-epoch checkpoint keeps it for `--resume`).
 - `run_info.json` records what a leaderboard needs: parameters, seconds per epoch, inference
   milliseconds per test batch, peak memory, device, and the model's own build report (e.g. where a
-  frozen backbone's weights came from).
+  frozen backbone's weights came from). A resumed run keeps the epochs recorded before it stopped.
 - Each epoch ends with one `Progress:` log line (epoch, training seconds, validation metric) that
   the leaderboard relays.
 """
@@ -54,6 +54,8 @@ class PluginRunner(BasicTSRunner):
         if self.cfg.get("_resume"):
             super()._load_model_resume(strict)
             self.logger.info(f"Resumed from epoch {self.start_epoch} in {self.ckpt_save_dir}.")
+            # the epochs trained before the interruption still count in run_info.json
+            self.epoch_seconds = list(self._previous_run_info().get("seconds_per_epoch", []))[:self.start_epoch]
 
     # ---- logging -----------------------------------------------------------------------------
     def init_logger(self, logger: Optional[logging.Logger] = None, logger_name: Optional[str] = None,
@@ -177,18 +179,26 @@ class PluginRunner(BasicTSRunner):
             "build_report": list(getattr(model, "build_report", [])),
             "warnings": list(getattr(model, "run_warnings", [])),
         }
-        path = os.path.join(self.ckpt_save_dir, "run_info.json")
-        if os.path.isfile(path):  # an evaluation keeps what training recorded
-            with open(path, encoding="utf-8") as f:
-                previous = json.load(f)
+        previous = self._previous_run_info()
+        if previous:  # an evaluation keeps what training recorded; a resumed run keeps the earlier peak
+            earlier_peak = previous.get("peak_memory_mb") or {}
+            if earlier_peak.get("kind") == info["peak_memory_mb"]["kind"]:
+                info["peak_memory_mb"]["mb"] = max(info["peak_memory_mb"]["mb"], earlier_peak["mb"])
             if not self.epoch_seconds:
                 for key in ("epochs_run", "seconds_per_epoch", "best_metrics"):
                     info[key] = previous.get(key, info[key])
             if not self.inference_seconds:
                 for key in ("inference_ms_per_batch",):
                     info[key] = previous.get(key, info[key])
-        with open(path, "w", encoding="utf-8") as f:
+        with open(os.path.join(self.ckpt_save_dir, "run_info.json"), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
+
+    def _previous_run_info(self) -> dict:
+        path = os.path.join(self.ckpt_save_dir, "run_info.json")
+        if not os.path.isfile(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
 
 
 def _peak_memory_mb(device: torch.device) -> dict:

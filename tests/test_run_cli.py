@@ -78,6 +78,17 @@ def test_resume_continues_the_latest_run(tiny_dataset, workdir):
     assert len(run_folders(workdir)) == 1
 
 
+def test_resumed_run_keeps_the_epochs_recorded_before_it_stopped(tiny_dataset, workdir):
+    cfg = write_config(workdir, STID_TINY)
+    run = workdir / "run"
+    assert main(["-c", str(cfg), "--run-dir", str(run), "--set", "num_epochs=1"]) == 0
+    before = json.loads((run / "run_info.json").read_text())
+    assert main(["-c", str(cfg), "--run-dir", str(run), "--resume", "--set", "num_epochs=2"]) == 0
+    after = json.loads((run / "run_info.json").read_text())
+    assert after["epochs_run"] == 2 and after["seconds_per_epoch"][0] == before["seconds_per_epoch"][0]
+    assert after["peak_memory_mb"]["mb"] >= before["peak_memory_mb"]["mb"]
+
+
 def test_resume_without_earlier_run_is_a_clear_error(tiny_dataset, workdir, capsys):
     cfg = write_config(workdir, STID_TINY)
     assert main(["-c", str(cfg), "--resume"]) == 2
