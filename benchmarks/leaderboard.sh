@@ -11,6 +11,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${STVFM_SHARED:-$REPO/../shared}
 WORK=$REPO/benchmarks/work
 PY=${PYTHON:-python}
+case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; esac  # a relative path survives the cd below
 
 case $DATASET in
   LosLoop) RAW=$SHARED/data/los_loop ;;

@@ -247,12 +247,16 @@ def figures(rows: List[ModelRow], dataset: str, folder: Path) -> List[Path]:
     import matplotlib.pyplot as plt
 
     done = [r for r in rows if r.finished]
+    # one colour and marker per model, the same in both figures (the default cycle repeats after 10)
+    colour = {row.model: plt.get_cmap("tab20")(2 * i % 20 + i // 10) for i, row in enumerate(done)}
+    marker = {row.model: "osD^vP*Xhp<>"[i % 12] for i, row in enumerate(done)}
     paths = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in done:
         ax.errorbar(HORIZONS, [row.mean(f"horizon_{h}", "MAE") for h in HORIZONS],
-                    yerr=[row.std(f"horizon_{h}", "MAE") or 0 for h in HORIZONS], marker="o", capsize=3,
-                    label=row.model, linewidth=2.5 if row.model == "STVFM" else 1.2)
+                    yerr=[row.std(f"horizon_{h}", "MAE") or 0 for h in HORIZONS], marker=marker[row.model],
+                    color=colour[row.model], capsize=3, label=row.model,
+                    linewidth=2.5 if row.model == "STVFM" else 1.2)
     ax.set(xlabel="horizon (steps ahead)", ylabel="test MAE", title=f"{dataset}: test MAE per horizon", xticks=HORIZONS)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
@@ -265,7 +269,8 @@ def figures(rows: List[ModelRow], dataset: str, folder: Path) -> List[Path]:
     for row in done:
         seconds = row.train_seconds()
         if seconds:
-            ax.scatter(seconds, row.mean("overall", "MAE"), s=60 if row.model == "STVFM" else 30)
+            ax.scatter(seconds, row.mean("overall", "MAE"), s=60 if row.model == "STVFM" else 30,
+                       color=colour[row.model], marker=marker[row.model])
             ax.annotate(row.model, (seconds, row.mean("overall", "MAE")), fontsize=8, xytext=(4, 3),
                         textcoords="offset points")
     ax.set_xscale("log")
