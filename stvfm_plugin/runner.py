@@ -174,16 +174,18 @@ class PluginRunner(BasicTSRunner):
             "inference_ms_per_batch": (1000 * float(np.mean(self.inference_seconds[1:] or self.inference_seconds))
                                        if self.inference_seconds else None),
             "peak_memory_mb": _peak_memory_mb(next(model.parameters()).device),
+            "cpu_threads": [torch.get_num_threads()],
             "seed": self.cfg.seed,
             "best_metrics": {k: float(v) for k, v in getattr(self, "best_metrics", {}).items()},
             "build_report": list(getattr(model, "build_report", [])),
             "warnings": list(getattr(model, "run_warnings", [])),
         }
         previous = self._previous_run_info()
-        if previous:  # an evaluation keeps what training recorded; a resumed run keeps the earlier peak
+        if previous:  # an evaluation keeps what training recorded; a resumed run keeps the earlier peak and threads
             earlier_peak = previous.get("peak_memory_mb") or {}
             if earlier_peak.get("kind") == info["peak_memory_mb"]["kind"]:
                 info["peak_memory_mb"]["mb"] = max(info["peak_memory_mb"]["mb"], earlier_peak["mb"])
+            info["cpu_threads"] = sorted(set(info["cpu_threads"]) | set(previous.get("cpu_threads", [])))
             if not self.epoch_seconds:
                 for key in ("epochs_run", "seconds_per_epoch", "best_metrics"):
                     info[key] = previous.get(key, info[key])

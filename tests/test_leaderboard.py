@@ -18,7 +18,7 @@ from conftest import STID_TINY, python, write_config
 
 # ---- report from fixture run folders ----------------------------------------------------------
 def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finished", error: str = "",
-             seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000) -> None:
+             seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000, threads=(1,)) -> None:
     folder = out / model / f"seed-{seed}"
     folder.mkdir(parents=True)
     (folder / "status.json").write_text(json.dumps({"state": state, "error": error}))
@@ -28,7 +28,7 @@ def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finishe
     (folder / "test_metrics.json").write_text(json.dumps(
         {g: {"MAE": mae * f, "RMSE": 2 * mae * f, "MAPE": 0.01 * mae * f} for g, f in groups.items()}))
     (folder / "run_info.json").write_text(json.dumps({
-        "epochs_run": len(seconds), "seconds_per_epoch": list(seconds), "trainable_params": trainable,
+        **({"cpu_threads": list(threads)} if threads is not None else {}), "epochs_run": len(seconds), "seconds_per_epoch": list(seconds), "trainable_params": trainable,
         "total_params": total, "batch_size": 64, "inference_ms_per_batch": 5.0 + seed,
         "peak_memory_mb": {"kind": "process_peak_rss", "mb": 500.0 + seed},
         "build_report": [f"{model} backbone weights: file w.safetensors"] if model == "Big" else []}))
@@ -44,7 +44,7 @@ def fixture_leaderboard(tmp_path) -> Path:
     out.mkdir()
     budget = {"dataset": "Fix", "models": ["Small", "Big", "Broken"], "seeds": [1, 2], "epochs": 3, "patience": 2,
               "overrides": {"Big": ["model_config.vfm_layers=2"]}, "config_dir": "cfg"}
-    (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "software": {"torch": "x"}, "device": "cpu",
+    (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "software": {"torch": "x", "cpu_threads": "7"}, "device": "cpu",
                                                       "dataset_meta": {}}))
     fake_run(out, "Small", 1, 4.0)
     fake_run(out, "Small", 2, 5.0)
@@ -68,6 +68,7 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
     assert "Big: model_config.vfm_layers=2" in md and "- Big: Big backbone weights: file w.safetensors" in md
     assert "All finished runs share the same dataset" in md
     assert "- Peak memory: peak resident memory of the training process" in md
+    assert "on cpu, 1 torch CPU thread(s) per run." in md and "software: torch x\n" in md
     rows = list(csv.DictReader(paths[1].open()))
     assert [(r["rank"], r["model"], r["status"]) for r in rows] == [("1", "Big", "finished"), ("2", "Small", "finished"),
                                                                     ("", "Broken", "failed")]
@@ -82,6 +83,18 @@ def test_report_flags_runs_that_do_not_share_the_protocol(fixture_leaderboard, t
     cfg.write_text(cfg.read_text().replace('"null_val": 0.0', '"null_val": -1.0'))
     md = write_report(fixture_leaderboard, tmp_path / "r")[0].read_text()
     assert "**The runs do not share one protocol:**" in md and "- null_val: " in md
+
+
+def test_report_gives_the_threads_each_run_recorded_not_the_latest_call(fixture_leaderboard, tmp_path):
+    info = fixture_leaderboard / "Small" / "seed-2" / "run_info.json"
+    info.write_text(info.read_text().replace('"cpu_threads": [1]', '"cpu_threads": [1, 2]'))
+    md = write_report(fixture_leaderboard, tmp_path / "r")[0].read_text()
+    assert "on cpu, torch CPU threads per run: Big 1; Small 1/2." in md
+    for path in (fixture_leaderboard / "Big").glob("seed-*/run_info.json"):
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "cpu_threads"}))
+    md = write_report(fixture_leaderboard, tmp_path / "r2")[0].read_text()
+    assert ("torch CPU threads per run: Small 1/2 (Big: not recorded by the run; the latest `leaderboard run` call "
+            "had 7).") in md
 
 
 def test_report_without_a_leaderboard_says_what_to_run(tmp_path):

@@ -87,6 +87,7 @@ def test_resumed_run_keeps_the_epochs_recorded_before_it_stopped(tiny_dataset, w
     after = json.loads((run / "run_info.json").read_text())
     assert after["epochs_run"] == 2 and after["seconds_per_epoch"][0] == before["seconds_per_epoch"][0]
     assert after["peak_memory_mb"]["mb"] >= before["peak_memory_mb"]["mb"]
+    assert before["cpu_threads"] == after["cpu_threads"] == [torch.get_num_threads()]
 
 
 def test_resume_without_earlier_run_is_a_clear_error(tiny_dataset, workdir, capsys):

@@ -85,6 +85,12 @@ class ModelRow:
         return [l for r in self.finished[:1] for l in r.info.get("build_report", [])
                 if "weights" in l or "backbone:" in l or "network:" in l]
 
+    def cpu_threads(self) -> Optional[List[int]]:
+        """Torch's CPU thread counts the finished runs trained with, or None if a run did not record them."""
+        if not self.finished or any("cpu_threads" not in r.info for r in self.finished):
+            return None
+        return sorted({n for r in self.finished for n in r.info["cpu_threads"]})
+
     def memory_kinds(self) -> List[str]:
         return sorted({r.info["peak_memory_mb"]["kind"] for r in self.finished if r.info.get("peak_memory_mb")})
 
@@ -194,7 +200,8 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
         "model selection by validation MAE",
         f"- Budget for every model: at most {budget['epochs']} epochs, early stopping on validation MAE with patience "
         f"{budget['patience']}, seeds {', '.join(map(str, seeds))}",
-        f"- Device: {settings.get('device')}; software: " + ", ".join(f"{k} {v}" for k, v in settings.get("software", {}).items()),
+        f"- Device: {settings.get('device')}; software: " + ", ".join(
+            f"{k} {v}" for k, v in settings.get("software", {}).items() if k != "cpu_threads"),
     ]
     overrides = budget.get("overrides") or {}
     if overrides:
@@ -202,8 +209,8 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
             f"{m}: {', '.join(v)}" for m, v in overrides.items()))
     lines += ["- Each model's own optimiser settings: see `stvfm_plugin/baselines.py` and `baselines_cfg/`.", "",
               "### How cost was measured", "",
-              f"- Train s/epoch: wall clock of the training loop per epoch, on {settings.get('device')} with "
-              f"{settings.get('software', {}).get('cpu_threads', '?')} thread(s) per run.",
+              f"- Train s/epoch: wall clock of the training loop per epoch, on {settings.get('device')}, "
+              + thread_note(settings, rows) + ".",
               "- Inference ms/batch: mean wall clock of one forward pass on a test batch, first batch excluded, at each "
               "model's own batch size (in brackets): compare per sample, not per batch.",
               "- Peak memory: " + ", ".join(sorted({MEMORY_KINDS.get(k, k) for row in rows for k in row.memory_kinds()})
@@ -218,6 +225,25 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
               if not differences else "**The runs do not share one protocol:**"]
     lines += [f"- {d}" for d in differences]
     return "\n".join(lines) + "\n"
+
+
+def thread_note(settings: dict, rows: List[ModelRow]) -> str:
+    """Torch's CPU threads per run as each run recorded them; runs that did not (older runs) are named."""
+    recorded = {row.model: row.cpu_threads() for row in rows if row.finished}
+    counts = {n for threads in recorded.values() if threads for n in threads}
+    unrecorded = sorted(m for m, threads in recorded.items() if threads is None)
+    if len(counts) == 1:
+        note = f"{counts.pop()} torch CPU thread(s) per run"
+    elif counts:
+        note = "torch CPU threads per run: " + "; ".join(
+            f"{m} {'/'.join(map(str, t))}" for m, t in recorded.items() if t)
+    else:
+        note = "torch CPU threads not recorded by the runs"
+    if unrecorded:
+        note += (f" ({', '.join(unrecorded)}: not recorded by the run; the latest `leaderboard run` call had "
+                 f"{settings.get('software', {}).get('cpu_threads', '?')})" if counts else
+                 f" (the latest `leaderboard run` call had {settings.get('software', {}).get('cpu_threads', '?')})")
+    return note
 
 
 def csv_rows(rows: List[ModelRow]) -> List[dict]:
