@@ -1,4 +1,8 @@
-"""The one exception type whose message is shown to users as is (no traceback)."""
+"""The one exception type whose message is shown to users as is (no traceback), and the exit codes of the commands."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
 
 
 class UserError(Exception):
@@ -6,3 +10,16 @@ class UserError(Exception):
 
     The command-line entry points print the message as one paragraph and exit with status 2.
     """
+
+
+def exit_status(action: Callable[[], object], interrupted: str = "interrupted.") -> int:
+    """Run a command's action: 0 when done, 2 with the message on a `UserError`, 130 with `interrupted` on Ctrl-C."""
+    try:
+        action()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    return 0

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import UserError
+from .errors import UserError, exit_status
 
 EPILOG = """examples:
   python -m basicts.run -c baselines_cfg/STVFM_Demo.py -g cpu
@@ -116,15 +115,7 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: the run folder keeps the last checkpoint; --resume continues it.", file=sys.stderr)
-        return 130
-    return 0
+    return exit_status(lambda: run(args), "interrupted: the run folder keeps the last checkpoint; --resume continues it.")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from conftest import STID_TINY, python, write_config
 
 # ---- report from fixture run folders ----------------------------------------------------------
 def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finished", error: str = "",
-             seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000, threads=(1,)) -> None:
+             seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000) -> None:
     folder = out / model / f"seed-{seed}"
     folder.mkdir(parents=True)
     (folder / "status.json").write_text(json.dumps({"state": state, "error": error}))
@@ -28,8 +28,8 @@ def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finishe
     (folder / "test_metrics.json").write_text(json.dumps(
         {g: {"MAE": mae * f, "RMSE": 2 * mae * f, "MAPE": 0.01 * mae * f} for g, f in groups.items()}))
     (folder / "run_info.json").write_text(json.dumps({
-        **({"cpu_threads": list(threads)} if threads is not None else {}), "epochs_run": len(seconds), "seconds_per_epoch": list(seconds), "trainable_params": trainable,
-        "total_params": total, "batch_size": 64, "inference_ms_per_batch": 5.0 + seed,
+        "epochs_run": len(seconds), "seconds_per_epoch": list(seconds), "cpu_threads": [1],
+        "trainable_params": trainable, "total_params": total, "batch_size": 64, "inference_ms_per_batch": 5.0 + seed,
         "peak_memory_mb": {"kind": "process_peak_rss", "mb": 500.0 + seed},
         "build_report": [f"{model} backbone weights: file w.safetensors"] if model == "Big" else []}))
     (folder / "cfg.json").write_text(json.dumps({
@@ -44,8 +44,8 @@ def fixture_leaderboard(tmp_path) -> Path:
     out.mkdir()
     budget = {"dataset": "Fix", "models": ["Small", "Big", "Broken"], "seeds": [1, 2], "epochs": 3, "patience": 2,
               "overrides": {"Big": ["model_config.vfm_layers=2"]}, "config_dir": "cfg"}
-    (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "software": {"torch": "x", "cpu_threads": "7"}, "device": "cpu",
-                                                      "dataset_meta": {}}))
+    (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "software": {"torch": "x", "cpu_threads": "7"},
+                                                      "device": "cpu", "dataset_meta": {}}))
     fake_run(out, "Small", 1, 4.0)
     fake_run(out, "Small", 2, 5.0)
     fake_run(out, "Big", 1, 3.0, trainable=10, total=2_000_000)

@@ -105,6 +105,24 @@ def error_of(argv, capsys) -> str:
     return err
 
 
+@pytest.mark.parametrize("module, message", [
+    ("stvfm_plugin.run", "interrupted: the run folder keeps the last checkpoint; --resume continues it."),
+    ("stvfm_plugin.leaderboard.cli", "interrupted: finished models are kept; run the same command again to go on."),
+])
+def test_ctrl_c_exits_130_and_says_how_to_go_on(module, message, workdir, monkeypatch, capsys):
+    import importlib
+
+    cli = importlib.import_module(module)
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run" if module == "stvfm_plugin.run" else "_run", interrupt)
+    argv = ["-c", "x.py"] if module == "stvfm_plugin.run" else ["report", "--dataset", "X"]
+    assert cli.main(argv) == 130
+    assert capsys.readouterr().err.strip() == message
+
+
 def test_error_missing_config(workdir, capsys):
     err = error_of(["-c", "nope/STVFM_X.py"], capsys)
     assert "Config file 'nope/STVFM_X.py' does not exist" in err

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, exit_status
 from . import graph as graphs
 from . import readers
 from .layout import DATA_FILES, DatasetSpec, load_coords, load_graph, read_meta, write_dataset
@@ -248,9 +248,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: args.func(args))

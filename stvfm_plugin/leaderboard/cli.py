@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..errors import UserError
+from ..errors import UserError, exit_status
 from .runs import MODELS, Budget, run_leaderboard
 
 EPILOG = """examples:
@@ -57,29 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run(args: argparse.Namespace) -> None:
+    out = Path(args.out or f"leaderboard/{args.dataset}")
+    if args.command == "run":
+        if args.epochs < 1:
+            raise UserError(f"--epochs {args.epochs}: give at least 1.")
+        budget = Budget(dataset=args.dataset, models=list(args.models), seeds=list(args.seeds),
+                        epochs=args.epochs, patience=args.patience,
+                        overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir)
+        states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True))
+        failed = [k for k, v in states.items() if v != "finished"]
+        print(f"[{args.dataset}] done: {len(states) - len(failed)} finished, {len(failed)} failed"
+              + (f" ({', '.join(failed)})" if failed else ""), flush=True)
+    from .report import write_report
+
+    for path in write_report(out, Path(args.report_dir or out / "report")):
+        print(f"wrote {path}", flush=True)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    out = Path(args.out or f"leaderboard/{args.dataset}")
-    report_dir = Path(args.report_dir or out / "report")
-    try:
-        if args.command == "run":
-            if args.epochs < 1:
-                raise UserError(f"--epochs {args.epochs}: give at least 1.")
-            budget = Budget(dataset=args.dataset, models=list(args.models), seeds=list(args.seeds),
-                            epochs=args.epochs, patience=args.patience,
-                            overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir)
-            states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True))
-            failed = [k for k, v in states.items() if v != "finished"]
-            print(f"[{args.dataset}] done: {len(states) - len(failed)} finished, {len(failed)} failed"
-                  + (f" ({', '.join(failed)})" if failed else ""), flush=True)
-        from .report import write_report
-
-        for path in write_report(out, report_dir):
-            print(f"wrote {path}", flush=True)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished models are kept; run the same command again to go on.", file=sys.stderr)
-        return 130
-    return 0
+    return exit_status(lambda: _run(args),
+                       "interrupted: finished models are kept; run the same command again to go on.")
