@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="early stopping: stop after N epochs without a better validation metric "
                              "(replaces the config's EarlyStopping)")
     parser.add_argument("--resume", action="store_true", help="continue the newest unfinished run of this config")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch CPU threads (default: $OMP_NUM_THREADS if set, else every core this process may "
+                             "use); recorded in run_info.json")
     parser.add_argument("--save-results", action="store_true",
                         help="also write test inputs/predictions/targets as .npy files in the run folder")
     return parser
@@ -62,6 +65,31 @@ def _select_gpus(spec: Optional[str]) -> Optional[str]:
     return ",".join(str(i) for i in range(len(ids)))  # renumbered within CUDA_VISIBLE_DEVICES
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def set_threads(requested: Optional[int]) -> str:
+    """Set torch's CPU threads: `requested`, else `$OMP_NUM_THREADS`, else every available core.
+
+    Returns:
+        A log line saying how many threads and why.
+    """
+    import torch
+
+    if requested is not None:
+        if requested < 1:
+            raise UserError(f"--threads {requested}: give 1 or more.")
+        threads, why = requested, "--threads"
+    elif os.environ.get("OMP_NUM_THREADS", "").strip().isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        threads, why = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    else:
+        threads, why = available_cores(), "every available core; --threads N to change"
+    torch.set_num_threads(threads)
+    return f"CPU threads: {threads} ({why})"
+
+
 def set_early_stopping(cfg, patience: int) -> None:
     """Replace the config's early stopping by one with `patience` epochs (0: no early stopping)."""
     from basicts.runners.callback import EarlyStopping
@@ -80,6 +108,7 @@ def run(args: argparse.Namespace) -> Path:
     from .launch import evaluation_dir, latest_run_dir, launch_evaluation, launch_training, new_run_dir
 
     logger = get_logger("stvfm-plugin")
+    logger.info(set_threads(args.threads))
     cfg = load_config(args.cfg)
     gpus = _select_gpus(args.gpus)
     overrides = list(args.set)

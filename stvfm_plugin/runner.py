@@ -11,6 +11,7 @@
 - `run_info.json` records what a leaderboard needs: parameters, seconds per epoch, inference
   milliseconds per test batch, peak memory, device, and the model's own build report (e.g. where a
   frozen backbone's weights came from). A resumed run keeps the epochs recorded before it stopped.
+- Validation and test run under `torch.inference_mode()` (no autograd bookkeeping at all).
 - Each epoch ends with one `Progress:` log line (epoch, training seconds, validation metric) that
   the leaderboard relays.
 """
@@ -117,6 +118,10 @@ class PluginRunner(BasicTSRunner):
             torch.cuda.synchronize(device)
         self.inference_seconds.append(time.perf_counter() - start)
         return forward_return
+
+    def _eval_loop(self, mode) -> None:
+        with torch.inference_mode():
+            super()._eval_loop(mode)
 
     def _eval_on_horizons(self, forward_return: dict) -> None:
         if self.status != RunnerStatus.VALIDATING:  # horizon meters are test meters

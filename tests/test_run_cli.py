@@ -12,7 +12,7 @@ import torch
 
 from stvfm_plugin.config_tools import apply_overrides, load_config, parse_value
 from stvfm_plugin.errors import UserError
-from stvfm_plugin.run import main
+from stvfm_plugin.run import available_cores, main, set_threads
 
 from conftest import CONFIGS, STID_TINY, finite_metrics, python, write_config
 
@@ -88,6 +88,50 @@ def test_resumed_run_keeps_the_epochs_recorded_before_it_stopped(tiny_dataset, w
     assert after["epochs_run"] == 2 and after["seconds_per_epoch"][0] == before["seconds_per_epoch"][0]
     assert after["peak_memory_mb"]["mb"] >= before["peak_memory_mb"]["mb"]
     assert before["cpu_threads"] == after["cpu_threads"] == [torch.get_num_threads()]
+
+
+def test_threads_option_is_used_and_recorded(tiny_dataset, workdir):
+    cfg = write_config(workdir, STID_TINY)
+    before = torch.get_num_threads()
+    try:
+        assert main(["-c", str(cfg), "--run-dir", "run", "--threads", "1", "--set", "num_epochs=1"]) == 0
+        assert json.loads(Path("run/run_info.json").read_text())["cpu_threads"] == [1]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_validation_and_test_run_under_inference_mode(tiny_dataset, workdir, monkeypatch):
+    from basicts.runners import BasicTSRunner
+    from basicts.utils import RunnerStatus
+
+    seen = []
+    original = BasicTSRunner._forward
+
+    def recording(self, model, data, step, epoch=None):
+        seen.append((self.status, torch.is_inference_mode_enabled()))
+        return original(self, model, data, step, epoch)
+
+    monkeypatch.setattr(BasicTSRunner, "_forward", recording)
+    assert main(["-c", str(write_config(workdir, STID_TINY)), "--set", "num_epochs=1"]) == 0
+    modes = {status: {mode for s, mode in seen if s == status} for status, _ in seen}
+    assert modes[RunnerStatus.TRAINING] == {False}
+    assert modes[RunnerStatus.VALIDATING] == {True} and modes[RunnerStatus.EVALUATING] == {True}
+
+
+def test_threads_default_to_every_available_core_unless_told_otherwise(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        cores = available_cores()
+        assert set_threads(None) == f"CPU threads: {cores} (every available core; --threads N to change)"
+        assert torch.get_num_threads() == cores
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads(None) == "CPU threads: 1 (OMP_NUM_THREADS)" and torch.get_num_threads() == 1
+        assert set_threads(2) == "CPU threads: 2 (--threads)"
+        with pytest.raises(UserError, match="--threads 0: give 1 or more"):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_resume_without_earlier_run_is_a_clear_error(tiny_dataset, workdir, capsys):

@@ -4,7 +4,10 @@ All tests use timm's tiny `test_vit` (width 64) with random weights; they take s
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import math
 import subprocess
 import time
 
@@ -19,7 +22,8 @@ from stvfm_plugin.data.layout import DatasetSpec, write_dataset
 from stvfm_plugin.data.synth import SynthOptions
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.models.stvfm import STVFM, STVFMConfig
-from stvfm_plugin.models.stvfm.arch.spatial_layout import SpatialLayout, node_cells
+from stvfm_plugin.models.stvfm.arch.spatial_layout import (SpatialLayout, choose_patch_size, node_cells,
+                                                           token_grid_size)
 from stvfm_plugin.models.stvfm.arch.st_flow import future_flow, st_flow
 
 from conftest import SHARED, needs_shared, python, write_config
@@ -93,6 +97,96 @@ def test_layout_round_trip_and_neighbours_stay_close():
     neighbour = np.abs(rc[1:] - rc[:-1]).sum(axis=1).mean()
     random_pairs = np.abs(rc[np.random.default_rng(0).permutation(n)] - rc).sum(axis=1).mean()
     assert neighbour < random_pairs / 2
+
+
+def path_graph(n: int) -> np.ndarray:
+    adj = np.zeros((n, n))
+    for i in range(n - 1):
+        adj[i, i + 1] = adj[i + 1, i] = 1
+    return adj
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 7, 13, 30, 101, 207])
+@pytest.mark.parametrize("p", [1, 2, 3, 4])
+@pytest.mark.parametrize("layout", ["identity", "spectral", "coords"])
+def test_grouped_node_tokens_round_trip(n, p, layout):
+    coords = np.random.default_rng(n).random((n, 2))
+    grid = SpatialLayout(n, layout if n > 2 or layout != "spectral" else "identity", path_graph(n), coords,
+                         patch_size=p)
+    assert grid.patch_size == p and grid.cell_size == p * p
+    x = torch.randn(2, 3, n)
+    cells = grid.to_cells(x)
+    assert cells.shape == (2, grid.num_cells, 3 * p * p)
+    assert torch.equal(grid.from_cells(cells), x)  # nodes -> cells -> nodes is the identity
+    index = grid.index.numpy()
+    assert sorted(index[index < n].tolist()) == list(range(n))  # every node in exactly one slot
+    assert torch.equal(grid.slot_valid, grid.index < n)
+    empty = ~grid.slot_valid  # empty slots read 0
+    assert torch.all(cells.reshape(2, grid.num_cells, 3, p * p).permute(0, 2, 1, 3)[:, :, empty] == 0)
+
+
+@pytest.mark.parametrize("n", [7, 207, 1000, 8600])
+@pytest.mark.parametrize("max_tokens", [4, 64, 256])
+def test_automatic_patch_size_respects_max_tokens_and_is_the_smallest(n, max_tokens):
+    p = choose_patch_size(n, 1, max_tokens)
+    tokens = math.prod(token_grid_size(n, p))
+    assert tokens <= max_tokens
+    assert p == 1 or math.prod(token_grid_size(n, p - 1)) > max_tokens
+    grid = SpatialLayout(n, "identity", patch_size=1, max_tokens=max_tokens)
+    assert grid.num_cells == tokens and grid.patch_size == p
+    if p > 1:
+        assert f"raised from patch_size=1 to fit max_tokens={max_tokens}" in grid.describe()
+    assert choose_patch_size(n, 3, None) == 3  # no bound: the asked p
+
+
+def test_raised_patch_size_is_written_in_the_log():
+    model = STVFM(tiny(30, patch_size=1, max_tokens=4))
+    line = next(l for l in model.build_report if "token grid" in l)
+    assert "2 x 2 tokens" in line and "3 x 3 cells per token, raised from patch_size=1 to fit max_tokens=4" in line
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(patch_size=0), "patch_size=0: give 1 or more"),
+    (dict(max_tokens=0), "max_tokens=0: give 1 or more, or None for no bound"),
+])
+def test_patch_config_errors(kw, message):
+    with pytest.raises(UserError, match=message):
+        tiny(7, **kw)
+
+
+@pytest.mark.parametrize("n,p", [(7, 2), (13, 3), (16, 2)])
+def test_grouped_tokens_model_shapes_and_every_trainable_part_learns(n, p):
+    torch.manual_seed(0)
+    model = STVFM(tiny(n, patch_size=p, output_len=6))
+    x, ts, y, mask = batch(3, 12, 6, n)
+    out = model(x, ts, y, mask, train=True)
+    assert out["prediction"].shape == (3, 6, n)
+    (torch.nn.functional.l1_loss(out["prediction"], y) + out["aux_loss"]).backward()
+    trainable, frozen = trainable_and_frozen(model)
+    assert all(p.grad is None for p in frozen.values())
+    assert not [k for k, p in trainable.items() if p.grad is None or not p.grad.abs().sum() > 0]
+
+
+def test_flow_of_the_cells_is_the_flow_of_the_nodes():
+    """The optimised path (flow taken on the gathered cells: one gather, not two) equals the plain one."""
+    grid = SpatialLayout(13, "identity", patch_size=2)
+    x = torch.randn(2, 12, 13)
+    cells = grid.to_cells(x)
+    k = grid.cell_size
+    fast = st_flow(cells.reshape(2, grid.num_cells, 12, k), dim=2).reshape(cells.shape)
+    assert torch.equal(fast, grid.to_cells(st_flow(x)))
+
+
+def test_compiled_backbone_matches_the_plain_one_on_a_fixed_batch():
+    x, ts, _, _ = batch(2, 12, 12, 7)
+    outputs = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = STVFM(tiny(7, patch_size=2, compile_backbone=compiled)).eval()
+        with torch.inference_mode():
+            outputs.append(model(x, ts))
+        assert not any(k.startswith("vfm.") and "compiled" in k for k in model.state_dict())
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
 
 
 def test_st_flow_and_future_flow():
@@ -219,6 +313,27 @@ def test_checkpoint_round_trip_without_frozen_weights(weights_file):
     assert torch.equal(model.eval()(x, ts), clone.eval()(x, ts))
 
 
+def test_checkpoint_refuses_other_backbone_weights_unless_asked(weights_file, caplog):
+    path, _ = weights_file
+    torch.manual_seed(0)
+    state = STVFM(tiny(7, pretrained=True, backbone_weights=str(path))).state_dict()
+    expected = state["vfm._extra_state"]["file_sha256"]
+    assert state["vfm._extra_state"]["weights"] == path.name and len(expected) == 64
+    random = STVFM(tiny(7))
+    with pytest.raises(UserError) as err:
+        random.load_state_dict(state)
+    assert str(err.value) == (
+        f"This checkpoint was trained with the backbone {state['vfm._extra_state']['backbone']} with weights {path.name} "
+        f"(sha256 {expected}), but the model now has RANDOM. Load the same weights (--set "
+        f"model_config.backbone_weights=FILE or STVFM_BACKBONE_WEIGHTS, a file with sha256 {expected}), or score it "
+        "with these weights on purpose with --set model_config.allow_other_backbone=True.")
+    STVFM(tiny(7, allow_other_backbone=True)).load_state_dict(state)
+    assert "Going on because allow_other_backbone=True" in caplog.text
+    old = {k: v for k, v in state.items() if k != "vfm._extra_state"}  # written before identities were recorded
+    STVFM(tiny(7)).load_state_dict(old)
+    assert "cannot be checked" in caplog.text
+
+
 # ---- errors ---------------------------------------------------------------------------------------------
 
 def test_unknown_backbone_fails_at_config_time_with_aliases():
@@ -335,7 +450,8 @@ def test_basicts_run_checkpoint_size_and_eval_in_new_process(tiny_dataset, workd
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
     state = saved["model_state_dict"]
     assert not any(k.startswith("vfm.vit.") for k in state) and "optim_state_dict" not in saved
-    assert ckpt.stat().st_size < 1.2 * sum(v.numel() * 4 for v in state.values()) + 100_000
+    assert state["vfm._extra_state"]["weights"] == "RANDOM"  # the backbone's identity, not its weights
+    assert ckpt.stat().st_size < 1.2 * sum(v.numel() * 4 for v in state.values() if torch.is_tensor(v)) + 100_000
     proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--eval", str(ckpt)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -344,3 +460,25 @@ def test_basicts_run_checkpoint_size_and_eval_in_new_process(tiny_dataset, workd
     assert evaluated["overall"]["MAE"] == pytest.approx(trained["overall"]["MAE"], rel=1e-6)
     info = json.loads((run / "run_info.json").read_text())
     assert info["trainable_params"] < info["total_params"] and info["epochs_run"] == 1
+
+
+def test_eval_refuses_other_or_missing_backbone_weights(tiny_dataset, workdir, tmp_path_factory):
+    files = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        vit = timm.create_model("test_vit", pretrained=False, num_classes=0)
+        files.append(tmp_path_factory.mktemp(f"w{seed}") / "test_vit.safetensors")
+        save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(files[-1]))
+    cfg = write_config(workdir, STVFM_TINY.replace("pretrained=False", "pretrained=True"))
+    env = {**os.environ, "STVFM_BACKBONE_WEIGHTS": str(files[0]), "HF_ENDPOINT": "https://127.0.0.1:9"}
+    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--run-dir", "run"], capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = workdir / "run" / "STVFM_best_val_MAE.pt"
+    expected = hashlib.sha256(files[0].read_bytes()).hexdigest()
+    for weights, message in [(files[1], f"a file with sha256 {expected}"), (None, "No pretrained weights for backbone")]:
+        run_env = {**env, "STVFM_BACKBONE_WEIGHTS": str(weights)} if weights else \
+            {k: v for k, v in env.items() if k != "STVFM_BACKBONE_WEIGHTS"}
+        proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--eval", str(ckpt)],
+                              capture_output=True, text=True, timeout=600, env=run_env)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
+from scipy.spatial import cKDTree
 
 from ..errors import UserError
 
@@ -40,14 +42,12 @@ def road_graph(num_nodes: int, neighbours: int, rng: np.random.Generator) -> tup
         0/1 adjacency float32 `[N, N]` and coordinates `[N, 2]` (pseudo latitude, longitude).
     """
     coords = rng.uniform(0.0, 1.0, size=(num_nodes, 2))
-    dist = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
-    np.fill_diagonal(dist, np.inf)
     adj = np.zeros((num_nodes, num_nodes), dtype=np.float32)
     k = min(neighbours, num_nodes - 1)
     if k > 0:
-        nearest = np.argsort(dist, axis=1)[:, :k]
+        _, nearest = cKDTree(coords).query(coords, k=k + 1)  # [N, k + 1]: each point itself, then its k nearest
         rows = np.repeat(np.arange(num_nodes), k)
-        adj[rows, nearest.ravel()] = 1.0
+        adj[rows, nearest[:, 1:].ravel()] = 1.0
         adj = np.maximum(adj, adj.T)
     return adj, np.column_stack([34.0 + 0.2 * coords[:, 0], -118.4 + 0.2 * coords[:, 1]])
 
@@ -80,8 +80,9 @@ def generate(options: SynthOptions, adj: np.ndarray | None = None) -> tuple[np.n
     coords = None
     if adj is None:
         adj, coords = road_graph(options.num_nodes, options.neighbours, rng)
-    links = (np.asarray(adj) != 0).astype(np.float64)
-    np.fill_diagonal(links, 0.0)
+    links = sparse.csr_matrix(np.asarray(adj) != 0, dtype=np.float64)
+    links.setdiag(0.0)
+    links.eliminate_zeros()
     num_nodes, num_steps = links.shape[0], options.num_steps
 
     steps_per_day = 24 * 60 // options.step_minutes
@@ -94,8 +95,9 @@ def generate(options: SynthOptions, adj: np.ndarray | None = None) -> tuple[np.n
     demand = daily_profile(minutes, phase) * weekly[:, None]  # [L, N]
 
     # congestion: seeded at random nodes (more often at rush hours), carried downstream with a delay
-    out_degree = links.sum(axis=1, keepdims=True)
-    spread = np.divide(links, out_degree, out=np.zeros_like(links), where=out_degree > 0).T  # [N, N] in <- out
+    out_degree = np.asarray(links.sum(axis=1)).ravel()
+    inverse = np.divide(1.0, out_degree, out=np.zeros_like(out_degree), where=out_degree > 0)
+    spread = (sparse.diags(inverse) @ links).T.tocsr()  # [N, N] in <- out, sparse (graphs of any size)
     rush = np.exp(-((minutes / 60.0 - 8.0) / 1.0) ** 2) + np.exp(-((minutes / 60.0 - 17.5) / 1.2) ** 2)
     seeds = rng.random((num_steps, num_nodes)) < options.congestion_rate * rush[:, None]
     delay = max(1, options.propagation_delay)

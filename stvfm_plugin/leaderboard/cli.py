@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", nargs="+", type=int, default=[1], help="seeds (default: 1)")
     run.add_argument("--set", action="append", default=[], metavar="MODEL:KEY=VALUE",
                      help="config override for one model (or all:KEY=VALUE), recorded in the report")
+    run.add_argument("--threads", type=int, metavar="N",
+                     help="torch CPU threads of each run (default: $OMP_NUM_THREADS, else every core)")
     run.add_argument("--config-dir", default="baselines_cfg", help="folder of the configs (default baselines_cfg)")
     run.add_argument("-g", "--gpus", default="cpu", help="'cpu' (default) or a GPU index")
     for p in (run, sub.add_parser("report", help="build the report from finished run folders, without training")):
@@ -63,7 +65,8 @@ def _run(args: argparse.Namespace) -> None:
             raise UserError(f"--epochs {args.epochs}: give at least 1.")
         budget = Budget(dataset=args.dataset, models=list(args.models), seeds=list(args.seeds),
                         epochs=args.epochs, patience=args.patience,
-                        overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir)
+                        overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
+                        threads=args.threads)
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True))
         failed = [k for k, v in states.items() if v != "finished"]
         print(f"[{args.dataset}] done: {len(states) - len(failed)} finished, {len(failed)} failed"

@@ -37,6 +37,7 @@ class Budget:
     patience: int
     overrides: Dict[str, List[str]] = field(default_factory=dict)  # model -> ["key=value", ...]
     config_dir: str = "baselines_cfg"
+    threads: Optional[int] = None  # torch CPU threads per run (None: the runner's default)
 
     def config_path(self, model: str) -> Path:
         return Path(self.config_dir) / f"{model}_{self.dataset}.py"
@@ -81,6 +82,8 @@ def train_command(budget: Budget, model: str, seed: int, folder: Path, device: s
     command = [sys.executable, "-m", "stvfm_plugin.run", "-c", str(budget.config_path(model)), "-g", device,
                "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience),
                "--set", f"num_epochs={budget.epochs}"]
+    if budget.threads is not None:
+        command += ["--threads", str(budget.threads)]
     for item in budget.overrides.get(model, []):
         command += ["--set", item]
     return command + (["--resume"] if resume else [])

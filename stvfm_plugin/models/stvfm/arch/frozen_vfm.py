@@ -8,10 +8,14 @@ Random weights only when `pretrained=False` is asked for.
 Frozen means: no parameter requires a gradient, the module stays in eval mode whatever `train()`
 says, and its weights are left out of `state_dict()` (they come from the weights source, so
 checkpoints hold only what was trained); loading a checkpoint keeps the backbone as it is.
+A checkpoint does remember which weights the backbone had (file name, the file's sha256 and a
+sha256 of the tensors), and loading it into a model with other weights (or a random backbone)
+is refused unless asked for (`allow_other_backbone`).
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -35,6 +39,7 @@ BACKBONE_ALIASES: Dict[str, str] = {
     "deit_small": "deit_small_patch16_224.fb_in1k",
 }
 WEIGHTS_ENV = "STVFM_BACKBONE_WEIGHTS"
+_logger = logging.getLogger(__name__)
 
 
 def resolve_backbone(name: str) -> str:
@@ -48,12 +53,21 @@ def resolve_backbone(name: str) -> str:
                     "ViT (e.g. vit_small_patch16_224.augreg_in21k; list them with timm.list_models('vit_*')).")
 
 
-def sha256_prefix(path: Path, length: int = 12) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()[:length]
+    return digest.hexdigest()
+
+
+def tensors_sha256(module: nn.Module) -> str:
+    """sha256 of a module's parameters and buffers (names, shapes and bytes), whatever file they came from."""
+    digest = hashlib.sha256()
+    for name, value in sorted(module.state_dict().items()):
+        digest.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def read_state_dict(path: Path) -> Dict[str, torch.Tensor]:
@@ -131,16 +145,17 @@ def _env_weights(alias: str, timm_name: str) -> Optional[Path]:
 
 
 def build_backbone(alias: str, weights: Optional[str], pretrained: bool, allow_random_fallback: bool = False
-                   ) -> Tuple[nn.Module, str, bool]:
+                   ) -> Tuple[nn.Module, str, Optional[Path]]:
     """Create the timm ViT and load its weights.
 
     Returns:
-        The model, a description of where its weights came from, and whether they are random.
+        The model, a description of where its weights came from, and the weights file (None for random
+        weights or a hub download).
     """
     timm_name = resolve_backbone(alias)
     model = timm.create_model(timm_name, pretrained=False, num_classes=0)
     if not pretrained:
-        return model, "RANDOM (pretrained=False)", True
+        return model, "RANDOM (pretrained=False)", None
     path = Path(weights).expanduser() if weights else _env_weights(alias, timm_name)
     origin = "backbone_weights" if weights else WEIGHTS_ENV
     if path is None:
@@ -148,22 +163,27 @@ def build_backbone(alias: str, weights: Optional[str], pretrained: bool, allow_r
         origin = "Hugging Face cache"
     if path is not None:
         load_into(model, read_state_dict(path), str(path))
-        return model, f"file {path} (sha256 {sha256_prefix(path)}, via {origin})", False
+        return model, f"file {path} (sha256 {file_sha256(path)[:12]}, via {origin})", path
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     hub_error = f"the hub ({endpoint}) is not reachable from this machine"
     if hub_reachable(endpoint):
         try:
             model = timm.create_model(timm_name, pretrained=True, num_classes=0)
-            return model, f"hub timm/{timm_name}", False
+            return model, f"hub timm/{timm_name}", _cached_hub_file(timm_name)
         except Exception as e:  # network or missing-weights errors from huggingface_hub
             hub_error = f"the hub download failed ({type(e).__name__}: {e})"
     if allow_random_fallback:
-        return model, f"RANDOM (fallback: no weights found and {hub_error})", True
+        return model, f"RANDOM (fallback: no weights found and {hub_error})", None
     raise UserError(f"No pretrained weights for backbone {alias!r} ({timm_name}): no backbone_weights file, "
                     f"{WEIGHTS_ENV} is {'unset' if not os.environ.get(WEIGHTS_ENV) else 'without a matching file'}, "
                     f"and {hub_error}. Supply a local file with --set model_config.backbone_weights=PATH "
                     f"(safetensors or torch state dict in timm naming), or export {WEIGHTS_ENV}=FILE_OR_FOLDER, "
                     "or ask for a random backbone with --set model_config.pretrained=False.")
+
+
+def _checkpoint_without_identity(state_dict: dict, prefix: str, *args) -> None:
+    """Checkpoints written before the backbone identity was recorded still load (with a warning)."""
+    state_dict.setdefault(f"{prefix}_extra_state", None)
 
 
 class FrozenVFM(nn.Module):
@@ -178,10 +198,15 @@ class FrozenVFM(nn.Module):
         grid_hw: Token grid `(H, W)`.
         num_layers: Blocks to use (None: all).
         use_vfm_pos_embed: Add the ViT's position embedding, resampled to `(H, W)`.
+        compile_blocks: Run the blocks through `torch.compile` (same outputs within float tolerance;
+            each new input shape costs a compilation).
+        weights: Where the weights came from: a description, and the file (None: random or hub).
+        allow_other_backbone: Accept checkpoints trained on other backbone weights (with a warning).
     """
 
     def __init__(self, backbone: nn.Module, grid_hw: Tuple[int, int], num_layers: Optional[int] = None,
-                 use_vfm_pos_embed: bool = True) -> None:
+                 use_vfm_pos_embed: bool = True, compile_blocks: bool = False,
+                 weights: Tuple[str, Optional[Path]] = ("unknown", None), allow_other_backbone: bool = False) -> None:
         super().__init__()
         depth = len(backbone.blocks)
         if num_layers is not None and not 1 <= num_layers <= depth:
@@ -205,6 +230,45 @@ class FrozenVFM(nn.Module):
                              if pos is not None and pos.shape[1] > grid_hw[0] * grid_hw[1] else None,
                              persistent=False)  # [1, prefix, D] or None
         keep_frozen_out_of_state_dict(self, "vit")
+        source, path = weights
+        self.identity = {
+            "backbone": self.vit.default_cfg.get("architecture", type(self.vit).__name__),
+            "weights": "RANDOM" if source.startswith("RANDOM") else (Path(path).name if path else source),
+            "file_sha256": file_sha256(Path(path)) if path else None,
+            "tensors_sha256": tensors_sha256(self.vit),
+        }
+        self.allow_other_backbone = allow_other_backbone
+        self._register_load_state_dict_pre_hook(_checkpoint_without_identity)
+        # a compiled function, not a module: the blocks' parameters stay registered once, under `vit`
+        self.compiled_blocks = torch.compile(self.vit.blocks.forward) if compile_blocks else None
+
+    def get_extra_state(self) -> dict:
+        return dict(self.identity)
+
+    def set_extra_state(self, state: Optional[dict]) -> None:
+        """Check that a checkpoint's backbone weights are this model's (the checkpoint does not hold them)."""
+        if not state:
+            _logger.warning("The checkpoint does not say which backbone weights it was trained with (written before "
+                            "checkpoints recorded them): the backbone's weights cannot be checked.")
+            return
+        if state.get("tensors_sha256") == self.identity["tensors_sha256"]:
+            return
+
+        def describe(identity: dict) -> str:
+            sha = identity.get("file_sha256")
+            return f"{identity.get('weights')}" + (f" (sha256 {sha})" if sha else "")
+
+        message = (f"This checkpoint was trained with the backbone {state.get('backbone')} with weights "
+                   f"{describe(state)}, but the model now has {describe(self.identity)}.")
+        if self.allow_other_backbone:
+            _logger.warning(message + " Going on because allow_other_backbone=True.")
+            return
+        expected = state.get("file_sha256")
+        raise UserError(message + " Load the same weights (" + (
+            f"--set model_config.backbone_weights=FILE or {WEIGHTS_ENV}, a file with sha256 {expected}"
+            if expected else ("--set model_config.pretrained=False and the same seed" if state.get("weights") == "RANDOM"
+                              else "the same weights source")) +
+            "), or score it with these weights on purpose with --set model_config.allow_other_backbone=True.")
 
     def train(self, mode: bool = True) -> "FrozenVFM":
         super().train(mode)
@@ -240,6 +304,6 @@ class FrozenVFM(nn.Module):
                 prefix = prefix + self.prefix_pos_embed
             x = torch.cat([prefix, x], dim=1)  # [B, P + H * W, D]
         x = self.vit.norm_pre(x) if hasattr(self.vit, "norm_pre") else x
-        x = self.vit.blocks(x)
+        x = self.compiled_blocks(x) if self.compiled_blocks is not None else self.vit.blocks(x)
         x = self.vit.norm(x)
         return x[:, x.shape[1] - tokens.shape[1]:]  # [B, H * W, D]

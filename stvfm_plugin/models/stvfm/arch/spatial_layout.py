@@ -63,14 +63,16 @@ def place_on_grid(positions: np.ndarray, height: int, width: int) -> np.ndarray:
     return cells
 
 
-def node_cells(num_nodes: int, layout: str, adj: Optional[np.ndarray], coords: Optional[np.ndarray]
-               ) -> Tuple[np.ndarray, Tuple[int, int], str]:
-    """Cell of every node on a near-square grid, for a graph dataset.
+def node_cells(num_nodes: int, layout: str, adj: Optional[np.ndarray], coords: Optional[np.ndarray],
+               grid_hw: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, Tuple[int, int], str]:
+    """Cell of every node on a grid of graph nodes (default: the near-square one that holds them).
 
     Returns:
         cells `[N]`, `(H, W)` and the layout actually used (`auto` resolves to coords, spectral or identity).
     """
-    height, width = grid_size(num_nodes)
+    height, width = grid_hw or grid_size(num_nodes)
+    if height * width < num_nodes:
+        raise ValueError(f"A {height} x {width} grid cannot hold {num_nodes} nodes.")
     if layout == "auto":
         layout = "coords" if coords is not None else ("spectral" if adj is not None and num_nodes > 2 else "identity")
     if layout == "identity":
@@ -91,49 +93,91 @@ def node_cells(num_nodes: int, layout: str, adj: Optional[np.ndarray], coords: O
     return cells, (height, width), layout
 
 
-class SpatialLayout(nn.Module):
-    """Maps a series of `N` spatial points to `S = H * W` token cells and back.
+def token_grid_size(num_nodes: int, patch: int, grid_shape: Optional[Sequence[int]] = None) -> Tuple[int, int]:
+    """`(H, W)` of the token grid when each token holds a `patch x patch` block of cells.
 
-    Each cell holds `K` points (`K = 1` for graph nodes, `K = p * p` for grid patches). The mapping is
-    computed once at construction and stored in buffers.
+    A grid dataset `(Hg, Wg)` is cut into `ceil(Hg / p) x ceil(Wg / p)` patches; graph nodes get the
+    near-square token grid that holds `ceil(N / p^2)` tokens.
+    """
+    if grid_shape is not None:
+        return math.ceil(int(grid_shape[0]) / patch), math.ceil(int(grid_shape[1]) / patch)
+    return grid_size(math.ceil(num_nodes / patch ** 2))
+
+
+def choose_patch_size(num_nodes: int, patch_size: int, max_tokens: Optional[int],
+                      grid_shape: Optional[Sequence[int]] = None) -> int:
+    """The smallest `p >= patch_size` whose token grid has at most `max_tokens` tokens (None: no bound)."""
+    if patch_size < 1:
+        raise ValueError(f"patch_size={patch_size}: give 1 or more.")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens={max_tokens}: give 1 or more (or None for no bound).")
+    p = patch_size
+    while max_tokens is not None and math.prod(token_grid_size(num_nodes, p, grid_shape)) > max_tokens:
+        p += 1
+    return p
+
+
+def patch_index(node_grid: np.ndarray, patch: int, empty: int) -> np.ndarray:
+    """Group a grid of node indices into `patch x patch` tokens.
+
+    Shapes:
+        node_grid: [Hn, Wn] (`empty` marks a cell without a node) -> index [S, p * p], S = ceil(Hn/p) * ceil(Wn/p),
+        slot `(r % p) * p + c % p` of token `(r // p) * ceil(Wn / p) + c // p` holds node_grid[r, c]
+    """
+    hn, wn = node_grid.shape
+    height, width = math.ceil(hn / patch), math.ceil(wn / patch)
+    padded = np.full((height * patch, width * patch), empty, dtype=np.int64)
+    padded[:hn, :wn] = node_grid
+    return rearrange(padded, "(h p1) (w p2) -> (h w) (p1 p2)", p1=patch, p2=patch)  # [S, p * p]
+
+
+class SpatialLayout(nn.Module):
+    """Maps a series of `N` spatial points to `S = H * W` tokens and back; each token holds `p x p` cells.
+
+    Graph nodes are first placed on a grid of cells (`layout`); a regular-grid dataset (`grid_shape`) is
+    its own grid of cells. Then each `p x p` block of cells becomes one token, so a token holds
+    `K = p * p` slots (`p = 1`: one node per token). Slots without a node are empty: they read 0, are
+    flagged in `slot_valid` and never reach the output. `p` is raised from `patch_size` until the token
+    grid has at most `max_tokens` tokens. The mapping is computed once and stored in buffers.
 
     Args:
         num_nodes: Number of spatial points `N`.
         layout: `auto`, `coords`, `spectral` or `identity` (graph datasets).
         adj: Adjacency `[N, N]` (for `spectral`).
         coords: Node coordinates `[N, 2]`, latitude and longitude (for `coords`).
-        grid_shape: `(Hg, Wg)` of a regular-grid dataset (`N = Hg * Wg`, row-major); then cells are patches.
-        patch_size: Patch side `p` on a grid dataset.
+        grid_shape: `(Hg, Wg)` of a regular-grid dataset (`N = Hg * Wg`, row-major).
+        patch_size: Smallest token side `p` in cells.
+        max_tokens: Upper bound on `S` (None: none).
     """
 
     def __init__(self, num_nodes: int, layout: str = "auto", adj: Optional[np.ndarray] = None,
                  coords: Optional[np.ndarray] = None, grid_shape: Optional[Sequence[int]] = None,
-                 patch_size: int = 1) -> None:
+                 patch_size: int = 1, max_tokens: Optional[int] = None) -> None:
         super().__init__()
+        p = choose_patch_size(num_nodes, patch_size, max_tokens, grid_shape)
+        height, width = token_grid_size(num_nodes, p, grid_shape)
         if grid_shape is not None:
             hg, wg = int(grid_shape[0]), int(grid_shape[1])
             if hg * wg != num_nodes:
                 raise ValueError(f"grid_shape {hg} x {wg} does not hold {num_nodes} nodes.")
-            p = patch_size
-            height, width = math.ceil(hg / p), math.ceil(wg / p)
-            index = np.full((height * width, p * p), num_nodes, dtype=np.int64)  # num_nodes = empty slot
-            for r in range(hg):
-                for c in range(wg):
-                    index[(r // p) * width + c // p, (r % p) * p + c % p] = r * wg + c
-            self.kind = f"grid patches {p}x{p} of {hg}x{wg}"
+            node_grid = np.arange(num_nodes).reshape(hg, wg)  # [Hg, Wg]
+            self.kind = f"grid {hg}x{wg}"
         else:
-            cells, (height, width), used = node_cells(num_nodes, layout, adj, coords)
-            index = np.full((height * width, 1), num_nodes, dtype=np.int64)
-            index[cells, 0] = np.arange(num_nodes)
-            self.kind = used
-        self.num_nodes, self.grid_hw = num_nodes, (height, width)
+            cells, (hn, wn), self.kind = node_cells(num_nodes, layout, adj, coords, (height * p, width * p))
+            node_grid = np.full(hn * wn, num_nodes, dtype=np.int64)
+            node_grid[cells] = np.arange(num_nodes)
+            node_grid = node_grid.reshape(hn, wn)  # [H * p, W * p]
+        index = patch_index(node_grid, p, empty=num_nodes)  # [S, K]
+        self.num_nodes, self.grid_hw, self.patch_size = num_nodes, (height, width), p
+        self.requested_patch_size, self.max_tokens = patch_size, max_tokens
         self.cell_size = index.shape[1]
         flat = index.reshape(-1)
         position = np.empty(num_nodes, dtype=np.int64)
         position[flat[flat < num_nodes]] = np.flatnonzero(flat < num_nodes)
         self.register_buffer("index", torch.from_numpy(index), persistent=False)  # [S, K]
         self.register_buffer("position", torch.from_numpy(position), persistent=False)  # [N] in S * K
-        self.register_buffer("cell_valid", torch.from_numpy((index < num_nodes).any(axis=1)), persistent=False)
+        self.register_buffer("slot_valid", torch.from_numpy(index < num_nodes), persistent=False)  # [S, K]
+        self.register_buffer("cell_valid", self.slot_valid.any(dim=1), persistent=False)  # [S]
 
     @property
     def num_cells(self) -> int:
@@ -150,6 +194,14 @@ class SpatialLayout(nn.Module):
         y = rearrange(y, "b s (t k) -> b t (s k)", k=self.cell_size)  # [B, T, S * K]
         return y[:, :, self.position]
 
-    def extra_repr(self) -> str:
+    def describe(self) -> str:
+        """One line for the log: the token grid, nodes per token and how `p` was chosen."""
         h, w = self.grid_hw
-        return f"{self.kind}, grid {h}x{w}, {int(self.cell_valid.sum())}/{h * w} cells used"
+        p = self.patch_size
+        why = (f", raised from patch_size={self.requested_patch_size} to fit max_tokens={self.max_tokens}"
+               if p != self.requested_patch_size else "")
+        return (f"{h} x {w} tokens ({int(self.cell_valid.sum())} used), {p} x {p} cells per token{why}; "
+                f"{self.num_nodes} nodes in {self.num_cells * self.cell_size} slots; layout {self.kind}")
+
+    def extra_repr(self) -> str:
+        return self.describe()

@@ -4,13 +4,14 @@ from typing import Optional, Tuple
 import torch
 
 
-def st_flow(x: torch.Tensor) -> torch.Tensor:
-    """Temporal differences of a (normalised) series, `F_t = X_t - X_{t-1}`, `F_1 = 0`.
+def st_flow(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Temporal differences of a (normalised) series along its time axis `dim`, `F_t = X_t - X_{t-1}`, `F_1 = 0`.
 
     Shapes:
-        x: [B, T, N] -> [B, T, N]
+        x: [B, T, N] (or any shape with T at `dim`) -> the same shape
     """
-    return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+    t = x.shape[dim]
+    return torch.cat([torch.zeros_like(x.narrow(dim, 0, 1)), x.narrow(dim, 1, t - 1) - x.narrow(dim, 0, t - 1)], dim=dim)
 
 
 def future_flow(last_input: torch.Tensor, targets: torch.Tensor,

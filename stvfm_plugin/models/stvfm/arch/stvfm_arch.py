@@ -18,6 +18,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch import nn
 
 from ....data.layout import load_coords, load_graph, read_meta
@@ -56,28 +57,34 @@ class STVFM(nn.Module):
         super().__init__()
         self.config = config
         adj, coords, grid_shape = dataset_layout_inputs(config.dataset_dir)
-        self.layout = SpatialLayout(config.num_features, config.layout, adj, coords, grid_shape, config.patch_size)
-        backbone, source, random = build_backbone(config.backbone, config.backbone_weights, config.pretrained,
-                                                  config.allow_random_fallback)
-        self.vfm = FrozenVFM(backbone, self.layout.grid_hw, config.vfm_layers, config.use_vfm_pos_embed)
+        self.layout = SpatialLayout(config.num_features, config.layout, adj, coords, grid_shape, config.patch_size,
+                                    config.max_tokens)
+        backbone, source, weights_file = build_backbone(config.backbone, config.backbone_weights, config.pretrained,
+                                                        config.allow_random_fallback)
+        self.vfm = FrozenVFM(backbone, self.layout.grid_hw, config.vfm_layers, config.use_vfm_pos_embed,
+                             config.compile_backbone, (source, weights_file), config.allow_other_backbone)
+        random = source.startswith("RANDOM")
         dim, cells, window = self.vfm.embed_dim, self.layout.num_cells, config.input_len * self.layout.cell_size
         token_std = self.vfm.token_std() if config.match_token_stats else 1.0
 
         def adapter() -> TemporalAwareTokenAdapter:
             return TemporalAwareTokenAdapter(
-                window, dim, cells, config.adapter_hidden, config.steps_per_day, token_std,
+                window, dim, cells, self.layout.cell_size, config.adapter_hidden, config.steps_per_day, token_std,
                 use_time_of_day=config.use_temporal_context,
                 use_day_of_week=config.use_temporal_context and config.use_day_of_week,
-                use_learned_pos_embed=config.use_learned_pos_embed, dropout=config.dropout)
+                use_learned_pos_embed=config.use_learned_pos_embed,
+                use_pad_token=not bool(self.layout.cell_valid.all()), dropout=config.dropout)
 
-        out = config.output_len * self.layout.cell_size
+        def head() -> CellHead:
+            return CellHead(dim, config.input_len, config.output_len, cells, self.layout.cell_size, config.head_hidden,
+                            config.head_layers, config.dropout)
+
         self.raw_adapter = adapter()
-        self.forecast_head = CellHead(dim, out, config.head_hidden, config.dropout)
+        self.forecast_head = head()
         self.flow_adapter = adapter() if config.use_flow_branch else None
         self.cross_prompt = BilateralCrossPromptCoordination(
             dim, config.num_prompts, config.prompt_heads, config.prompt_dim, config.gate_init) if config.use_cross_prompt else None
-        self.flow_head = CellHead(dim, out, config.head_hidden, config.dropout) \
-            if config.use_flow_branch and config.flow_loss_weight > 0 else None
+        self.flow_head = head() if config.use_flow_branch and config.flow_loss_weight > 0 else None
 
         self.backbone_source, self.random_backbone = source, random
         self.run_warnings = []
@@ -86,14 +93,12 @@ class STVFM(nn.Module):
                                      "pretrained VFM.")
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
-        h, w = self.layout.grid_hw
         self.build_report = [
             f"ST-VFM backbone: {config.backbone} ({backbone.default_cfg.get('architecture', '?')}), "
             f"{len(self.vfm.vit.blocks)} blocks used, width {dim}",
             f"ST-VFM backbone weights: {source}",
             f"ST-VFM parameters: {trainable:,} trainable, {frozen:,} frozen",
-            f"ST-VFM token grid: {h} x {w} ({int(self.layout.cell_valid.sum())} of {h * w} cells used; "
-            f"layout {self.layout.kind}; {self.layout.cell_size} value(s) per cell and step)",
+            f"ST-VFM token grid: {self.layout.describe()}",
             "ST-VFM components: " + ", ".join(f"{k}={getattr(config, k)}" for k in (
                 "use_flow_branch", "use_cross_prompt", "flow_loss_weight", "use_temporal_context",
                 "use_day_of_week", "use_learned_pos_embed", "use_vfm_pos_embed", "match_token_stats",
@@ -103,32 +108,36 @@ class STVFM(nn.Module):
             _logger.info(line)
 
     def forward_features(self, x: torch.Tensor, timestamps: Optional[torch.Tensor]
-                         ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Tokens of both branches after the frozen VFM and the cross-prompt coordination.
+                         ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
+        """Tokens of both branches after the frozen VFM and the cross-prompt coordination, and their cells.
 
         Shapes:
-            x: [B, T, N], timestamps: [B, T, 2] -> raw [B, S, D], flow [B, S, D] or None
+            x: [B, T, N], timestamps: [B, T, 2] -> raw [B, S, D], flow [B, S, D] or None,
+            raw cells [B, S, T * K], flow cells [B, S, T * K] or None
         """
-        valid = self.layout.cell_valid
-        raw_tokens = self.raw_adapter(self.layout.to_cells(x), timestamps, valid)  # [B, S, D]
+        valid = self.layout.slot_valid
+        raw_cells = self.layout.to_cells(x)  # [B, S, T * K]
+        raw_tokens = self.raw_adapter(raw_cells, timestamps, valid)  # [B, S, D]
         if self.flow_adapter is None:
             raw = self.vfm(raw_tokens)
-            return (raw + raw_tokens if self.config.use_adapter_skip else raw), None
-        flow_tokens = self.flow_adapter(self.layout.to_cells(st_flow(x)), timestamps, valid)  # [B, S, D]
+            return (raw + raw_tokens if self.config.use_adapter_skip else raw), None, raw_cells, None
+        flow_cells = rearrange(st_flow(rearrange(raw_cells, "b s (t k) -> b s t k", k=self.layout.cell_size), dim=2),
+                               "b s t k -> b s (t k)")  # [B, S, T * K], the flow of every slot
+        flow_tokens = self.flow_adapter(flow_cells, timestamps, valid)  # [B, S, D]
         raw, flow = self.vfm(torch.cat([raw_tokens, flow_tokens], dim=0)).chunk(2, dim=0)  # 2 x [B, S, D]
         if self.config.use_adapter_skip:
             raw, flow = raw + raw_tokens, flow + flow_tokens
         if self.cross_prompt is not None:
-            raw, flow = self.cross_prompt(raw, flow, ~valid)
-        return raw, flow
+            raw, flow = self.cross_prompt(raw, flow, ~self.layout.cell_valid)
+        return raw, flow, raw_cells, flow_cells
 
-    def forward_head(self, raw: torch.Tensor, flow: Optional[torch.Tensor] = None
-                     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Shapes: raw, flow: [B, S, D] -> forecast [B, T_out, N], flow forecast [B, T_out, N] or None"""
-        forecast = self.layout.from_cells(self.forecast_head(raw))
+    def forward_head(self, raw: torch.Tensor, raw_cells: torch.Tensor, flow: Optional[torch.Tensor] = None,
+                     flow_cells: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Shapes: raw, flow: [B, S, D], cells: [B, S, T * K] -> forecast [B, T_out, N], flow forecast [B, T_out, N] or None"""
+        forecast = self.layout.from_cells(self.forecast_head(raw, raw_cells))
         flow_forecast = None
         if flow is not None and self.flow_head is not None:
-            flow_forecast = self.layout.from_cells(self.flow_head(flow))
+            flow_forecast = self.layout.from_cells(self.flow_head(flow, flow_cells))
         return forecast, flow_forecast
 
     def forward(self, inputs: torch.Tensor, inputs_timestamps: Optional[torch.Tensor] = None,
@@ -141,8 +150,8 @@ class STVFM(nn.Module):
         """
         x = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]
         timestamps = inputs_timestamps if self.config.use_temporal_context else None
-        raw, flow = self.forward_features(x, timestamps)
-        prediction, flow_forecast = self.forward_head(raw, flow)
+        raw, flow, raw_cells, flow_cells = self.forward_features(x, timestamps)
+        prediction, flow_forecast = self.forward_head(raw, raw_cells, flow, flow_cells)
         if not (train and targets is not None and flow_forecast is not None):
             return prediction
         y = targets[..., 0] if targets.dim() == 4 else targets

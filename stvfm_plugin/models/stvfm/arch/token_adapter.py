@@ -8,13 +8,15 @@ from torch import nn
 class TemporalAwareTokenAdapter(nn.Module):
     """Embeds each cell's window, adds temporal context and a learnable position, scaled for the VFM.
 
-    A token is `MLP(window)`, layer-normalised and scaled to `token_std` (the spread of the VFM's own
+    A token is `MLP(window)` (with `K > 1` slots per token, the window is followed by the `K` slots'
+    validity flags, so that an empty slot's zeros are not read as data), layer-normalised and scaled to `token_std` (the spread of the VFM's own
     patch embeddings, so the frozen blocks see in-distribution inputs), plus embeddings of the last
     input step's time of day and day of week, plus a learnable position per grid cell. Empty grid
     cells get a learnable pad token.
 
     Args:
         window: Values per cell and window, `T * K`.
+        slots: Slots `K` per token (nodes grouped into one token).
         embed_dim: Token width `D` of the VFM.
         num_cells: Grid cells `S = H * W`.
         hidden: Hidden width of the window MLP.
@@ -22,35 +24,42 @@ class TemporalAwareTokenAdapter(nn.Module):
         token_std: Target standard deviation of the tokens' entries.
         use_time_of_day / use_day_of_week: Temporal context switches.
         use_learned_pos_embed: Add a learnable `[S, D]` positional embedding.
+        use_pad_token: Give empty cells a learnable pad token (only when the grid has empty cells).
         dropout: Dropout on the window MLP.
     """
 
-    def __init__(self, window: int, embed_dim: int, num_cells: int, hidden: int = 256, steps_per_day: int = 288,
+    def __init__(self, window: int, embed_dim: int, num_cells: int, slots: int = 1, hidden: int = 256,
+                 steps_per_day: int = 288,
                  token_std: float = 1.0, use_time_of_day: bool = True, use_day_of_week: bool = True,
-                 use_learned_pos_embed: bool = True, dropout: float = 0.1) -> None:
+                 use_learned_pos_embed: bool = True, use_pad_token: bool = True, dropout: float = 0.1) -> None:
         super().__init__()
         self.steps_per_day = steps_per_day
+        self.slot_flags = slots > 1
         self.value_embed = nn.Sequential(
-            nn.Linear(window, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
+            nn.Linear(window + (slots if self.slot_flags else 0), hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
         self.norm = nn.LayerNorm(embed_dim)
         with torch.no_grad():
             self.norm.weight.fill_(token_std)
         self.time_of_day = nn.Embedding(steps_per_day, embed_dim) if use_time_of_day else None
         self.day_of_week = nn.Embedding(7, embed_dim) if use_day_of_week else None
         self.pos_embed = nn.Parameter(torch.zeros(num_cells, embed_dim)) if use_learned_pos_embed else None
-        self.pad_token = nn.Parameter(torch.zeros(embed_dim))
+        self.pad_token = nn.Parameter(torch.zeros(embed_dim)) if use_pad_token else None
         for table in (self.time_of_day, self.day_of_week):
             if table is not None:
                 nn.init.trunc_normal_(table.weight, std=0.02 * token_std)
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02 * token_std)
 
-    def forward(self, cells: torch.Tensor, timestamps: Optional[torch.Tensor], cell_valid: torch.Tensor) -> torch.Tensor:
+    def forward(self, cells: torch.Tensor, timestamps: Optional[torch.Tensor], slot_valid: torch.Tensor) -> torch.Tensor:
         """Shapes:
-            cells: [B, S, T * K], timestamps: [B, T, 2] (fractions in [0, 1)), cell_valid: [S] -> tokens [B, S, D]
+            cells: [B, S, T * K], timestamps: [B, T, 2] (fractions in [0, 1)), slot_valid: [S, K] -> tokens [B, S, D]
         """
+        if self.slot_flags:
+            flags = slot_valid.to(cells.dtype).expand(cells.shape[0], -1, -1)  # [B, S, K]
+            cells = torch.cat([cells, flags], dim=-1)  # [B, S, T * K + K]
         tokens = self.norm(self.value_embed(cells))  # [B, S, D]
-        tokens = torch.where(cell_valid[None, :, None], tokens, self.pad_token.to(tokens.dtype))
+        if self.pad_token is not None:
+            tokens = torch.where(slot_valid.any(dim=1)[None, :, None], tokens, self.pad_token.to(tokens.dtype))
         if timestamps is not None:
             last = timestamps[:, -1]  # [B, 2]
             if self.time_of_day is not None:

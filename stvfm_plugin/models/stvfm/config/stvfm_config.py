@@ -29,14 +29,25 @@ class STVFMConfig(BasicTSModelConfig):
     pretrained: bool = field(default=True, metadata={"help": "False: random backbone weights (named in the log)."})
     allow_random_fallback: bool = field(default=False, metadata={
         "help": "Use random backbone weights, with a warning, when no pretrained weights can be found (demo only)."})
+    allow_other_backbone: bool = field(default=False, metadata={
+        "help": "Load a checkpoint trained with other backbone weights (or a random backbone) instead of refusing; "
+                "the log warns."})
     vfm_layers: Optional[int] = field(default=6, metadata={"help": "Use the first k blocks of the VFM (None: all)."})
+    compile_backbone: bool = field(default=False, metadata={
+        "help": "Run the frozen blocks through torch.compile: on a 2-core CPU ~12 % faster per training step but "
+                "about a minute of compilation per new batch shape, so off by default (see benchmarks/README.md)."})
     use_vfm_pos_embed: bool = field(default=True, metadata={
         "help": "Add the VFM's own position embedding, resampled to the token grid."})
 
     layout: str = field(default="auto", metadata={
         "help": "Nodes onto the token grid: coords | spectral | identity, or auto (coords if the dataset has them, "
                 "else spectral if it has a graph, else identity)."})
-    patch_size: int = field(default=1, metadata={"help": "Patch side p for grid datasets (meta.json grid_shape)."})
+    patch_size: int = field(default=1, metadata={
+        "help": "Token side p in cells: each token holds a p x p block of the node grid (graph layouts) or a p x p "
+                "patch of a grid dataset (meta.json grid_shape), i.e. up to p*p nodes. 1: one node per token."})
+    max_tokens: Optional[int] = field(default=256, metadata={
+        "help": "Upper bound on tokens per branch: p is raised from patch_size until the token grid fits "
+                "(the log says so). None: no bound."})
 
     use_flow_branch: bool = field(default=True, metadata={"help": "Use the ST-flow branch (temporal differences)."})
     use_cross_prompt: bool = field(default=True, metadata={
@@ -56,6 +67,8 @@ class STVFMConfig(BasicTSModelConfig):
 
     adapter_hidden: int = field(default=256, metadata={"help": "Hidden width of the adapters' window MLP."})
     head_hidden: int = field(default=256, metadata={"help": "Hidden width of the heads' MLP (0 = linear heads)."})
+    head_layers: int = field(default=0, metadata={
+        "help": "Residual MLP layers of the heads' node-level part (after token + own window + node embedding)."})
     num_prompts: int = field(default=4, metadata={"help": "Prompt tokens K per direction of the cross-prompt."})
     prompt_heads: int = field(default=4, metadata={"help": "Attention heads of the cross-prompt (divide prompt_dim)."})
     prompt_dim: int = field(default=64, metadata={"help": "Width in which the cross-prompt attentions are computed."})
@@ -68,5 +81,9 @@ class STVFMConfig(BasicTSModelConfig):
             raise UserError(f"layout={self.layout!r}: choose one of {', '.join(LAYOUTS)}.")
         if self.num_features is None or self.num_features < 1:
             raise UserError("STVFMConfig needs num_features, the number of nodes of the dataset.")
+        if self.patch_size < 1:
+            raise UserError(f"patch_size={self.patch_size}: give 1 or more cells per token side.")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise UserError(f"max_tokens={self.max_tokens}: give 1 or more, or None for no bound.")
         if self.use_cross_prompt and not self.use_flow_branch:
             raise UserError("use_cross_prompt=True needs use_flow_branch=True (the prompts come from the flow branch).")

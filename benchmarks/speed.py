@@ -1,0 +1,372 @@
+"""Speed benchmark: training and inference throughput, memory and FLOPs of model configs, in one process.
+
+For each row (a config file, overrides, a thread count) on a prepared dataset it measures:
+
+- training windows per second (forward, loss, backward, gradient clipping, Adam step; the config's batch size),
+- inference windows per second (`torch.inference_mode()`),
+- peak resident memory of the row (the process's peak is reset before each row),
+- tokens per window (tokens that pass the frozen backbone: both branches, grid and prefix tokens),
+- FLOPs per training window, counted by `torch.utils.flop_counter.FlopCounterMode`,
+- achieved GFLOP/s of the frozen blocks (their forward and input-gradient pass timed alone, on the row's
+  token batch) as a fraction of a GEMM of the backbone's width timed in the same process and threads.
+
+Then a cost-vs-N table: the row named by `--scale-row` on synthetic graphs of `--scale-nodes` nodes.
+Writes a Markdown report (generated; never edit it by hand).
+
+    cd benchmarks/work   # holds datasets/LosLoop (python -m stvfm_plugin.data prepare --preset LosLoop ...)
+    STVFM_BACKBONE_WEIGHTS=../../../shared/weights python ../speed.py --dataset LosLoop --out ../results/speed.md
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from stvfm_plugin.config_tools import apply_overrides, load_config
+from stvfm_plugin.errors import exit_status
+from stvfm_plugin.run import available_cores
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Row:
+    """One measured setting: a config, its overrides and the torch thread count."""
+
+    name: str
+    config: str
+    threads: int
+    overrides: List[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> "Row":
+        """`NAME|CONFIG|THREADS[|key=value,key=value...]` (THREADS `all` = every available core)."""
+        parts = text.split("|")
+        if len(parts) < 3:
+            raise SystemExit(f"error: --row {text!r}: write NAME|CONFIG|THREADS[|key=value,...]")
+        threads = available_cores() if parts[2] == "all" else int(parts[2])
+        overrides = [o for o in parts[3].split(",") if o] if len(parts) > 3 else []
+        return cls(parts[0], parts[1], threads, overrides)
+
+
+def default_rows(dataset: str) -> List[Row]:
+    """STID; ST-VFM as it was (2 blocks, one node per token) on one thread and on all cores; ST-VFM as committed,
+    plain and with its frozen blocks compiled (the compilation happens in the warm-up steps, not timed)."""
+    cores = available_cores()
+    stvfm = str(REPO / "baselines_cfg" / f"STVFM_{dataset}.py")
+    before = ["model_config.vfm_layers=2", "model_config.patch_size=1", "model_config.max_tokens=None"]
+    return [
+        Row("STID (committed config)", str(REPO / "baselines_cfg" / f"STID_{dataset}.py"), cores),
+        Row("ST-VFM before: 2 blocks, 1 node per token, 1 thread", stvfm, 1, before),
+        Row(f"ST-VFM before: 2 blocks, 1 node per token, {cores} threads", stvfm, cores, before),
+        Row("ST-VFM committed config", stvfm, cores),
+        Row("ST-VFM committed config + compile_backbone", stvfm, cores, ["model_config.compile_backbone=True"]),
+    ]
+
+
+# ---- measuring ------------------------------------------------------------------------------------
+
+def _read_status_kb(key: str) -> Optional[int]:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_memory() -> bool:
+    """Reset this process's peak resident set (Linux `clear_refs`); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Batches:
+    """Random training windows of a prepared dataset, z-scored with the training split's mean and std."""
+
+    def __init__(self, folder: Path, input_len: int, output_len: int, seed: int = 0) -> None:
+        data = np.load(folder / "train_data.npy")
+        data = data[..., 0] if data.ndim == 3 else data
+        self.stamps = np.load(folder / "train_timestamps.npy").astype(np.float32)
+        self.data = ((data - data.mean()) / (data.std() or 1.0)).astype(np.float32)
+        self.input_len, self.output_len = input_len, output_len
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, size: int) -> Dict[str, torch.Tensor]:
+        span = self.input_len + self.output_len
+        starts = self.rng.integers(0, len(self.data) - span + 1, size)
+        x = np.stack([self.data[s:s + self.input_len] for s in starts])
+        y = np.stack([self.data[s + self.input_len:s + span] for s in starts])
+        ts = np.stack([self.stamps[s:s + self.input_len] for s in starts])
+        return {"inputs": torch.from_numpy(x), "inputs_timestamps": torch.from_numpy(ts),
+                "targets": torch.from_numpy(y), "targets_mask": torch.ones(y.shape, dtype=torch.bool)}
+
+
+def forward_kwargs(model: torch.nn.Module, batch: Dict[str, torch.Tensor], train: bool) -> dict:
+    """What BasicTS's runner passes: the batch entries and `train` that `forward` names."""
+    names = inspect.signature(model.forward).parameters
+    kwargs = {k: v for k, v in batch.items() if k in names}
+    if "train" in names:
+        kwargs["train"] = train
+    return kwargs
+
+
+def training_step(model: torch.nn.Module, loss_fn: Callable, optimizer: torch.optim.Optimizer,
+                  batch: Dict[str, torch.Tensor]) -> None:
+    out = model(**forward_kwargs(model, batch, train=True))
+    out = out if isinstance(out, dict) else {"prediction": out}
+    names = inspect.signature(loss_fn).parameters
+    loss = loss_fn(**{k: v for k, v in {**batch, **out}.items() if k in names})
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 5.0)
+    optimizer.step()
+
+
+def timed(fn: Callable[[], None], min_seconds: float, min_reps: int, warmup: int = 1) -> float:
+    """Seconds per call of `fn` after `warmup` calls (at least `min_reps` calls and `min_seconds`)."""
+    for _ in range(warmup):
+        fn()
+    reps, start = 0, time.perf_counter()
+    while reps < min_reps or time.perf_counter() - start < min_seconds:
+        fn()
+        reps += 1
+    return (time.perf_counter() - start) / reps
+
+
+def gemm_gflops(width: int, min_seconds: float, rows: int = 4096) -> float:
+    """GFLOP/s of a `[rows, D] x [D, 4D]` float32 GEMM (the shape of a ViT MLP layer) on this thread setting."""
+    a, b = torch.randn(rows, width), torch.randn(width, 4 * width)
+    seconds = timed(lambda: torch.mm(a, b), min_seconds=min_seconds, min_reps=5, warmup=2)
+    return 2 * rows * width * 4 * width / seconds / 1e9
+
+
+def frozen_blocks_gflops(model: torch.nn.Module, batch_size: int, min_seconds: float) -> Optional[Dict[str, float]]:
+    """Achieved GFLOP/s of the frozen blocks of an ST-VFM model: forward + input gradient, timed alone."""
+    vfm = getattr(model, "vfm", None)
+    if vfm is None:
+        return None
+    branches = 2 if getattr(model, "flow_adapter", None) is not None else 1
+    tokens = torch.randn(branches * batch_size, model.layout.num_cells, vfm.embed_dim, requires_grad=True)
+
+    def step() -> None:
+        vfm(tokens).sum().backward()
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    seconds = timed(step, min_seconds=min_seconds, min_reps=3)
+    return {"flops": flops, "gflops": flops / seconds / 1e9}
+
+
+def tokens_per_window(model: torch.nn.Module) -> Optional[int]:
+    vfm = getattr(model, "vfm", None)
+    if vfm is None:
+        return None
+    branches = 2 if getattr(model, "flow_adapter", None) is not None else 1
+    return branches * (model.layout.num_cells + vfm.num_prefix_tokens)
+
+
+def measure(row: Row, workdir: Path, min_seconds: float, echo: Callable[[str], None],
+            overrides: Sequence[str] = ()) -> dict:
+    """Every figure of one row."""
+    torch.set_num_threads(row.threads)
+    torch.manual_seed(0)
+    cfg = load_config(row.config)
+    apply_overrides(cfg, list(row.overrides) + list(overrides))
+    folder = workdir / (getattr(cfg.model_config, "dataset_dir", None) or f"datasets/{cfg.dataset_name}")
+    batches = Batches(folder, cfg.input_len, cfg.output_len)
+    reset_peak_memory()
+    start_kb = _read_status_kb("VmRSS")
+    model = cfg.model(cfg.model_config)
+    batch_size = cfg.batch_size
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, **{k: v for k, v in (cfg.optimizer_params or {}).items() if k != "lr"},
+                                 lr=(cfg.optimizer_params or {}).get("lr", 1e-3))
+    loss_fn = cfg.loss
+    model.train()
+    train_batch = batches(batch_size)
+    with FlopCounterMode(display=False) as counter:
+        training_step(model, loss_fn, optimizer, train_batch)
+    flops_per_window = counter.get_total_flops() / batch_size
+    train_s = timed(lambda: training_step(model, loss_fn, optimizer, batches(batch_size)), min_seconds, 3)
+    model.eval()
+
+    def infer() -> None:
+        with torch.inference_mode():
+            model(**forward_kwargs(model, batches(batch_size), train=False))
+
+    infer_s = timed(infer, min_seconds / 2, 3)
+    peak_kb = _read_status_kb("VmHWM")
+    result = {
+        "row": row, "batch_size": batch_size, "threads": row.threads,
+        "train_wps": batch_size / train_s, "infer_wps": batch_size / infer_s,
+        "peak_mb": peak_kb / 1024 if peak_kb else None,
+        "peak_above_start_mb": (peak_kb - start_kb) / 1024 if peak_kb and start_kb else None,
+        "tokens": tokens_per_window(model), "flops_per_window": flops_per_window,
+        "grid": model.layout.describe() if hasattr(model, "layout") else None,
+    }
+    if getattr(model, "vfm", None) is not None:
+        model.train()
+        blocks = frozen_blocks_gflops(model, batch_size, min_seconds / 4)
+        result["gemm_gflops"] = gemm_gflops(model.vfm.embed_dim, min_seconds / 4)
+        result["blocks_gflops"] = blocks["gflops"]
+        result["blocks_share_of_flops"] = blocks["flops"] / (flops_per_window * batch_size)
+    echo(f"{row.name}: {result['train_wps']:.1f} train windows/s, {result['infer_wps']:.1f} inference windows/s, "
+         f"peak {result['peak_mb']:.0f} MB" + (f", {result['tokens']} tokens/window" if result["tokens"] else ""))
+    del model, optimizer
+    return result
+
+
+# ---- the report ----------------------------------------------------------------------------------
+
+def _fmt(value: Optional[float], digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def report(results: List[dict], scale: List[dict], args: argparse.Namespace, command: str) -> str:
+    lines = [
+        "# Speed benchmark",
+        "",
+        "Generated by `benchmarks/speed.py` (do not edit by hand). Command, from `benchmarks/work/`:",
+        "",
+        f"    {command}",
+        "",
+        f"- Machine: {cpu_model()}, {os.cpu_count()} logical cores, {available_cores()} available to the process; "
+        f"torch {torch.__version__}, Python {platform.python_version()}.",
+        f"- Threads: each row sets `torch.set_num_threads` to its own count (column Threads); "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+        f"interop threads {torch.get_num_interop_threads()}.",
+        f"- Dataset: `{args.dataset}` (prepared), random training windows; each figure is timed for at least "
+        f"{args.min_seconds:g} s after a warm-up step, one row after the other in this one process.",
+        "- Training = forward, loss, backward, gradient clipping and an Adam step at the config's batch size. "
+        "Inference = forward under `torch.inference_mode()`.",
+        "- Peak memory = the process's peak resident set during the row (reset before each row; it includes "
+        "Python, torch and the data), and how far it rose above the row's start.",
+        "- Tokens per window = tokens through the frozen backbone (both branches, grid and class tokens). "
+        "FLOPs per training window are counted by `torch.utils.flop_counter.FlopCounterMode` over one training step.",
+        "- Frozen blocks: their forward and input-gradient pass on the row's token batch, timed alone; achieved "
+        "GFLOP/s against a `[4096, D] x [D, 4D]` float32 GEMM (D = the backbone's width) timed with the same threads.",
+        "",
+        "| Row | Threads | Batch | Train windows/s | Inference windows/s | Peak memory MB (rise) | Tokens/window | "
+        "GFLOP per train window | Frozen blocks GFLOP/s | GEMM GFLOP/s | Blocks / GEMM |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        fraction = r["blocks_gflops"] / r["gemm_gflops"] if r.get("blocks_gflops") else None
+        lines.append(
+            f"| {r['row'].name} | {r['threads']} | {r['batch_size']} | {_fmt(r['train_wps'])} | {_fmt(r['infer_wps'])} | "
+            f"{_fmt(r['peak_mb'], 0)} ({_fmt(r['peak_above_start_mb'], 0)}) | {r['tokens'] or '—'} | "
+            f"{_fmt(r['flops_per_window'] / 1e9, 3)} | {_fmt(r.get('blocks_gflops'))} | {_fmt(r.get('gemm_gflops'))} | "
+            f"{'—' if fraction is None else f'{100 * fraction:.0f} %'} |")
+    lines += ["", "Rows, as run:", ""]
+    for r in results:
+        lines.append(f"- **{r['row'].name}**: `{Path(r['row'].config).name}`"
+                     + (f" with {', '.join(f'`{o}`' for o in r['row'].overrides)}" if r["row"].overrides else "")
+                     + (f"; token grid {r['grid']}" if r["grid"] else "")
+                     + (f"; frozen blocks {100 * r['blocks_share_of_flops']:.0f} % of the step's FLOPs"
+                        if r.get("blocks_share_of_flops") else ""))
+    by_name = {r["row"].name: r for r in results}
+    if args.speedup and all(n in by_name for n in args.speedup):
+        new, old = (by_name[n] for n in args.speedup)
+        lines += ["", f"**Speed-up** of training windows per second, \"{new['row'].name}\" over \"{old['row'].name}\": "
+                      f"**{new['train_wps'] / old['train_wps']:.1f}x** (inference {new['infer_wps'] / old['infer_wps']:.1f}x)."]
+    if scale:
+        lines += ["", f"## Cost against graph size ({scale[0]['row'].name}, batch {scale[0]['batch_size']}, "
+                      f"{scale[0]['threads']} threads)", "",
+                  "Synthetic road graphs (`python -m stvfm_plugin.data synth --nodes N`), the same config with "
+                  "`num_features` and `dataset_dir` set to the graph.", "",
+                  "| Nodes N | Token grid | Tokens/window | Train windows/s | Inference windows/s | Peak memory MB (rise) |",
+                  "|---:|---|---:|---:|---:|---:|"]
+        for r in scale:
+            lines.append(f"| {r['nodes']:,} | {r['grid']} | {r['tokens']} | {_fmt(r['train_wps'])} | "
+                         f"{_fmt(r['infer_wps'])} | {_fmt(r['peak_mb'], 0)} ({_fmt(r['peak_above_start_mb'], 0)}) |")
+    return "\n".join(lines) + "\n"
+
+
+def synthetic_graph(workdir: Path, nodes: int, steps: int) -> str:
+    """`datasets/Synth<N>` in `workdir` (generated when missing); returns its dataset name."""
+    from stvfm_plugin.data.commands import synth_dataset
+    from stvfm_plugin.data.synth import SynthOptions
+
+    name = f"Synth{nodes}"
+    if not (workdir / "datasets" / name / "meta.json").is_file():
+        synth_dataset(workdir / "datasets", name, SynthOptions(num_nodes=nodes, num_steps=steps))
+    return name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="LosLoop", help="prepared dataset of the default rows (configs <Model>_<dataset>.py)")
+    parser.add_argument("--workdir", default=".", help="folder holding datasets/ (default: the current one)")
+    parser.add_argument("--row", action="append", default=[], metavar="NAME|CONFIG|THREADS[|k=v,...]",
+                        help="a row instead of the default ones (repeatable; THREADS 'all' = every core)")
+    parser.add_argument("--speedup", nargs=2, metavar=("NEW", "OLD"),
+                        default=["ST-VFM committed config", "ST-VFM before: 2 blocks, 1 node per token, 1 thread"],
+                        help="two row names whose training speed ratio the report states")
+    parser.add_argument("--min-seconds", type=float, default=10.0, help="minimum timing per figure (default 10)")
+    parser.add_argument("--scale-row", default="ST-VFM committed config",
+                        help="row measured on synthetic graphs ('' = no cost-vs-N table)")
+    parser.add_argument("--scale-nodes", type=int, nargs="*", default=[207, 1000, 8600])
+    parser.add_argument("--scale-steps", type=int, default=288 * 3, help="steps of each synthetic graph")
+    parser.add_argument("--scale-batch", type=int, default=8, help="batch size on the synthetic graphs")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "speed.md"))
+    return parser
+
+
+def run(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> None:
+    command = "python ../speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    workdir = Path(args.workdir)
+    rows = [Row.parse(r) for r in args.row] or default_rows(args.dataset)
+    echo = lambda s: print(f"[speed] {s}", file=sys.stderr, flush=True)  # noqa: E731
+    results = [measure(row, workdir, args.min_seconds, echo) for row in rows]
+    scale = []
+    scale_row = next((r for r in rows if r.name == args.scale_row), None)
+    for nodes in (args.scale_nodes if scale_row else []):
+        name = synthetic_graph(workdir, nodes, args.scale_steps)
+        result = measure(scale_row, workdir, args.min_seconds / 2, echo, overrides=[
+            f"model_config.num_features={nodes}", f"model_config.dataset_dir='datasets/{name}'",
+            f"batch_size={args.scale_batch}"])
+        scale.append({**result, "nodes": nodes})
+    text = report(results, scale, args, command)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text, encoding="utf-8")
+    echo(f"wrote {args.out}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return exit_status(lambda: run(args, argv), "interrupted: nothing written.")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""`benchmarks/speed.py`: one process measures every row and the cost-vs-N table, and writes the report."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+from conftest import REPO, STID_TINY, python, write_config
+from test_stvfm import STVFM_TINY
+
+
+def test_speed_benchmark_measures_every_row_and_writes_the_report(tiny_dataset, workdir):
+    stid = write_config(workdir, STID_TINY, "stid.py")
+    stvfm = write_config(workdir, STVFM_TINY, "stvfm.py")
+    out = workdir / "speed.md"
+    proc = subprocess.run(
+        [python(), str(REPO / "benchmarks" / "speed.py"), "--min-seconds", "0.2",
+         "--row", f"STID|{stid}|1", "--row", f"one node|{stvfm}|1|model_config.patch_size=1",
+         "--row", f"grouped|{stvfm}|1|model_config.patch_size=2",
+         "--speedup", "grouped", "one node", "--scale-row", "grouped", "--scale-nodes", "20", "45",
+         "--scale-steps", "300", "--scale-batch", "8", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Row")}
+    assert {"STID", "one node", "grouped"} <= set(rows)
+    one, grouped = rows["one node"], rows["grouped"]
+    assert one[5] == "26" and grouped[5] == "10"  # tokens per window: 2 branches x (12 or 4 cells + class token)
+    for cells in (rows["STID"], one, grouped):
+        assert float(cells[2].replace(",", "")) > 0 and float(cells[3].replace(",", "")) > 0  # windows per second
+        assert float(cells[6]) > 0  # counted GFLOP per training window
+    assert re.search(r"\d+ %", grouped[9])  # frozen blocks as a share of GEMM speed
+    assert re.search(r'"grouped" over "one node": \*\*[\d.]+x\*\*', text)
+    assert "| 20 |" in text and "| 45 |" in text  # cost against graph size
+    assert "logical cores" in text and "OMP_NUM_THREADS" in text
