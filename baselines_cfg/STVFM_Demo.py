@@ -14,10 +14,10 @@ from stvfm_plugin.protocols import traffic_protocol
 CFG = BasicTSForecastingConfig(
     model=STVFM,
     model_config=STVFMConfig(
-        input_len=12, output_len=12, num_features=32, dataset_dir="datasets/Demo",
+        input_len=12, output_len=12, num_features=64, dataset_dir="datasets/Demo",
         backbone="dinov2_vits14", vfm_layers=4, allow_random_fallback=True),
     **traffic_protocol("Demo"),
-    synthetic_dataset=dict(num_nodes=32, num_steps=288 * 10, step_minutes=5, seed=0),
+    synthetic_dataset=dict(num_nodes=64, num_steps=288 * 14, step_minutes=5, seed=0),  # the baselines' Demo set
     num_epochs=3,
     batch_size=32,
     optimizer_params={"lr": 1e-3, "weight_decay": 1e-4},

@@ -72,6 +72,31 @@ def parse_value(text: str) -> Any:
         return text
 
 
+#: task entries that must be whole numbers of at least 1, and numbers above 0
+_POSITIVE_INTS = ("num_epochs", "batch_size", "input_len", "output_len", "train_batch_size", "val_batch_size",
+                  "test_batch_size")
+_POSITIVE_NUMBERS = ("lr",)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def checked_value(key: str, current: Any, value: Any) -> Any:
+    """`value` for `key`, checked against what the entry holds now: a number stays a number (an int where
+    a float is expected becomes that float), and counts such as `num_epochs` are whole and positive."""
+    name = key.rpartition(".")[2]
+    if name in _POSITIVE_INTS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        raise UserError(f"--set {key}={value!r}: give a whole number of at least 1.")
+    if name in _POSITIVE_NUMBERS and not (_is_number(value) and value > 0):
+        raise UserError(f"--set {key}={value!r}: give a number above 0.")
+    if _is_number(current) and value is not None and not _is_number(value):
+        raise UserError(f"--set {key}={value!r}: give a number (the config has {current!r}).")
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def _close(key: str, options: Iterable[str]) -> str:
     options = sorted(set(options))
     matches = difflib.get_close_matches(key, options, n=5, cutoff=0.5)
@@ -117,23 +142,26 @@ def apply_overrides(cfg: BasicTSConfig, overrides: Iterable[str]) -> list[str]:
         if head not in cfg or head.startswith("_"):
             raise UserError(f"--set {key}: the config has no entry '{head}'.{_close(head, _public_keys(cfg))}")
         if not rest:
+            value = checked_value(key, cfg[head], value)
             _set_top_level(cfg, head, value)
         elif head == "model_config":
             fields = _model_fields(cfg.model_config)
             if rest not in fields:
                 raise UserError(f"--set {key}: {type(cfg.model_config).__name__} has no field '{rest}'."
                                 f"{_close(rest, fields)}")
+            value = checked_value(key, getattr(cfg.model_config, rest), value)
             setattr(cfg.model_config, rest, value)  # an EasyDict: sets the item too
         elif head in _PARAM_DICTS:
             allowed = set(_params_of(cfg.get(_PARAM_DICTS[head]))) | set(cfg[head] or {})
             if rest not in allowed:
                 raise UserError(f"--set {key}: '{rest}' is not a parameter of "
                                 f"{getattr(cfg.get(_PARAM_DICTS[head]), '__name__', head)}.{_close(rest, allowed)}")
+            value = checked_value(key, (cfg[head] or {}).get(rest), value)
             cfg[head] = dict(cfg[head] or {}, **{rest: value})
         elif isinstance(cfg[head], dict):
             if rest not in cfg[head]:
                 raise UserError(f"--set {key}: '{head}' has no key '{rest}'.{_close(rest, cfg[head])}")
-            cfg[head][rest] = value
+            cfg[head][rest] = value = checked_value(key, cfg[head][rest], value)
         else:
             raise UserError(f"--set {key}: '{head}' is a {type(cfg[head]).__name__}, it has no fields to set.")
         applied.append(f"{key} = {value!r}")

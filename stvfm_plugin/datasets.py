@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .data.layout import DATA_FILES, META_FILE, TIMESTAMP_FILES
+from .data.layout import DATA_FILES, META_FILE, TIMESTAMP_FILES, read_meta
 from .data.presets import PRESETS
 from .errors import UserError
 
@@ -42,12 +42,19 @@ def ensure_dataset(cfg, logger: logging.Logger) -> Path:
     folder = dataset_folder(cfg)
     missing = [f for f in required_files(cfg) if not (folder / f).is_file()]
     synth = cfg.get("synthetic_dataset")
-    if missing and synth:
+    if synth:
         from .data.commands import synth_dataset
         from .data.synth import SynthOptions
 
         options = dict(synth)
         ratios = tuple(options.pop("ratios", (0.6, 0.2, 0.2)))
+        requested = vars(SynthOptions(**options))
+        made = (read_meta(folder).get("source") or {}).get("synthetic") if (folder / META_FILE).is_file() else None
+        if made is not None and made != requested:
+            differ = ", ".join(f"{k} {made.get(k)} there, {v} here" for k, v in requested.items() if made.get(k) != v)
+            raise UserError(f"Dataset folder {folder} holds another synthetic set than this config asks for ({differ}). "
+                            "Remove or rename that folder, or give this config another dataset_name.")
+    if missing and synth:
         logger.info(f"Dataset {cfg.dataset_name} not found in {folder}: generating the synthetic demo set "
                     f"({options}) on first use.")
         synth_dataset(folder.parent, folder.name, SynthOptions(**options), ratios=ratios, overwrite=folder.exists(),

@@ -6,7 +6,9 @@ evaluates its best-validation checkpoint on the test split, or evaluates a given
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -108,6 +110,9 @@ def run(args: argparse.Namespace) -> Path:
     from .launch import evaluation_dir, latest_run_dir, launch_evaluation, launch_training, new_run_dir
 
     logger = get_logger("stvfm-plugin")
+    for handler in logger.handlers:  # easytorch caches the logger: write to this call's stderr, not the first one's
+        if type(handler) is logging.StreamHandler:
+            handler.stream = sys.stderr
     logger.info(set_threads(args.threads))
     cfg = load_config(args.cfg)
     gpus = _select_gpus(args.gpus)

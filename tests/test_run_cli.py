@@ -188,6 +188,50 @@ def test_error_config_that_raises(workdir, capsys):
     assert "failed to load (line 3): ZeroDivisionError" in error_of(["-c", str(path)], capsys)
 
 
+@pytest.mark.parametrize("setting,message", [
+    ("num_epochs=abc", "--set num_epochs='abc': give a whole number of at least 1."),
+    ("num_epochs=1.5", "--set num_epochs=1.5: give a whole number of at least 1."),
+    ("num_epochs=-1", "--set num_epochs=-1: give a whole number of at least 1."),
+    ("batch_size=0", "--set batch_size=0: give a whole number of at least 1."),
+    ("batch_size=-4", "--set batch_size=-4: give a whole number of at least 1."),
+    ("lr=abc", "--set lr='abc': give a number above 0."),
+    ("optimizer_params.weight_decay=abc", "--set optimizer_params.weight_decay='abc': give a number (the config has 0.0001)."),
+])
+def test_bad_set_values_get_one_line_and_leave_no_run_folder(tiny_dataset, workdir, capsys, setting, message):
+    assert main(["-c", str(write_config(workdir, STID_TINY)), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: {message}" and "Traceback" not in err
+    assert not (workdir / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("value", ["-1", "-1.0", "0", "7"])
+def test_null_val_takes_any_number(tiny_dataset, workdir, value):
+    cfg = load_config(write_config(workdir, STID_TINY))
+    apply_overrides(cfg, [f"null_val={value}"])
+    assert isinstance(cfg.null_val, float) and cfg.null_val == float(value)
+
+
+def test_null_val_minus_one_trains(tiny_dataset, workdir):
+    assert main(["-c", str(write_config(workdir, STID_TINY)), "--set", "null_val=-1", "--set", "num_epochs=1"]) == 0
+    (run,) = run_folders(workdir)
+    assert finite_metrics(json.loads((run / "test_metrics.json").read_text()))
+
+
+def test_every_demo_config_asks_for_the_same_demo_set():
+    specs = {path.name: load_config(path).get("synthetic_dataset") for path in CONFIGS.glob("*_Demo.py")}
+    assert len(specs) >= 10 and len({repr(spec) for spec in specs.values()}) == 1, specs
+
+
+def test_a_demo_folder_holding_another_synthetic_set_is_refused_not_overwritten(tiny_dataset, workdir, capsys):
+    body = STID_TINY.replace('num_epochs=2,', 'num_epochs=1, synthetic_dataset=dict(num_nodes=12, num_steps=288 * 4, seed=2),')
+    before = (tiny_dataset / "train_data.npy").read_bytes()
+    assert main(["-c", str(write_config(workdir, body))]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: Dataset folder datasets/Tiny holds another synthetic set than this config asks for (seed 1 there, "
+        "2 here). Remove or rename that folder, or give this config another dataset_name.")
+    assert (tiny_dataset / "train_data.npy").read_bytes() == before and not run_folders(workdir)
+
+
 def test_error_dataset_missing_names_files_and_command(workdir, capsys):
     path = write_config(workdir, STID_TINY.replace('"Tiny"', '"LosLoop"'))
     err = error_of(["-c", str(path)], capsys)
