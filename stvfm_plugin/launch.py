@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -69,9 +70,14 @@ def launch_evaluation(cfg, ckpt_path: Path, run_dir: Path) -> Path:
     cfg._run_dir, cfg._resume = str(run_dir), False
     set_device_type("gpu" if cfg.gpus else "cpu")
     os.makedirs(run_dir, exist_ok=True)
-    runner = PluginRunner(cfg)
-    runner.init_logger(logger_name="BasicTS-evaluation", log_file_name="evaluation_log")
-    runner.eval(str(ckpt_path))
+    try:
+        runner = PluginRunner(cfg)
+        runner.init_logger(logger_name="BasicTS-evaluation", log_file_name="evaluation_log")
+        runner.eval(str(ckpt_path))
+    except BaseException:
+        if not (Path(run_dir) / "test_metrics.json").is_file():  # nothing to keep: no half-made eval folder
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return Path(run_dir)
 
 

@@ -29,8 +29,11 @@ import numpy as np
 import torch
 from basicts.runners import BasicTSRunner
 from basicts.utils import RunnerStatus
+from easytorch.core.checkpoint import get_last_ckpt_path
 from easytorch.utils import get_logger, is_master
 from torch.nn.parallel import DistributedDataParallel as DDP
+
+from .errors import UserError
 
 
 class PluginRunner(BasicTSRunner):
@@ -57,6 +60,27 @@ class PluginRunner(BasicTSRunner):
             self.logger.info(f"Resumed from epoch {self.start_epoch} in {self.ckpt_save_dir}.")
             # the epochs trained before the interruption still count in run_info.json
             self.epoch_seconds = list(self._previous_run_info().get("seconds_per_epoch", []))[:self.start_epoch]
+
+    def _load_model(self, ckpt_path: Optional[str] = None, strict: bool = True) -> None:
+        """Load a checkpoint's model weights; a missing, unreadable or foreign file is a `UserError`."""
+        path = ckpt_path or get_last_ckpt_path(self.ckpt_save_dir)
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: no such checkpoint file.")
+        try:
+            checkpoint = torch.load(path, map_location=next(self.bare_model.parameters()).device, weights_only=False)
+        except Exception as e:  # truncated files, random bytes, other formats: torch and pickle raise many kinds
+            raise UserError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                            "it may be truncated or not a torch file. Use a .pt file of a finished run folder.") from None
+        state = checkpoint.get("model_state_dict") if isinstance(checkpoint, dict) else None
+        if not isinstance(state, dict):
+            raise UserError(f"{path} holds no model_state_dict: it is not a checkpoint of a BasicTS run.")
+        try:
+            self.bare_model.load_state_dict(state, strict=strict)
+        except RuntimeError as e:
+            detail = " ".join(str(e).split())[:300]
+            raise UserError(f"{path} does not fit the {self.model_name} model of this config ({detail}). Was it written "
+                            "by another model or with other settings? Evaluate it with the config it was trained with."
+                            ) from None
 
     # ---- logging -----------------------------------------------------------------------------
     def init_logger(self, logger: Optional[logging.Logger] = None, logger_name: Optional[str] = None,

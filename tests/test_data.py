@@ -265,3 +265,50 @@ def test_synth_like_pems08_on_a_given_graph(workdir, capsys):
     assert np.load("datasets/PEMS08/train_data.npy").shape == (360, 4)
     code, _, err = run_data(["synth", "--like", "PEMS99"], capsys)
     assert code == 2 and "--like 'PEMS99' is not a known shape" in err
+
+
+# ---- bad input: one line, exit 2, nothing written ---------------------------------------------------------
+
+def _signal_files():
+    rows = "\n".join(",".join(f"{50 + i + j}" for j in range(3)) for i in range(120))
+    Path("signal.csv").write_text(rows + "\n")
+    Path("edges.csv").write_text("from,to,cost\n0,1,100\n1,2,300\n")
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--graph", "missing.csv"], "--graph missing.csv: no such file."),
+    (["--coords", "badcoords.csv"], "badcoords.csv: line 3 has a non-numeric coordinate ('north', '20')."),
+    (["--ratios", "a,b,c"], "--ratios 'a,b,c': give three numbers such as 0.6,0.2,0.2."),
+    (["--ratios", "nan,0.2,0.2"], "Split ratios must be three positive numbers (train, val, test); got [nan, 0.2, 0.2]."),
+    (["--ratios", "inf,0.2,0.2"], "Split ratios must be three positive numbers (train, val, test); got [inf, 0.2, 0.2]."),
+    (["--ratios", "0.6,0.2,0.3"], "Split ratios [0.6, 0.2, 0.3] sum to 1.1, not 1; give shares that sum to 1, e.g. 0.6,0.2,0.2."),
+    (["--graph", "negative.csv"], "Dataset Mine: the adjacency holds 1 negative weights (first -2 from node 1 to 2); "
+                                  "edge weights must be 0 or positive."),
+    (["--step-minutes", "-5"], "Dataset Mine: the step must be a whole number of minutes of at least 1; got -5."),
+    (["--start", "2020-01-06T00:03"], "Dataset Mine: the start 2020-01-06T00:03:00 is not on the grid of 5-minute "
+                                      "steps from midnight; give the time of the first reading."),
+])
+def test_prepare_bad_input_is_one_line_and_writes_nothing(workdir, capsys, extra, message):
+    _signal_files()
+    Path("badcoords.csv").write_text("latitude,longitude\n1,10\nnorth,20\n3,30\n")
+    Path("negative.csv").write_text("0,1,0\n1,0,-2\n0,1,0\n")
+    argv = ["prepare", "--data", "signal.csv", "--name", "Mine", "--step-minutes", "5"]
+    if "--step-minutes" in extra:
+        argv = argv[:-2]
+    code, _, err = run_data(argv + extra, capsys)
+    assert code == 2 and err.strip() == f"error: {message}" and "Traceback" not in err
+    assert only_dataset_dirs(workdir / "datasets") == []
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "/tmp/abs", ".", "..", ""])
+def test_prepare_refuses_a_name_that_is_a_path(workdir, capsys, name):
+    _signal_files()
+    code, _, err = run_data(["prepare", "--data", "signal.csv", "--name", name, "--step-minutes", "5",
+                             "--overwrite"], capsys)
+    if name == "":
+        assert code == 2 and "needs --data FILE, --name NAME" in err
+    else:
+        assert code == 2 and err.strip() == (f"error: Dataset name {name!r} must be a plain folder name (letters, "
+                                             "digits, - or _), not a path; use --out to choose where datasets are written.")
+    assert only_dataset_dirs(workdir / "datasets") == [] and not (workdir / "x").exists()
+    assert sorted(p.name for p in workdir.iterdir()) == ["edges.csv", "signal.csv"]

@@ -259,6 +259,31 @@ def test_error_gpus_without_cuda(tiny_dataset, workdir, capsys):
     assert "give 'cpu' or GPU indices" in error_of(["-c", str(path), "-g", "gpu0"], capsys)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "other model"])
+def test_eval_of_a_damaged_or_foreign_checkpoint_is_one_line_and_leaves_no_eval_folder(tiny_dataset, workdir, damage):
+    cfg = write_config(workdir, STID_TINY)
+    assert main(["-c", str(cfg), "--run-dir", "run", "--set", "num_epochs=1"]) == 0
+    ckpt = workdir / "run" / "STID_best_val_MAE.pt"
+    bad = workdir / "bad.pt"
+    if damage == "truncated":
+        bad.write_bytes(ckpt.read_bytes()[:1000])
+    elif damage == "random bytes":
+        bad.write_bytes(np.random.default_rng(0).bytes(5000))
+    else:
+        bad = ckpt
+        cfg = write_config(workdir, STID_TINY.replace("num_layers=1", "num_layers=2"), "other.py")
+    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--eval", str(bad)], capture_output=True,
+                          text=True, timeout=300)
+    err = proc.stderr
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 2
+    expected = {"truncated": f"error: {bad} is not a readable checkpoint (",
+                "random bytes": f"error: {bad} is not a readable checkpoint (",
+                "other model": f"error: {bad} does not fit the STID model of this config ("}[damage]
+    assert last.startswith(expected) and "Traceback" not in err, err[-2000:]
+    assert not list(bad.parent.glob("eval-*"))
+
+
 def test_error_eval_missing_checkpoint(tiny_dataset, workdir, capsys):
     path = write_config(workdir, STID_TINY)
     assert "no such checkpoint file" in error_of(["-c", str(path), "--eval", "x.pt"], capsys)

@@ -392,6 +392,23 @@ def test_missing_weights_file_and_bad_env(tmp_path, monkeypatch):
         STVFM(tiny(7, pretrained=True))
 
 
+@pytest.mark.parametrize("name,content", [("notes.txt", b"these are not weights\n"),
+                                          ("corrupt.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"),
+                                          ("list.pt", None)])
+def test_backbone_weights_that_are_not_a_weights_file(tmp_path, name, content):
+    path = tmp_path / name
+    if content is None:
+        torch.save([1, 2, 3], path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(UserError) as err:
+        STVFM(tiny(7, pretrained=True, backbone_weights=str(path)))
+    message = str(err.value)
+    assert message.startswith(f"Backbone weights file {path} ") and message.endswith(
+        "Give a .safetensors file or a torch state dict of the backbone in timm naming.")
+    assert "\n" not in message
+
+
 def test_coords_layout_without_coords():
     with pytest.raises(ValueError, match="layout='coords' needs node coordinates"):
         STVFM(tiny(7, layout="coords"))

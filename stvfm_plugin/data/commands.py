@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import UserError, exit_status
 from . import graph as graphs
 from . import readers
-from .layout import DATA_FILES, DatasetSpec, load_coords, load_graph, read_meta, write_dataset
+from .layout import DATA_FILES, DatasetSpec, check_ratios, load_coords, load_graph, read_meta, write_dataset
 from .presets import PRESETS, load_preset, resolve_preset
 from .synth import SynthOptions, generate
 
@@ -52,7 +52,7 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
     if args.step_minutes and args.preset:
         spec.step_minutes = args.step_minutes
     if args.ratios:
-        spec.ratios = [float(r) for r in args.ratios.split(",")]
+        spec.ratios = parse_ratios(args.ratios)
     if args.null_val is not None:
         spec.null_val = args.null_val
     spec.min_window = args.min_window
@@ -78,10 +78,22 @@ def _read_signal(path: Path, fmt: Optional[str], key: Optional[str], channels, h
     raise UserError(f"{path}: unknown signal format; use --format csv|npz|h5.")
 
 
+def parse_ratios(text: str) -> list[float]:
+    """`--ratios 0.6,0.2,0.2` -> three finite positive shares that sum to 1."""
+    try:
+        ratios = [float(r) for r in text.split(",")]
+    except ValueError:
+        raise UserError(f"--ratios {text!r}: give three numbers such as 0.6,0.2,0.2.") from None
+    check_ratios(ratios)
+    return ratios
+
+
 def _read_graph(args: argparse.Namespace, num_nodes: int, node_ids) -> Optional[np.ndarray]:
     if not args.graph:
         return None
     path = Path(args.graph)
+    if not path.is_file():
+        raise UserError(f"--graph {path}: no such file.")
     kind = args.graph_format or ("pkl" if path.suffix == ".pkl" else None)
     if kind is None:
         with open(path, encoding="utf-8-sig") as f:
@@ -139,7 +151,7 @@ def synth_command(args: argparse.Namespace) -> Path:
         num_nodes=args.nodes or nodes, num_steps=args.steps or steps, step_minutes=args.step_minutes or minutes,
         seed=args.seed, missing_share=args.missing, noise=args.noise)
     if args.ratios:
-        ratios = tuple(float(r) for r in args.ratios.split(","))
+        ratios = tuple(parse_ratios(args.ratios))
     name = args.name or (resolve_like(args.like) if args.like else "Synthetic")
     folder = synth_dataset(Path(args.out), name, options, args.graph, ratios, args.overwrite, args.min_window,
                            graph_nodes=args.nodes)

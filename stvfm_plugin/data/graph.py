@@ -122,7 +122,16 @@ def read_coords(path: Path, node_ids: Optional[Sequence[str]] = None) -> np.ndar
             raise UserError(f"{path} has no coordinates for sensors {missing[:5]}"
                             f"{' ...' if len(missing) > 5 else ''}.")
         rows = [by_id[str(s)] for s in node_ids]
-    return np.array([[float(r[lat]), float(r[lon])] for r in rows], dtype=np.float64)
+    values = []
+    for line, r in enumerate(rows, start=2):
+        try:
+            values.append([float(r[lat]), float(r[lon])])
+        except (TypeError, ValueError):
+            raise UserError(f"{path}: line {line} has a non-numeric coordinate ({r[lat]!r}, {r[lon]!r}).") from None
+    coords = np.array(values, dtype=np.float64)
+    if not np.isfinite(coords).all():
+        raise UserError(f"{path}: coordinates must be finite numbers; found NaN/inf.")
+    return coords
 
 
 def graph_stats(adj: np.ndarray) -> dict:

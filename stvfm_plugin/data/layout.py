@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import pickle
 import shutil
@@ -60,10 +61,25 @@ class DatasetSpec:
         return 24 * 60 // self.step_minutes
 
 
+def check_name(name: str) -> None:
+    """A dataset name is one plain folder name: not empty, not `.` or `..`, no path separator."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("~"):
+        raise UserError(f"Dataset name {name!r} must be a plain folder name (letters, digits, - or _), not a path; "
+                        "use --out to choose where datasets are written.")
+
+
+def check_ratios(ratios: Sequence[float]) -> None:
+    """Three finite positive split ratios that sum to 1 (within 1e-6)."""
+    if len(ratios) != 3 or not all(math.isfinite(r) and r > 0 for r in ratios):
+        raise UserError(f"Split ratios must be three positive numbers (train, val, test); got {list(ratios)}.")
+    if abs(sum(ratios) - 1.0) > 1e-6:
+        raise UserError(f"Split ratios {list(ratios)} sum to {sum(ratios):g}, not 1; give shares that sum to 1, "
+                        "e.g. 0.6,0.2,0.2.")
+
+
 def split_lengths(num_steps: int, ratios: Sequence[float]) -> tuple[int, int, int]:
     """Split sizes as BasicTS computes them: floor for train and val, the rest for test."""
-    if len(ratios) != 3 or any(r <= 0 for r in ratios):
-        raise UserError(f"Split ratios must be three positive numbers (train, val, test); got {list(ratios)}.")
+    check_ratios(ratios)
     total = float(sum(ratios))
     n_train = int(num_steps * ratios[0] / total)
     n_val = int(num_steps * ratios[1] / total)
@@ -91,6 +107,14 @@ def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], co
     if data.ndim not in (2, 3):
         raise UserError(f"Dataset {spec.name}: the signal must be [time, nodes] or [time, nodes, channels]; "
                         f"got shape {list(data.shape)}.")
+    check_name(spec.name)
+    if spec.start is not None and (spec.start.second or spec.start.microsecond
+                                   or (spec.start.hour * 60 + spec.start.minute) % (spec.step_minutes or 1)):
+        raise UserError(f"Dataset {spec.name}: the start {spec.start.isoformat()} is not on the grid of "
+                        f"{spec.step_minutes}-minute steps from midnight; give the time of the first reading.")
+    if not isinstance(spec.step_minutes, int) or spec.step_minutes < 1:
+        raise UserError(f"Dataset {spec.name}: the step must be a whole number of minutes of at least 1; "
+                        f"got {spec.step_minutes}.")
     num_steps, num_nodes = data.shape[:2]
     if num_nodes < 1 or num_steps < 1:
         raise UserError(f"Dataset {spec.name}: the signal is empty (shape {list(data.shape)}).")
@@ -107,6 +131,10 @@ def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], co
                             "Check that the graph file belongs to this dataset (and the channel/node axis order).")
         if not np.isfinite(adj).all():
             raise UserError(f"Dataset {spec.name}: the adjacency holds NaN/inf values.")
+        if (adj < 0).any():
+            i, j = np.argwhere(adj < 0)[0]
+            raise UserError(f"Dataset {spec.name}: the adjacency holds {int((adj < 0).sum())} negative weights (first "
+                            f"{float(adj[i, j]):g} from node {i} to {j}); edge weights must be 0 or positive.")
     if coords is not None and coords.shape != (num_nodes, 2):
         raise UserError(f"Dataset {spec.name}: coordinates must be [nodes, 2] = [{num_nodes}, 2]; "
                         f"got {list(coords.shape)}.")

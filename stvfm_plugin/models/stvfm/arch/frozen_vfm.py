@@ -74,14 +74,23 @@ def read_state_dict(path: Path) -> Dict[str, torch.Tensor]:
     """A state dict from a `.safetensors` file or a torch checkpoint (`model`/`state_dict` keys unwrapped)."""
     if not path.is_file():
         raise UserError(f"Backbone weights file {path} does not exist.")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # safetensors, pickle and zip readers raise many kinds on a damaged or foreign file
+        raise UserError(f"Backbone weights file {path} cannot be read ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}). Give a .safetensors file or a "
+                        "torch state dict of the backbone in timm naming.") from None
     for key in ("model", "state_dict", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(f"Backbone weights file {path} holds no state dict of tensors. Give a .safetensors file or a "
+                        "torch state dict of the backbone in timm naming.")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
