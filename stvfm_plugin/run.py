@@ -138,7 +138,11 @@ def run(args: argparse.Namespace) -> Path:
     else:
         if args.run_dir:
             run_dir = Path(args.run_dir)
-            resume = args.resume and any(run_dir.glob("*.pt"))
+            resume = args.resume
+            if resume and not any(run_dir.glob("*.pt")):
+                where = "holds no checkpoint" if run_dir.is_dir() else "does not exist"
+                raise UserError(f"--resume --run-dir {run_dir}: that folder {where}, so there is nothing to resume. "
+                                "Drop --resume to start a fresh run there.")
         else:
             run_dir = latest_run_dir(cfg) if args.resume else new_run_dir(cfg)
             resume = args.resume

@@ -146,6 +146,33 @@ def test_leaderboard_command_end_to_end(tiny_dataset, workdir):
     assert report.returncode == 0 and "leaderboard.md" in report.stdout
 
 
+def test_leaderboard_run_where_every_model_fails_exits_2(tiny_dataset, workdir):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY.replace("num_features=12", "num_features=13"), "Bad_Tiny.py")
+    proc = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "run", "--dataset", "Tiny", "--models", "Bad",
+                           "--epochs", "1", "--config-dir", str(configs)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("error: every run failed (Bad/1); the report shows each error, the "
+                                                    "logs are in leaderboard/Tiny.")
+    assert (workdir / "leaderboard" / "Tiny" / "report" / "leaderboard.md").is_file()
+
+
+@pytest.mark.parametrize("name", ["run_info.json", "test_metrics.json", "status.json"])
+def test_report_names_a_damaged_json_file(tiny_dataset, workdir, capsys, name):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY, "Good_Tiny.py")
+    run_leaderboard(Budget(dataset="Tiny", models=["Good"], seeds=[1], epochs=1, patience=1, config_dir=str(configs)),
+                    workdir / "lb", echo=lambda s: None)
+    damaged = workdir / "lb" / "Good" / "seed-1" / name
+    damaged.write_text(damaged.read_text()[:20])
+    assert main(["report", "--dataset", "Tiny", "--out", str(workdir / "lb")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {damaged} is not valid JSON (") and err.strip().endswith(
+        "it was damaged or cut short. Restore it, or delete that run folder to train the run again.")
+
+
 def test_leaderboard_errors(workdir, capsys):
     with pytest.raises(UserError, match="write MODEL:KEY=VALUE"):
         _overrides(["vfm_layers=2"], ["STVFM"])

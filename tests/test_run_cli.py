@@ -134,6 +134,18 @@ def test_threads_default_to_every_available_core_unless_told_otherwise(monkeypat
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_resume_of_a_run_folder_without_checkpoint_is_refused(tiny_dataset, workdir, capsys, existing):
+    if existing:
+        (workdir / "empty").mkdir()
+    assert main(["-c", str(write_config(workdir, STID_TINY)), "--run-dir", "empty", "--resume"]) == 2
+    where = "holds no checkpoint" if existing else "does not exist"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: --resume --run-dir empty: that folder {where}, so there is nothing to resume. Drop --resume to start "
+        "a fresh run there.")
+    assert (workdir / "empty").exists() == existing and not run_folders(workdir)
+
+
 def test_resume_without_earlier_run_is_a_clear_error(tiny_dataset, workdir, capsys):
     cfg = write_config(workdir, STID_TINY)
     assert main(["-c", str(cfg), "--resume"]) == 2

@@ -75,6 +75,8 @@ def _run(args: argparse.Namespace) -> None:
 
     for path in write_report(out, Path(args.report_dir or out / "report")):
         print(f"wrote {path}", flush=True)
+    if args.command == "run" and not any(v == "finished" for v in states.values()):
+        raise UserError(f"every run failed ({', '.join(states)}); the report shows each error, the logs are in {out}.")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..errors import UserError
-from .runs import dataset_meta, read_status
+from .runs import dataset_meta, read_json, read_status
 
 METRICS = ("MAE", "RMSE", "MAPE")
 HORIZONS = (3, 6, 12)
@@ -95,14 +95,10 @@ class ModelRow:
         return sorted({r.info["peak_memory_mb"]["kind"] for r in self.finished if r.info.get("peak_memory_mb")})
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def collect(out: Path) -> tuple[dict, List[ModelRow]]:
     """The leaderboard's settings and one row per model (in the order it was run)."""
     out = Path(out)
-    settings = _read_json(out / "leaderboard.json")
+    settings = read_json(out / "leaderboard.json")
     if not settings:
         raise UserError(f"{out} holds no leaderboard.json: run `python -m stvfm_plugin.leaderboard run` first "
                         "(or point --out at its folder).")
@@ -116,11 +112,11 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
         for folder in sorted(folders, key=lambda p: int(p.name[5:])):
             status = read_status(folder)
             state = status.get("state", "not started")
-            metrics = _read_json(folder / "test_metrics.json")
+            metrics = read_json(folder / "test_metrics.json")
             if state == "finished" and not metrics:
                 state = "failed"
-            runs.append(SeedRun(int(folder.name.split("-")[1]), state, metrics, _read_json(folder / "run_info.json"),
-                                _read_json(folder / "cfg.json"), status.get("error", "").removeprefix("error: ")))
+            runs.append(SeedRun(int(folder.name.split("-")[1]), state, metrics, read_json(folder / "run_info.json"),
+                                read_json(folder / "cfg.json"), status.get("error", "").removeprefix("error: ")))
         rows.append(ModelRow(model, runs or [SeedRun(0, "not started")]))
     ranked = sorted((r for r in rows if r.finished), key=lambda r: r.mean("overall", "MAE"))
     for i, row in enumerate(ranked, 1):

@@ -56,10 +56,20 @@ def software_versions() -> Dict[str, str]:
     return found
 
 
+def read_json(path: Path) -> dict:
+    """A JSON file of a run or leaderboard folder ({} when absent); a damaged one is a `UserError` naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); it was damaged or cut short. Restore it, or delete that "
+                        "run folder to train the run again.") from None
+
+
 def dataset_meta(dataset: str) -> dict:
     """The prepared dataset's meta.json (BasicTS reads `datasets/<name>` in the working directory), or {}."""
-    path = Path("datasets") / dataset / "meta.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(Path("datasets") / dataset / "meta.json")
 
 
 def run_dir(out: Path, model: str, seed: int) -> Path:
@@ -67,8 +77,7 @@ def run_dir(out: Path, model: str, seed: int) -> Path:
 
 
 def read_status(folder: Path) -> dict:
-    path = folder / "status.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(folder / "status.json")
 
 
 def _write_status(folder: Path, **status) -> None:
@@ -143,7 +152,7 @@ def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str,
             raise
     seconds = time.time() - start
     if process.returncode == 0 and (folder / "test_metrics.json").is_file():
-        metrics = json.loads((folder / "test_metrics.json").read_text())["overall"]
+        metrics = read_json(folder / "test_metrics.json")["overall"]
         _write_status(folder, state="finished", command=command, wall_seconds=seconds)
         echo(f"{tag}: finished in {seconds / 60:.1f} min, test MAE {metrics['MAE']:.4f}")
         return "finished"
