@@ -8,6 +8,8 @@
   last partial batch).
 - Best-validation checkpoints hold the model and its metrics, not the optimizer state (the
   last-epoch checkpoint keeps it for `--resume`).
+- `--resume` is exact: the random states and callback counters (early stopping) after each saved
+  epoch are kept in `resume_state.pt` and restored, so a resumed run repeats the uninterrupted one.
 - `run_info.json` records what a leaderboard needs: parameters, seconds per epoch, inference
   milliseconds per test batch, peak memory, device, and the model's own build report (e.g. where a
   frozen backbone's weights came from). A resumed run keeps the epochs recorded before it stopped.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import resource
 import sys
 import time
@@ -34,6 +37,9 @@ from easytorch.utils import get_logger, is_master
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .errors import UserError
+
+#: random states and callback counters after the last saved epoch (for an exact --resume)
+RESUME_STATE = "resume_state.pt"
 
 
 class PluginRunner(BasicTSRunner):
@@ -60,6 +66,36 @@ class PluginRunner(BasicTSRunner):
             self.logger.info(f"Resumed from epoch {self.start_epoch} in {self.ckpt_save_dir}.")
             # the epochs trained before the interruption still count in run_info.json
             self.epoch_seconds = list(self._previous_run_info().get("seconds_per_epoch", []))[:self.start_epoch]
+            self._restore_resume_state()
+
+    # ---- exact resume: random states and callback counters of the last saved epoch -----------------
+    def _save_resume_state(self, epoch: int) -> None:
+        state = {
+            "epoch": epoch,
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+            "callbacks": [dict(vars(c)) for c in self.callback_handler.callbacks],
+        }
+        path = os.path.join(self.ckpt_save_dir, RESUME_STATE)
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)  # never half-written
+
+    def _restore_resume_state(self) -> None:
+        path = os.path.join(self.ckpt_save_dir, RESUME_STATE)
+        state = torch.load(path, weights_only=False) if os.path.isfile(path) else None
+        if state is None or state["epoch"] != self.start_epoch:
+            self.logger.warning(f"No random state saved for epoch {self.start_epoch}: the resumed run goes on from the "
+                                "checkpoint but will not repeat the uninterrupted run exactly.")
+            return
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        np.random.set_state(state["numpy"])
+        random.setstate(state["python"])
+        for callback, saved in zip(self.callback_handler.callbacks, state["callbacks"]):
+            vars(callback).update(saved)
 
     def _load_model(self, ckpt_path: Optional[str] = None, strict: bool = True) -> None:
         """Load a checkpoint's model weights; a missing, unreadable or foreign file is a `UserError`."""
@@ -118,6 +154,7 @@ class PluginRunner(BasicTSRunner):
         super().on_epoch_end(epoch, step)
         if is_master():
             self.logger.info(self._progress_line(epoch))
+            self._save_resume_state(epoch)
         self._write_run_info()
 
     def on_validate_end(self, train_step: int, train_epoch: Optional[int] = None) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -144,6 +145,36 @@ def test_resume_of_a_run_folder_without_checkpoint_is_refused(tiny_dataset, work
         f"error: --resume --run-dir empty: that folder {where}, so there is nothing to resume. Drop --resume to start "
         "a fresh run there.")
     assert (workdir / "empty").exists() == existing and not run_folders(workdir)
+
+
+CRASHING = STID_TINY.replace("from stvfm_plugin.protocols import traffic_protocol", """from stvfm_plugin.protocols import traffic_protocol
+import os, signal
+from basicts.runners.callback import BasicTSCallback, EarlyStopping
+
+
+class CrashAt(BasicTSCallback):
+    def on_epoch_start(self, runner, epoch):
+        if os.environ.get("CRASH_AT") == str(epoch):
+            os.kill(os.getpid(), getattr(signal, os.environ["CRASH_SIGNAL"]))
+""").replace("num_epochs=2,", "num_epochs=5, callbacks=[CrashAt(), EarlyStopping(patience=2)],")
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(tiny_dataset, workdir, sig):
+    cfg = write_config(workdir, CRASHING)
+    command = [python(), "-m", "basicts.run", "-c", str(cfg)]
+    whole = subprocess.run(command + ["--run-dir", "whole"], capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    cut = subprocess.run(command + ["--run-dir", "cut"], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "CRASH_AT": "3", "CRASH_SIGNAL": sig})
+    assert cut.returncode == (130 if sig == "SIGINT" else -9) and not (workdir / "cut" / "test_metrics.json").exists()
+    resumed = subprocess.run(command + ["--run-dir", "cut", "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resumed from epoch 2" in resumed.stderr + resumed.stdout
+    expected = json.loads((workdir / "whole" / "test_metrics.json").read_text())
+    assert json.loads((workdir / "cut" / "test_metrics.json").read_text()) == expected
+    assert json.loads((workdir / "cut" / "run_info.json").read_text())["epochs_run"] == \
+        json.loads((workdir / "whole" / "run_info.json").read_text())["epochs_run"]
 
 
 def test_resume_without_earlier_run_is_a_clear_error(tiny_dataset, workdir, capsys):
