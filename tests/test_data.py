@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from stvfm_plugin.data.commands import main as data_main
 from stvfm_plugin.data.layout import DatasetSpec, load_graph, make_timestamps, split_lengths, write_dataset
 from stvfm_plugin.data.synth import SynthOptions, generate
+from stvfm_plugin.errors import UserError
 
 from conftest import SHARED, needs_shared
 
@@ -312,3 +314,37 @@ def test_prepare_refuses_a_name_that_is_a_path(workdir, capsys, name):
                                              "digits, - or _), not a path; use --out to choose where datasets are written.")
     assert only_dataset_dirs(workdir / "datasets") == [] and not (workdir / "x").exists()
     assert sorted(p.name for p in workdir.iterdir()) == ["edges.csv", "signal.csv"]
+
+
+def test_a_dataset_written_meanwhile_is_not_replaced_without_overwrite(tmp_path, monkeypatch):
+    """Two preparations of one name: the second to finish fails at the final rename, the first one's data stays."""
+    import stvfm_plugin.data.layout as layout
+
+    spec = DatasetSpec(name="Race", step_minutes=5)
+    first = np.random.rand(200, 3) + 1
+    real_mkdtemp = layout.tempfile.mkdtemp
+
+    def mkdtemp_then_other_writer(*args, **kwargs):  # the other preparation finishes while this one works
+        folder = real_mkdtemp(*args, **kwargs)
+        if ".tmp-" in kwargs.get("prefix", ""):
+            monkeypatch.setattr(layout.tempfile, "mkdtemp", real_mkdtemp)
+            write_dataset(tmp_path, spec, first)
+        return folder
+
+    monkeypatch.setattr(layout.tempfile, "mkdtemp", mkdtemp_then_other_writer)
+    with pytest.raises(UserError, match="Race was written by another run while this one prepared it; nothing was "
+                                        "replaced. Pass --overwrite to replace it."):
+        write_dataset(tmp_path, spec, np.random.rand(200, 3) + 5)
+    assert np.allclose(np.load(tmp_path / "Race" / "train_data.npy"), first[:120])
+    assert only_dataset_dirs(tmp_path) == ["Race"]  # no temporary folder left
+
+
+def test_temporary_folders_of_a_killed_preparation_are_removed(tmp_path):
+    stale = tmp_path / ".Old.tmp-999999999-abc"  # no such process
+    stale.mkdir(parents=True)
+    (stale / "train_data.npy").write_bytes(b"x" * 100)
+    live = tmp_path / f".Busy.tmp-{os.getpid()}-abc"  # a preparation still running
+    live.mkdir()
+    write_dataset(tmp_path, DatasetSpec(name="New", step_minutes=5), np.random.rand(200, 3) + 1)
+    assert not stale.exists() and live.exists()
+    assert only_dataset_dirs(tmp_path) == [live.name, "New"]

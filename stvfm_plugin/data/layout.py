@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -177,7 +177,8 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
     timestamps = make_timestamps(num_steps, spec.steps_per_day, spec.start)
     data = data.astype(np.float32)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-", dir=root))
+    remove_stale_temporaries(root)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-{os.getpid()}-", dir=root))
     try:
         begin = 0
         for split, length in zip(SPLITS, lengths):
@@ -214,17 +215,45 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
         }
         with open(tmp / META_FILE, "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
-        if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{spec.name}.old-", dir=root))
+        if overwrite and target.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{spec.name}.old-{os.getpid()}-", dir=root))
             os.replace(target, backup / spec.name)
             os.replace(tmp, target)
             shutil.rmtree(backup)
         else:
-            os.replace(tmp, target)
+            try:
+                os.mkdir(target)  # the existence check and the claim in one step: another prepare may have won
+            except FileExistsError:
+                raise UserError(f"{target} was written by another run while this one prepared it; nothing was "
+                                "replaced. Pass --overwrite to replace it.") from None
+            os.replace(tmp, target)  # onto the empty folder this process just made
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def remove_stale_temporaries(root: Path) -> List[Path]:
+    """Remove the temporary folders (`.NAME.tmp-PID-*`, `.NAME.old-PID-*`) of preparations whose process is gone
+    (killed before it could clean up); returns what was removed."""
+    removed = []
+    for path in root.glob(".*.*-*-*") if root.is_dir() else []:
+        parts = path.name.rsplit(".", 1)[-1].split("-")
+        if len(parts) < 3 or parts[0] not in ("tmp", "old") or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_meta(folder: os.PathLike) -> dict:
