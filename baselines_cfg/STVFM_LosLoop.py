@@ -1,6 +1,7 @@
 """ST-VFM on Los-loop (METR-LA subset, 207 speed sensors, 5 min, 7 days), sized for a 2-core CPU.
 
-Backbone: DINOv2 ViT-S/14 (first 6 blocks), frozen; the layout uses the sensors' coordinates.
+Backbone: DINOv2 ViT-S/14 (first 2 blocks), frozen, 3 x 3 cells (up to 9 nodes) per token;
+the layout uses the sensors' coordinates.
 Day-of-week context is off: with 7 days and a 6:2:2 split, the test days never occur in training.
 Weights: export STVFM_BACKBONE_WEIGHTS=<folder with dinov2_vits14.safetensors> (or the timm hub).
 Prepare: python -m stvfm_plugin.data prepare --preset LosLoop --src ../shared/data/los_loop
@@ -16,12 +17,12 @@ CFG = BasicTSForecastingConfig(
     model=STVFM,
     model_config=STVFMConfig(
         input_len=12, output_len=12, num_features=207, dataset_dir="datasets/LosLoop",
-        backbone="dinov2_vits14", vfm_layers=6, use_day_of_week=False, steps_per_day=288),
+        backbone="dinov2_vits14", vfm_layers=2, use_day_of_week=False, steps_per_day=288),
     **traffic_protocol("LosLoop"),
-    num_epochs=4,
+    num_epochs=40,
     batch_size=32,
     optimizer_params={"lr": 1e-3, "weight_decay": 1e-4},
     lr_scheduler=MultiStepLR,
-    lr_scheduler_params={"milestones": [3], "gamma": 0.3},
-    callbacks=[GradientClipping(5.0), EarlyStopping(patience=3)],
+    lr_scheduler_params={"milestones": [10, 20], "gamma": 0.3},
+    callbacks=[GradientClipping(5.0), EarlyStopping(patience=5)],
 )

@@ -65,7 +65,9 @@ def default_rows(dataset: str) -> List[Row]:
     plain and with its frozen blocks compiled (the compilation happens in the warm-up steps, not timed)."""
     cores = available_cores()
     stvfm = str(REPO / "baselines_cfg" / f"STVFM_{dataset}.py")
-    before = ["model_config.vfm_layers=2", "model_config.patch_size=1", "model_config.max_tokens=None"]
+    # the first release's settings: one node per token, no residual head layers, its adapter width and dropout
+    before = ["model_config.vfm_layers=2", "model_config.patch_size=1", "model_config.max_tokens=None",
+              "model_config.head_layers=0", "model_config.adapter_hidden=256", "model_config.dropout=0.1"]
     return [
         Row("STID (committed config)", str(REPO / "baselines_cfg" / f"STID_{dataset}.py"), cores),
         Row("ST-VFM before: 2 blocks, 1 node per token, 1 thread", stvfm, 1, before),

@@ -31,7 +31,8 @@ from conftest import SHARED, needs_shared, python, write_config
 
 def tiny(num_features: int = 7, **kw) -> STVFMConfig:
     base = dict(input_len=12, output_len=12, num_features=num_features, backbone="test_vit", pretrained=False,
-                vfm_layers=2, adapter_hidden=32, head_hidden=32, num_prompts=2, prompt_heads=2, prompt_dim=16)
+                vfm_layers=2, adapter_hidden=32, head_hidden=32, num_prompts=2, prompt_heads=2, prompt_dim=16,
+                patch_size=1)  # one node per token unless a test groups them (7 nodes would be one 3 x 3 token)
     base.update(kw)
     return STVFMConfig(**base)
 
@@ -121,6 +122,7 @@ def test_grouped_node_tokens_round_trip(n, p, layout):
     index = grid.index.numpy()
     assert sorted(index[index < n].tolist()) == list(range(n))  # every node in exactly one slot
     assert torch.equal(grid.slot_valid, grid.index < n)
+    assert (grid.index[grid.node_token] == torch.arange(n)[:, None]).any(dim=1).all()  # each node's own token
     empty = ~grid.slot_valid  # empty slots read 0
     assert torch.all(cells.reshape(2, grid.num_cells, 3, p * p).permute(0, 2, 1, 3)[:, :, empty] == 0)
 
@@ -460,7 +462,8 @@ def test_basicts_run_checkpoint_size_and_eval_in_new_process(tiny_dataset, workd
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
-    assert "ST-VFM backbone weights: RANDOM (pretrained=False)" in log and "ST-VFM token grid: 4 x 3" in log
+    assert "ST-VFM backbone weights: RANDOM (pretrained=False)" in log
+    assert "ST-VFM token grid: 2 x 1 tokens (2 used), 3 x 3 cells per token; 12 nodes in 18 slots" in log
     (run,) = [p.parent for p in workdir.glob("checkpoints/**/cfg.json")]
     trained = json.loads((run / "test_metrics.json").read_text())
     ckpt = run / "STVFM_best_val_MAE.pt"

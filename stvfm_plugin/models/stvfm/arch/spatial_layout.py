@@ -176,6 +176,7 @@ class SpatialLayout(nn.Module):
         position[flat[flat < num_nodes]] = np.flatnonzero(flat < num_nodes)
         self.register_buffer("index", torch.from_numpy(index), persistent=False)  # [S, K]
         self.register_buffer("position", torch.from_numpy(position), persistent=False)  # [N] in S * K
+        self.register_buffer("node_token", torch.from_numpy(position // self.cell_size), persistent=False)  # [N] in S
         self.register_buffer("slot_valid", torch.from_numpy(index < num_nodes), persistent=False)  # [S, K]
         self.register_buffer("cell_valid", self.slot_valid.any(dim=1), persistent=False)  # [S]
 

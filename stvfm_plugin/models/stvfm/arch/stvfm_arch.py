@@ -25,7 +25,7 @@ from ....data.layout import load_coords, load_graph, read_meta
 from ..config.stvfm_config import STVFMConfig
 from .cross_prompt import BilateralCrossPromptCoordination
 from .frozen_vfm import FrozenVFM, build_backbone
-from .heads import CellHead, flow_forecasting_loss
+from .heads import NodeHead, flow_forecasting_loss
 from .spatial_layout import SpatialLayout
 from .st_flow import future_flow, st_flow
 from .token_adapter import TemporalAwareTokenAdapter
@@ -75,8 +75,8 @@ class STVFM(nn.Module):
                 use_learned_pos_embed=config.use_learned_pos_embed,
                 use_pad_token=not bool(self.layout.cell_valid.all()), dropout=config.dropout)
 
-        def head() -> CellHead:
-            return CellHead(dim, config.input_len, config.output_len, cells, self.layout.cell_size, config.head_hidden,
+        def head() -> NodeHead:
+            return NodeHead(self.layout, dim, config.input_len, config.output_len, config.head_hidden,
                             config.head_layers, config.dropout)
 
         self.raw_adapter = adapter()
@@ -108,19 +108,18 @@ class STVFM(nn.Module):
             _logger.info(line)
 
     def forward_features(self, x: torch.Tensor, timestamps: Optional[torch.Tensor]
-                         ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
-        """Tokens of both branches after the frozen VFM and the cross-prompt coordination, and their cells.
+                         ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Tokens of both branches after the frozen VFM and the cross-prompt coordination.
 
         Shapes:
-            x: [B, T, N], timestamps: [B, T, 2] -> raw [B, S, D], flow [B, S, D] or None,
-            raw cells [B, S, T * K], flow cells [B, S, T * K] or None
+            x: [B, T, N], timestamps: [B, T, 2] -> raw [B, S, D], flow [B, S, D] or None
         """
         valid = self.layout.slot_valid
         raw_cells = self.layout.to_cells(x)  # [B, S, T * K]
         raw_tokens = self.raw_adapter(raw_cells, timestamps, valid)  # [B, S, D]
         if self.flow_adapter is None:
             raw = self.vfm(raw_tokens)
-            return (raw + raw_tokens if self.config.use_adapter_skip else raw), None, raw_cells, None
+            return (raw + raw_tokens if self.config.use_adapter_skip else raw), None
         flow_cells = rearrange(st_flow(rearrange(raw_cells, "b s (t k) -> b s t k", k=self.layout.cell_size), dim=2),
                                "b s t k -> b s (t k)")  # [B, S, T * K], the flow of every slot
         flow_tokens = self.flow_adapter(flow_cells, timestamps, valid)  # [B, S, D]
@@ -129,15 +128,15 @@ class STVFM(nn.Module):
             raw, flow = raw + raw_tokens, flow + flow_tokens
         if self.cross_prompt is not None:
             raw, flow = self.cross_prompt(raw, flow, ~self.layout.cell_valid)
-        return raw, flow, raw_cells, flow_cells
+        return raw, flow
 
-    def forward_head(self, raw: torch.Tensor, raw_cells: torch.Tensor, flow: Optional[torch.Tensor] = None,
-                     flow_cells: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Shapes: raw, flow: [B, S, D], cells: [B, S, T * K] -> forecast [B, T_out, N], flow forecast [B, T_out, N] or None"""
-        forecast = self.layout.from_cells(self.forecast_head(raw, raw_cells))
+    def forward_head(self, x: torch.Tensor, raw: torch.Tensor, flow: Optional[torch.Tensor] = None
+                     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Shapes: x: [B, T, N], raw, flow: [B, S, D] -> forecast [B, T_out, N], flow forecast [B, T_out, N] or None"""
+        forecast = self.forecast_head(raw, x)
         flow_forecast = None
         if flow is not None and self.flow_head is not None:
-            flow_forecast = self.layout.from_cells(self.flow_head(flow, flow_cells))
+            flow_forecast = self.flow_head(flow, st_flow(x))
         return forecast, flow_forecast
 
     def forward(self, inputs: torch.Tensor, inputs_timestamps: Optional[torch.Tensor] = None,
@@ -150,8 +149,8 @@ class STVFM(nn.Module):
         """
         x = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]
         timestamps = inputs_timestamps if self.config.use_temporal_context else None
-        raw, flow, raw_cells, flow_cells = self.forward_features(x, timestamps)
-        prediction, flow_forecast = self.forward_head(raw, raw_cells, flow, flow_cells)
+        raw, flow = self.forward_features(x, timestamps)
+        prediction, flow_forecast = self.forward_head(x, raw, flow)
         if not (train and targets is not None and flow_forecast is not None):
             return prediction
         y = targets[..., 0] if targets.dim() == 4 else targets

@@ -4,6 +4,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ...dropout import UniformDropout
+
 
 class TemporalAwareTokenAdapter(nn.Module):
     """Embeds each cell's window, adds temporal context and a learnable position, scaled for the VFM.
@@ -36,7 +38,7 @@ class TemporalAwareTokenAdapter(nn.Module):
         self.steps_per_day = steps_per_day
         self.slot_flags = slots > 1
         self.value_embed = nn.Sequential(
-            nn.Linear(window + (slots if self.slot_flags else 0), hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, embed_dim))
+            nn.Linear(window + (slots if self.slot_flags else 0), hidden), nn.GELU(), UniformDropout(dropout), nn.Linear(hidden, embed_dim))
         self.norm = nn.LayerNorm(embed_dim)
         with torch.no_grad():
             self.norm.weight.fill_(token_std)
