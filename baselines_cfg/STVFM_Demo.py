@@ -1,4 +1,4 @@
-"""ST-VFM on the embedded synthetic demo set (generated on first use): minutes on a CPU.
+"""ST-VFM on the embedded synthetic demo set (generated on first use): about a minute on a 2-core CPU.
 
 Backbone: DINOv2 ViT-S/14, first 4 blocks. Weights come from backbone_weights, $STVFM_BACKBONE_WEIGHTS
 (e.g. a folder holding dinov2_vits14.safetensors) or the timm hub. This demo alone falls back to a
