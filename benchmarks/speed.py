@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import math
 import os
 import platform
 import sys
@@ -233,7 +232,6 @@ def measure(row: Row, workdir: Path, min_seconds: float, echo: Callable[[str], N
         result["blocks_share_of_flops"] = blocks["flops"] / (flops_per_window * batch_size)
     echo(f"{row.name}: {result['train_wps']:.1f} train windows/s, {result['infer_wps']:.1f} inference windows/s, "
          f"peak {result['peak_mb']:.0f} MB" + (f", {result['tokens']} tokens/window" if result["tokens"] else ""))
-    del model, optimizer
     return result
 
 
