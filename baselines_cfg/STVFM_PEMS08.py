@@ -17,8 +17,7 @@ from stvfm_plugin.protocols import traffic_protocol
 CFG = BasicTSForecastingConfig(
     model=STVFM,
     model_config=STVFMConfig(
-        input_len=12, output_len=12, num_features=170, dataset_dir="datasets/PEMS08",
-        backbone="dinov2_vits14", vfm_layers=None, steps_per_day=288),
+        input_len=12, output_len=12, backbone="dinov2_vits14", vfm_layers=None),
     **traffic_protocol("PEMS08"),
     num_epochs=100,
     batch_size=64,

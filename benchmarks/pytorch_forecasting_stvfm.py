@@ -59,7 +59,7 @@ def main() -> None:
           f"val {len(val)}, test {len(test)}", flush=True)
     torch.manual_seed(1)
     model = STVFMForecaster.from_dataset(train, backbone=args.backbone, vfm_layers=args.vfm_layers,
-                                         pretrained=bool(args.pretrained), dataset_dir=str(folder),
+                                         pretrained=bool(args.pretrained), layout_dataset=str(folder),
                                          learning_rate=1e-3)
     for line in model.network.build_report:
         print(line, flush=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import logging
 import os
 import platform
 import sys
@@ -32,9 +33,14 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from stvfm_plugin.config_tools import apply_overrides, load_config
+from stvfm_plugin.config_tools import parse_override
+from stvfm_plugin.data.info import DatasetInfo
+from stvfm_plugin.data.synth import SynthOptions
+from stvfm_plugin.datasets import config_folder, synthetic_name
 from stvfm_plugin.errors import exit_status
-from stvfm_plugin.run import available_cores
+from stvfm_plugin.run import available_cores, prepared_config
+from stvfm_plugin.run_options import RunOptions
+from stvfm_plugin.runner import structure_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,16 +65,16 @@ class Row:
         return cls(parts[0], parts[1], threads, overrides)
 
 
-def default_rows(dataset: str) -> List[Row]:
+def default_rows() -> List[Row]:
     """STID; ST-VFM as it was (2 blocks, one node per token) on one thread and on all cores; ST-VFM as committed,
     plain and with its frozen blocks compiled (the compilation happens in the warm-up steps, not timed)."""
     cores = available_cores()
-    stvfm = str(REPO / "baselines_cfg" / f"STVFM_{dataset}.py")
+    stvfm = str(REPO / "baselines_cfg" / "STVFM.py")
     # the first release's settings: one node per token, no residual head layers, its adapter width and dropout
     before = ["model_config.vfm_layers=2", "model_config.patch_size=1", "model_config.max_tokens=None",
               "model_config.head_layers=0", "model_config.adapter_hidden=256", "model_config.dropout=0.1"]
     return [
-        Row("STID (committed config)", str(REPO / "baselines_cfg" / f"STID_{dataset}.py"), cores),
+        Row("STID (committed config)", str(REPO / "baselines_cfg" / "STID.py"), cores),
         Row("ST-VFM before: 2 blocks, 1 node per token, 1 thread", stvfm, 1, before),
         Row(f"ST-VFM before: 2 blocks, 1 node per token, {cores} threads", stvfm, cores, before),
         Row("ST-VFM committed config", stvfm, cores),
@@ -185,18 +191,20 @@ def tokens_per_window(model: torch.nn.Module) -> Optional[int]:
     return branches * (model.layout.num_cells + vfm.num_prefix_tokens)
 
 
-def measure(row: Row, workdir: Path, min_seconds: float, echo: Callable[[str], None],
+def measure(row: Row, dataset: Optional[str], min_seconds: float, echo: Callable[[str], None],
             overrides: Sequence[str] = ()) -> dict:
-    """Every figure of one row."""
+    """Every figure of one row, on `dataset` (prepared, or a synthetic set's name: generated on first use; None:
+    the config's own)."""
     torch.set_num_threads(row.threads)
     torch.manual_seed(0)
-    cfg = load_config(row.config)
-    apply_overrides(cfg, list(row.overrides) + list(overrides))
-    folder = workdir / (getattr(cfg.model_config, "dataset_dir", None) or f"datasets/{cfg.dataset_name}")
-    batches = Batches(folder, cfg.input_len, cfg.output_len)
+    options = RunOptions(config=Path(row.config), dataset=dataset,
+                         overrides=[parse_override(o) for o in list(row.overrides) + list(overrides)])
+    cfg = prepared_config(options, logging.getLogger("speed"))
+    info = DatasetInfo.load(config_folder(cfg))
+    batches = Batches(info.folder, cfg.input_len, cfg.output_len)
     reset_peak_memory()
     start_kb = _read_status_kb("VmRSS")
-    model = cfg.model(cfg.model_config)
+    model = cfg.model(cfg.model_config, **structure_for(cfg.model, info))
     batch_size = cfg.batch_size
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, **{k: v for k, v in (cfg.optimizer_params or {}).items() if k != "lr"},
@@ -265,7 +273,7 @@ def report(results: List[dict], scale: List[dict], args: argparse.Namespace, com
         f"- Threads: each row sets `torch.set_num_threads` to its own count (column Threads); "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
         f"interop threads {torch.get_num_interop_threads()}.",
-        f"- Dataset: `{args.dataset}` (prepared), random training windows; each figure is timed for at least "
+        f"- Dataset: {f'`{args.dataset}`' if args.dataset else 'each config’s own'} (prepared), random training windows; each figure is timed for at least "
         f"{args.min_seconds:g} s after a warm-up step, one row after the other in this one process.",
         "- Training = forward, loss, backward, gradient clipping and an Adam step at the config's batch size. "
         "Inference = forward under `torch.inference_mode()`.",
@@ -302,8 +310,7 @@ def report(results: List[dict], scale: List[dict], args: argparse.Namespace, com
     if scale:
         lines += ["", f"## Cost against graph size ({scale[0]['row'].name}, batch {scale[0]['batch_size']}, "
                       f"{scale[0]['threads']} threads)", "",
-                  "Synthetic road graphs (`python -m stvfm_plugin.data synth --nodes N`), the same config with "
-                  "`num_features` and `dataset_dir` set to the graph.", "",
+                  "Synthetic road graphs (`SynthN...`, generated on first use), the same config run on each.", "",
                   "| Nodes N | Token grid | Tokens/window | Train windows/s | Inference windows/s | Peak memory MB (rise) |",
                   "|---:|---|---:|---:|---:|---:|"]
         for r in scale:
@@ -312,22 +319,12 @@ def report(results: List[dict], scale: List[dict], args: argparse.Namespace, com
     return "\n".join(lines) + "\n"
 
 
-def synthetic_graph(workdir: Path, nodes: int, steps: int) -> str:
-    """`datasets/Synth<N>` in `workdir` (generated when missing); returns its dataset name."""
-    from stvfm_plugin.data.commands import synth_dataset
-    from stvfm_plugin.data.synth import SynthOptions
-
-    name = f"Synth{nodes}"
-    if not (workdir / "datasets" / name / "meta.json").is_file():
-        synth_dataset(workdir / "datasets", name, SynthOptions(num_nodes=nodes, num_steps=steps))
-    return name
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="LosLoop", help="prepared dataset of the default rows (configs <Model>_<dataset>.py)")
-    parser.add_argument("--workdir", default=".", help="folder holding datasets/ (default: the current one)")
+    parser.add_argument("--dataset", help="prepared dataset of the rows (default: each config's own; LosLoop for the "
+                                          "default rows, whose configs are generic)")
+    parser.add_argument("--workdir", default=".", help="folder holding the datasets (default: the current one)")
     parser.add_argument("--row", action="append", default=[], metavar="NAME|CONFIG|THREADS[|k=v,...]",
                         help="a row instead of the default ones (repeatable; THREADS 'all' = every core)")
     parser.add_argument("--speedup", nargs=2, metavar=("NEW", "OLD"),
@@ -337,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale-row", default="ST-VFM committed config",
                         help="row measured on synthetic graphs ('' = no cost-vs-N table)")
     parser.add_argument("--scale-nodes", type=int, nargs="*", default=[207, 1000, 8600])
-    parser.add_argument("--scale-steps", type=int, default=288 * 3, help="steps of each synthetic graph")
+    parser.add_argument("--scale-days", type=int, default=3, help="days of 5-minute steps of each synthetic graph")
     parser.add_argument("--scale-batch", type=int, default=8, help="batch size on the synthetic graphs")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "speed.md"))
     return parser
@@ -345,17 +342,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, argv: Optional[Sequence[str]]) -> None:
     command = "python ../speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    workdir = Path(args.workdir)
-    rows = [Row.parse(r) for r in args.row] or default_rows(args.dataset)
+    os.chdir(args.workdir)  # BasicTS reads datasets relative to the working directory
+    rows = [Row.parse(r) for r in args.row]
+    dataset = args.dataset or (None if rows else "LosLoop")
+    rows = rows or default_rows()
+    args.dataset = dataset  # for the report
     echo = lambda s: print(f"[speed] {s}", file=sys.stderr, flush=True)  # noqa: E731
-    results = [measure(row, workdir, args.min_seconds, echo) for row in rows]
+    results = [measure(row, dataset, args.min_seconds, echo) for row in rows]
     scale = []
     scale_row = next((r for r in rows if r.name == args.scale_row), None)
     for nodes in (args.scale_nodes if scale_row else []):
-        name = synthetic_graph(workdir, nodes, args.scale_steps)
-        result = measure(scale_row, workdir, args.min_seconds / 2, echo, overrides=[
-            f"model_config.num_features={nodes}", f"model_config.dataset_dir='datasets/{name}'",
-            f"batch_size={args.scale_batch}"])
+        name = synthetic_name(SynthOptions(num_nodes=nodes, num_steps=288 * args.scale_days))
+        result = measure(scale_row, name, args.min_seconds / 2, echo, overrides=[f"batch_size={args.scale_batch}"])
         scale.append({**result, "nodes": nodes})
     text = report(results, scale, args, command)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import inspect
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, List, Tuple
 
 from basicts.configs import BasicTSConfig
 from easydict import EasyDict
@@ -84,12 +84,19 @@ def _is_number(value: Any) -> bool:
 
 def checked_value(key: str, current: Any, value: Any) -> Any:
     """`value` for `key`, checked against what the entry holds now: a number stays a number (an int where
-    a float is expected becomes that float), and counts such as `num_epochs` are whole and positive."""
+    a float is expected becomes that float), counts such as `num_epochs` are whole and positive, and
+    `null_val` is any number (or none: no missing-value marker, every reading scored)."""
     name = key.rpartition(".")[2]
     if name in _POSITIVE_INTS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         raise UserError(f"--set {key}={value!r}: give a whole number of at least 1.")
     if name in _POSITIVE_NUMBERS and not (_is_number(value) and value > 0):
         raise UserError(f"--set {key}={value!r}: give a number above 0.")
+    if name == "null_val":
+        if value is None:
+            return float("nan")  # BasicTS's 'no marker'
+        if not _is_number(value):
+            raise UserError(f"--set {key}={value!r}: give a number (the value that marks a missing reading) or none.")
+        return float(value)
     if _is_number(current) and value is not None and not _is_number(value):
         raise UserError(f"--set {key}={value!r}: give a number (the config has {current!r}).")
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
@@ -121,8 +128,16 @@ def _model_fields(model_config: Any) -> list[str]:
     return list(model_config.keys())
 
 
-def apply_overrides(cfg: BasicTSConfig, overrides: Iterable[str]) -> list[str]:
-    """Apply `key=value` overrides to a loaded config, as if they had been passed to its constructor.
+def parse_override(item: str) -> Tuple[str, Any]:
+    """`KEY=VALUE` (a `--set` argument) -> (key, typed value)."""
+    if "=" not in item:
+        raise UserError(f"--set expects KEY=VALUE, got {item!r} (e.g. --set num_epochs=2).")
+    key, text = item.split("=", 1)
+    return key.strip(), parse_value(text)
+
+
+def apply_overrides(cfg: BasicTSConfig, overrides: Iterable[Tuple[str, Any]]) -> List[str]:
+    """Apply `(key, value)` overrides to a loaded config, as if they had been passed to its constructor.
 
     Top-level keys that BasicTS copies into the model, dataset, optimizer and scheduler parameters
     (`input_len`, `lr`, `batch_size`, ...) are copied there too. Dotted keys reach one level down:
@@ -132,18 +147,14 @@ def apply_overrides(cfg: BasicTSConfig, overrides: Iterable[str]) -> list[str]:
         One line per applied override, for the log.
     """
     applied = []
-    default_dir = _default_ckpt_dir(cfg)
-    for item in overrides:
-        if "=" not in item:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r} (e.g. --set num_epochs=2).")
-        key, text = item.split("=", 1)
-        key, value = key.strip(), parse_value(text)
+    default_dir = default_ckpt_dir(cfg)
+    for key, value in overrides:
         head, _, rest = key.partition(".")
         if head not in cfg or head.startswith("_"):
             raise UserError(f"--set {key}: the config has no entry '{head}'.{_close(head, _public_keys(cfg))}")
         if not rest:
             value = checked_value(key, cfg[head], value)
-            _set_top_level(cfg, head, value)
+            set_top_level(cfg, head, value)
         elif head == "model_config":
             fields = _model_fields(cfg.model_config)
             if rest not in fields:
@@ -165,13 +176,19 @@ def apply_overrides(cfg: BasicTSConfig, overrides: Iterable[str]) -> list[str]:
         else:
             raise UserError(f"--set {key}: '{head}' is a {type(cfg[head]).__name__}, it has no fields to set.")
         applied.append(f"{key} = {value!r}")
-    if applied and cfg.ckpt_save_dir == default_dir:
-        cfg.ckpt_save_dir = _default_ckpt_dir(cfg)
-    cfg._md5, cfg._serialized = "", {}
+    refresh(cfg, default_dir)
     return applied
 
 
-def _set_top_level(cfg: BasicTSConfig, key: str, value: Any) -> None:
+def refresh(cfg: BasicTSConfig, default_dir: str) -> None:
+    """After changes: a config still on its default checkpoint folder follows them, and its md5 is recomputed."""
+    if cfg.ckpt_save_dir == default_dir:
+        cfg.ckpt_save_dir = default_ckpt_dir(cfg)
+    cfg._md5, cfg._serialized = "", {}
+
+
+def set_top_level(cfg: BasicTSConfig, key: str, value: Any) -> None:
+    """Set a top-level entry and, as BasicTS does at construction, the parameters it is a shortcut for."""
     setattr(cfg, key, value)
     if key == "batch_size" and value is not None:
         cfg.train_batch_size = cfg.val_batch_size = cfg.test_batch_size = value
@@ -187,5 +204,6 @@ def _set_top_level(cfg: BasicTSConfig, key: str, value: Any) -> None:
             cfg[params] = dict(cfg[params], **{key: value})
 
 
-def _default_ckpt_dir(cfg: BasicTSConfig) -> str:
+def default_ckpt_dir(cfg: BasicTSConfig) -> str:
+    """BasicTS's default `ckpt_save_dir`, from the model, dataset, epochs and lengths."""
     return f"checkpoints/{cfg.model.__name__}/{cfg.dataset_name}_{cfg.num_epochs}_{cfg.input_len}_{cfg.output_len}"

@@ -10,6 +10,7 @@ from easytorch.device import set_device_type
 from easytorch.launcher.dist_wrap import dist_wrap
 
 from .errors import UserError
+from .run_options import RunOptions
 from .runner import PluginRunner
 
 
@@ -34,8 +35,8 @@ def latest_run_dir(cfg) -> Path:
     return runs[-1]
 
 
-def _train(cfg) -> None:
-    runner = PluginRunner(cfg)
+def _train(cfg, options: RunOptions) -> None:
+    runner = PluginRunner(cfg, options)
     runner.init_logger(logger_name="BasicTS-training", log_file_name="training_log")
     try:
         runner.train()
@@ -44,9 +45,9 @@ def _train(cfg) -> None:
         raise
 
 
-def launch_training(cfg, run_dir: Path, resume: bool = False) -> Path:
-    """Train (and evaluate the best-validation checkpoint) in `run_dir`; returns `run_dir`."""
-    cfg._run_dir, cfg._resume = str(run_dir), resume
+def launch_training(cfg, options: RunOptions) -> Path:
+    """Train (and evaluate the best-validation checkpoint) in `options.run_dir`; returns that folder."""
+    run_dir = options.run_dir
     os.makedirs(run_dir, exist_ok=True)
     with open(Path(run_dir) / "cfg.json", "w", encoding="utf-8") as f:
         f.write(str(cfg))
@@ -57,21 +58,20 @@ def launch_training(cfg, run_dir: Path, resume: bool = False) -> Path:
         set_device_type("cpu")
         device_num = 0
     dist_wrap(_train, node_num=cfg.get("dist_node_num", 1), device_num=device_num,
-              dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg)
+              dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg, options)
     return Path(run_dir)
 
 
-def launch_evaluation(cfg, ckpt_path: Path, run_dir: Path) -> Path:
-    """Evaluate a checkpoint on the test split; metrics go to `run_dir/test_metrics.json`."""
-    ckpt_path = Path(ckpt_path)
+def launch_evaluation(cfg, options: RunOptions) -> Path:
+    """Evaluate `options.eval_checkpoint` on the test split; metrics go to `<options.run_dir>/test_metrics.json`."""
+    ckpt_path, run_dir = Path(options.eval_checkpoint), options.run_dir
     if not ckpt_path.is_file():
         raise UserError(f"--eval {ckpt_path}: no such checkpoint file. Checkpoints are the .pt files in a run "
                         "folder, e.g. checkpoints/STID/.../<run>/STID_best_val_MAE.pt.")
-    cfg._run_dir, cfg._resume = str(run_dir), False
     set_device_type("gpu" if cfg.gpus else "cpu")
     os.makedirs(run_dir, exist_ok=True)
     try:
-        runner = PluginRunner(cfg)
+        runner = PluginRunner(cfg, options)
         runner.init_logger(logger_name="BasicTS-evaluation", log_file_name="evaluation_log")
         runner.eval(str(ckpt_path))
     except BaseException:

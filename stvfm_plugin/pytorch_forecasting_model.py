@@ -4,21 +4,22 @@ It wraps the same `STVFM` module as the BasicTS plugin and trains with a Lightni
 `TimeSeriesDataSet` in the wide layout of spatio-temporal data: one time index, one target column
 per node (a multi-target data set, one group). Build it with `STVFMForecaster.from_dataset(dataset,
 ...)`; every `STVFMConfig` field can be passed as a keyword (e.g. `backbone`, `vfm_layers`,
-`pretrained`, `dataset_dir` for the road graph). `predict` returns forecasts `[samples, T_out, N]`.
+`pretrained`), and `layout_dataset` names a prepared dataset whose road graph and coordinates place the
+nodes on the token grid. `predict` returns forecasts `[samples, T_out, N]`.
 
 Each target is standardised with the data set's own target normaliser (`target_scale`), ST-VFM
 forecasts in that space, and the library transforms the forecasts back.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
-from einops import rearrange
 from pytorch_forecasting.data import TimeSeriesDataSet
 from pytorch_forecasting.metrics import MAE, MultiLoss
 from pytorch_forecasting.models import BaseModel
 
+from .data.info import DatasetInfo
 from .errors import UserError
 from .models.stvfm import STVFM, STVFMConfig
 
@@ -31,20 +32,26 @@ class STVFMForecaster(BaseModel):
         input_len: Encoder length T.
         output_len: Prediction length T_out.
         stvfm: Further `STVFMConfig` fields.
+        layout_dataset: A prepared dataset (its name, or its folder) whose graph and coordinates
+            give the token layout; None: the layout from the config alone (identity).
 
     Shapes:
         x["encoder_target"]: N x [B, T] -> prediction N x [B, T_out] (one per target column)
     """
 
     def __init__(self, num_nodes: int, input_len: int, output_len: int, stvfm: Dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+                 layout_dataset: Optional[str] = None, **kwargs: Any) -> None:
         self.save_hyperparameters(ignore=["loss", "logging_metrics"])
         if "loss" not in kwargs:
             kwargs["loss"] = MultiLoss([MAE() for _ in range(num_nodes)]) if num_nodes > 1 else MAE()
         super().__init__(**kwargs)
         settings = dict(use_temporal_context=False, **(stvfm or {}))
+        structure = {}
+        if layout_dataset is not None:
+            info = DatasetInfo.load(layout_dataset)
+            structure = dict(adj=info.graph(), coords=info.coords(), grid_shape=info.grid_shape)
         self.network = STVFM(STVFMConfig(input_len=input_len, output_len=output_len, num_features=num_nodes,
-                                         **settings))
+                                         **settings), **structure)
 
     @classmethod
     def from_dataset(cls, dataset: TimeSeriesDataSet, **kwargs: Any) -> "STVFMForecaster":

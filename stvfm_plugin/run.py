@@ -9,14 +9,16 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import UserError, exit_status
+from .run_options import RunOptions
 
 EPILOG = """examples:
   python -m basicts.run -c baselines_cfg/STVFM_Demo.py -g cpu
-  python -m basicts.run -c baselines_cfg/STID_PEMS08.py --set num_epochs=2 --set model_config.num_layers=2
+  python -m basicts.run -c baselines_cfg/STID.py --dataset MyData --set num_epochs=2 --set model_config.num_layers=2
   python -m basicts.run -c baselines_cfg/STID_PEMS08.py --eval checkpoints/STID/.../STID_best_val_MAE.pt
 
 Each training run writes a fresh folder <ckpt_save_dir>/<config md5>/<date-time>/ holding cfg.json, the
@@ -29,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m basicts.run", description="Train and evaluate a BasicTS 1.1 config (ST-VFM plugin).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--cfg", required=True, metavar="CONFIG.py", help="config file defining CFG")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="prepared dataset to run on (its folder under the working directory's datasets root); its facts (nodes, step, calendar, null value, "
+                             "graph) fill the config. Needed by the generic configs, e.g. baselines_cfg/STID.py")
     parser.add_argument("-g", "--gpus", default=None, metavar="IDS",
                         help="'cpu' or empty: CPU (default); '0' or '0,1': those GPUs (several: DDP)")
     parser.add_argument("--eval", metavar="CKPT", help="evaluate this checkpoint on the test split instead of training")
@@ -102,58 +107,76 @@ def set_early_stopping(cfg, patience: int) -> None:
     cfg.callbacks = callbacks + ([EarlyStopping(patience=patience)] if patience else [])
 
 
-def run(args: argparse.Namespace) -> Path:
+def options_from(args: argparse.Namespace) -> RunOptions:
+    """The parsed command line as `RunOptions`."""
+    from .config_tools import parse_override
+
+    return RunOptions(
+        config=Path(args.cfg), dataset=args.dataset, overrides=[parse_override(item) for item in args.set], seed=args.seed, ckpt_dir=args.ckpt_dir,
+        run_dir=Path(args.run_dir) if args.run_dir else None, resume=args.resume, patience=args.patience,
+        eval_checkpoint=Path(args.eval) if args.eval else None, gpus=_select_gpus(args.gpus), threads=args.threads,
+        save_results=args.save_results)
+
+
+def prepared_config(options: RunOptions, logger: logging.Logger):
+    """The config of a run: loaded, overridden, its dataset found (or generated) and its facts filled in."""
+    from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
+    from .datasets import bind_dataset, ensure_dataset
+
+    cfg = load_config(options.config)
+    default_dir = default_ckpt_dir(cfg)
+    if options.dataset:
+        set_top_level(cfg, "dataset_name", options.dataset)
+    for key, value in (("seed", options.seed), ("ckpt_save_dir", options.ckpt_dir)):
+        if value is not None:
+            set_top_level(cfg, key, value)
+    if options.save_results:
+        cfg.save_results = True
+    refresh(cfg, default_dir)
+    for line in apply_overrides(cfg, options.overrides):
+        logger.info(f"Override: {line}")
+    if options.patience is not None:
+        set_early_stopping(cfg, options.patience)
+        logger.info(f"Override: early stopping after {options.patience} epochs without a better validation metric")
+    cfg.gpus, cfg.gpu_num = options.gpus, len(options.gpus.split(",")) if options.gpus else 0
+    for line in bind_dataset(cfg, ensure_dataset(cfg, logger)):
+        logger.info(line)
+    return cfg
+
+
+def run(options: RunOptions) -> Path:
     from easytorch.utils import get_logger
 
-    from .config_tools import apply_overrides, load_config
-    from .datasets import ensure_dataset
     from .launch import evaluation_dir, latest_run_dir, launch_evaluation, launch_training, new_run_dir
 
     logger = get_logger("stvfm-plugin")
     for handler in logger.handlers:  # easytorch caches the logger: write to this call's stderr, not the first one's
         if type(handler) is logging.StreamHandler:
             handler.stream = sys.stderr
-    logger.info(set_threads(args.threads))
-    cfg = load_config(args.cfg)
-    gpus = _select_gpus(args.gpus)
-    overrides = list(args.set)
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
-    if args.ckpt_dir:
-        overrides.append(f"ckpt_save_dir={args.ckpt_dir!r}")
-    if args.save_results:
-        overrides.append("save_results=True")
-    for line in apply_overrides(cfg, overrides):
-        logger.info(f"Override: {line}")
-    if args.patience is not None:
-        set_early_stopping(cfg, args.patience)
-        logger.info(f"Override: early stopping after {args.patience} epochs without a better validation metric")
-    cfg.gpus, cfg.gpu_num = gpus, len(gpus.split(",")) if gpus else 0
-    ensure_dataset(cfg, logger)
+    logger.info(set_threads(options.threads))
+    cfg = prepared_config(options, logger)
 
-    if args.eval:
-        if args.resume:
+    if options.eval_checkpoint:
+        if options.resume:
             raise UserError("--eval and --resume cannot be combined.")
-        run_dir = launch_evaluation(cfg, Path(args.eval), evaluation_dir(Path(args.eval)))
+        run_dir = launch_evaluation(cfg, replace(options, run_dir=evaluation_dir(options.eval_checkpoint)))
     else:
-        if args.run_dir:
-            run_dir = Path(args.run_dir)
-            resume = args.resume
-            if resume and not any(run_dir.glob("*.pt")):
-                where = "holds no checkpoint" if run_dir.is_dir() else "does not exist"
-                raise UserError(f"--resume --run-dir {run_dir}: that folder {where}, so there is nothing to resume. "
-                                "Drop --resume to start a fresh run there.")
+        if options.run_dir:
+            if options.resume and not any(options.run_dir.glob("*.pt")):
+                where = "holds no checkpoint" if options.run_dir.is_dir() else "does not exist"
+                raise UserError(f"--resume --run-dir {options.run_dir}: that folder {where}, so there is nothing to "
+                                "resume. Drop --resume to start a fresh run there.")
+            chosen = options.run_dir
         else:
-            run_dir = latest_run_dir(cfg) if args.resume else new_run_dir(cfg)
-            resume = args.resume
-        run_dir = launch_training(cfg, run_dir, resume=resume)
+            chosen = latest_run_dir(cfg) if options.resume else new_run_dir(cfg)
+        run_dir = launch_training(cfg, replace(options, run_dir=chosen))
     logger.info(f"Results in {run_dir} (test_metrics.json, run_info.json).")
     return run_dir
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return exit_status(lambda: run(args), "interrupted: the run folder keeps the last checkpoint; --resume continues it.")
+    return exit_status(lambda: run(options_from(args)), "interrupted: the run folder keeps the last checkpoint; --resume continues it.")
 
 
 if __name__ == "__main__":

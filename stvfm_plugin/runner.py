@@ -1,7 +1,9 @@
 """`PluginRunner`: BasicTS 1.1.0's runner with the fixes this plugin carries.
 
-- Runs go to an explicit run folder (`cfg._run_dir`) instead of `<ckpt_save_dir>/<md5>`, so a new
-  run never silently resumes an old one; resuming happens only when `cfg._resume` is set.
+- Runs go to an explicit run folder (`RunOptions.run_dir`) instead of `<ckpt_save_dir>/<md5>`, so a
+  new run never silently resumes an old one; resuming happens only when `RunOptions.resume` is set.
+- Models that take the dataset's structure get it: the graph (`adj`), coordinates (`coords`) and grid
+  shape (`grid_shape`) are passed to `model(config, ...)` when its `__init__` has those parameters.
 - The test split is used once, for the best-validation checkpoint after training. (BasicTS also
   tests every epoch, and its validation pass adds its batches to the per-horizon *test* meters.)
 - `save_results` writes real `.npy` files (BasicTS writes raw memmaps with a wrong offset for the
@@ -19,6 +21,9 @@
 """
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
 import json
 import logging
 import os
@@ -31,12 +36,16 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 from basicts.runners import BasicTSRunner
+from basicts.runners.builder import Builder
 from basicts.utils import RunnerStatus
 from easytorch.core.checkpoint import get_last_ckpt_path
 from easytorch.utils import get_logger, is_master
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from .data.info import DatasetInfo
+from .datasets import config_folder
 from .errors import UserError
+from .run_options import RunOptions
 
 #: random states and callback counters after the last saved epoch (for an exact --resume)
 RESUME_STATE = "resume_state.pt"
@@ -45,12 +54,19 @@ RESUME_STATE = "resume_state.pt"
 class PluginRunner(BasicTSRunner):
     """`BasicTSRunner` with explicit run folders, readable results and a run summary."""
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, options: RunOptions) -> None:
+        self.options = options
+        self.dataset = DatasetInfo.load(config_folder(cfg))
         self._results: Dict[str, list] = {}
         self.epoch_seconds: list[float] = []
         self.inference_seconds: list[float] = []
         self._last_val: Optional[float] = None
-        super().__init__(cfg)
+        original = Builder.__dict__["_build_model"]
+        Builder._build_model = staticmethod(functools.partial(_build_with_structure, Builder._build_model, self.dataset))
+        try:  # BasicTSRunner builds the model inside __init__ with `cfg.model(cfg.model_config)` only
+            super().__init__(cfg)
+        finally:
+            Builder._build_model = original
 
     @property
     def bare_model(self) -> torch.nn.Module:
@@ -58,10 +74,10 @@ class PluginRunner(BasicTSRunner):
 
     # ---- run folder and resuming -------------------------------------------------------------
     def _get_ckpt_save_dir(self, cfg) -> str:
-        return cfg.get("_run_dir") or super()._get_ckpt_save_dir(cfg)
+        return str(self.options.run_dir) if self.options.run_dir else super()._get_ckpt_save_dir(cfg)
 
     def _load_model_resume(self, strict: bool = True) -> None:
-        if self.cfg.get("_resume"):
+        if self.options.resume:
             super()._load_model_resume(strict)
             self.logger.info(f"Resumed from epoch {self.start_epoch} in {self.ckpt_save_dir}.")
             # the epochs trained before the interruption still count in run_info.json
@@ -267,6 +283,26 @@ class PluginRunner(BasicTSRunner):
             return {}
         with open(path, encoding="utf-8") as f:
             return json.load(f)
+
+
+#: what a model's `__init__` may take besides its config -> how to get it from the dataset
+STRUCTURE = {"adj": DatasetInfo.graph, "coords": DatasetInfo.coords, "grid_shape": lambda d: d.grid_shape}
+
+
+def structure_for(model: type, dataset: DatasetInfo) -> dict:
+    """The structure arguments `model.__init__` accepts, from the dataset."""
+    accepted = inspect.signature(model.__init__).parameters
+    return {name: get(dataset) for name, get in STRUCTURE.items() if name in accepted}
+
+
+def _build_with_structure(build, dataset: DatasetInfo, cfg, logger):
+    """BasicTS's `Builder._build_model` (device, compile, DDP), with the model given the dataset's structure."""
+    structure = structure_for(cfg.model, dataset)
+    if not structure:
+        return build(cfg, logger)
+    view = copy.copy(cfg)
+    view.model = functools.partial(cfg.model, **structure)
+    return build(view, logger)
 
 
 def _peak_memory_mb(device: torch.device) -> dict:

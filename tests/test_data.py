@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from stvfm_plugin.data.commands import main as data_main
-from stvfm_plugin.data.layout import DatasetSpec, load_graph, make_timestamps, split_lengths, write_dataset
+from stvfm_plugin.data.layout import (DatasetSpec, load_graph, make_timestamps, read_meta, split_lengths,
+                                      write_dataset)
 from stvfm_plugin.data.synth import SynthOptions, generate
 from stvfm_plugin.errors import UserError
 
@@ -38,13 +39,22 @@ def test_split_lengths_match_basicts(steps, expected):
 def test_timestamps_from_start_and_basicts_convention():
     import datetime as dt
 
-    ts = make_timestamps(300, 288, dt.datetime(2012, 3, 1))  # a Thursday
+    ts = make_timestamps(300, 5, dt.datetime(2012, 3, 1))  # 5-minute steps from a Thursday
     assert ts.dtype == np.float32 and ts.shape == (300, 2)
     assert ts[0, 0] == 0 and ts[1, 0] == pytest.approx(1 / 288) and ts[0, 1] == pytest.approx(3 / 7)
     assert ts[288, 0] == 0 and ts[288, 1] == pytest.approx(4 / 7)
-    plain = make_timestamps(300, 288, None)
+    plain = make_timestamps(300, 5, None)
     assert plain[0, 1] == 0 and plain[288, 1] == pytest.approx(1 / 7)
-    assert make_timestamps(2, 96, dt.datetime(2015, 1, 1, 6, 0))[0, 0] == pytest.approx(0.25)
+    assert make_timestamps(2, 15, dt.datetime(2015, 1, 1, 6, 0))[0, 0] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("minutes,tod,dow", [(60 * 24 * 7, [0, 0, 0], [3, 3, 3]), (60 * 24, [0, 0, 0], [3, 4, 5]),
+                                            (60, [0, 1 / 24, 2 / 24], [3, 3, 3]), (7, [0, 7 / 1440, 14 / 1440], [3, 3, 3])])
+def test_timestamps_for_any_step_size(minutes, tod, dow):
+    import datetime as dt
+
+    ts = make_timestamps(3, minutes, dt.datetime(2012, 3, 1))  # weekly, daily, hourly, 7-minute steps
+    assert ts[:, 0] == pytest.approx(tod) and ts[:, 1] == pytest.approx([d / 7 for d in dow])
 
 
 def test_write_dataset_layout(tmp_path):
@@ -191,6 +201,51 @@ def test_prepare_pems08_preset_from_raw_files(workdir, capsys):
     assert shapes == [(10713, 170), (3571, 170), (3572, 170)]
 
 
+def test_prepare_reads_a_numeric_id_header_that_the_weighted_edge_list_names(workdir, capsys):
+    Path("s.csv").write_text("101,102,103\n" + "\n".join(f"{i},{i + 1},{i + 2}" for i in range(120)) + "\n")
+    Path("e.csv").write_text("101,102,1.5\n103,101,0.5\n")
+    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "W", "--step-minutes", "5", "--graph", "e.csv",
+                             "--graph-format", "edges-weighted"], capsys)
+    assert code == 0, err
+    assert "s.csv: its first row holds the sensor ids the edge list names: read as a header" in err
+    assert "e.csv: 2 edges naming sensor ids of the signal's header" in err and "weights as given (0.5 to 1.5)" in err
+    adj = load_graph("datasets/W")
+    assert adj[0, 1] == 1.5 and adj[2, 0] == 0.5 and np.count_nonzero(adj) == 2
+    assert sum(np.load(f"datasets/W/{s}_data.npy").shape[0] for s in ("train", "val", "test")) == 120
+
+
+@pytest.mark.parametrize("edges,flag,message", [
+    ("0,1\n", ["--header"], "e.csv: its nodes could be node indices (0..2) or sensor ids of the signal's header, and "
+                             "the two readings differ. Say which: --graph-ids (sensor ids) or --no-graph-ids (indices)."),
+    ("2,9\n", ["--header", "--graph-ids"], "e.csv: line 1 names sensor 9, which is not in the signal's header."),
+    ("0,7\n", ["--header", "--no-graph-ids"], "e.csv: line 1 names node 7, but the signal has only 3 nodes (0..2). "
+                                               "It is not a sensor id of the signal's header either."),
+])
+def test_prepare_edge_list_ids_it_cannot_place_are_one_clear_error(workdir, capsys, edges, flag, message):
+    Path("s.csv").write_text("2,0,1\n" + "\n".join(f"{i},{i + 1},{i + 2}" for i in range(120)) + "\n")
+    Path("e.csv").write_text(edges)
+    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "A", "--step-minutes", "5", "--graph", "e.csv",
+                             *flag], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: {message}" and "Traceback" not in err
+    assert only_dataset_dirs(workdir / "datasets") == []
+
+
+def test_prepare_warns_when_the_null_value_is_common_and_none_keeps_zeros_as_data(workdir, capsys):
+    counts = np.random.default_rng(0).poisson(0.5, size=(200, 4))
+    np.savetxt("c.csv", counts, delimiter=",", fmt="%d")
+    code, _, err = run_data(["prepare", "--data", "c.csv", "--name", "Masked", "--step-minutes", "60"], capsys)
+    share = 100 * (counts == 0).mean()
+    assert code == 0 and f"WARNING: {share:.1f} % of the readings equal the null value 0, so they are treated as " \
+        "missing: left out of the loss and the metrics. If they are real readings (e.g. zero counts), prepare again " \
+        "with --null-value none (or --null-value X for another marker) --overwrite." in err
+    code, _, err = run_data(["prepare", "--data", "c.csv", "--name", "Counts", "--step-minutes", "60",
+                             "--null-value", "none"], capsys)
+    assert code == 0 and "WARNING" not in err and "null value none (every reading is data)" in err
+    assert read_meta("datasets/Counts")["regular_settings"]["null_val"] is None
+    code, out, _ = run_data(["info", "Counts"], capsys)
+    assert "missing     none: no null value, every reading is scored" in out
+
+
 def test_edge_list_with_out_of_range_node(workdir, capsys):
     np.save("s.npy", np.ones((200, 3)))
     Path("e.csv").write_text("from,to,cost\n0,5,1\n")
@@ -287,6 +342,10 @@ def _signal_files():
     (["--graph", "negative.csv"], "Dataset Mine: the adjacency holds 1 negative weights (first -2 from node 1 to 2); "
                                   "edge weights must be 0 or positive."),
     (["--step-minutes", "-5"], "Dataset Mine: the step must be a whole number of minutes of at least 1; got -5."),
+    (["--null-value", "abc"], "--null-value 'abc': give none (every reading is data) or a number such as 0 or -1."),
+    (["--null-value", "none", "--missing-marker", "-1"], "--missing-marker / --nan-as-missing map readings to the null "
+                                                          "value, but --null-value is none; give a --null-value (e.g. "
+                                                          "-1) to mark them, or drop those options."),
     (["--start", "2020-01-06T00:03"], "Dataset Mine: the start 2020-01-06T00:03:00 is not on the grid of 5-minute "
                                       "steps from midnight; give the time of the first reading."),
 ])

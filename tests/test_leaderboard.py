@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -112,7 +114,8 @@ def test_failing_model_is_reported_not_fatal_and_finished_models_are_skipped(tin
     lines: list[str] = []
     states = run_leaderboard(budget, workdir / "lb", echo=lines.append)
     assert states == {"Bad/1": "failed", "Good/1": "finished"}
-    assert any("Bad seed 1: FAILED (exit 1)" in l and "going on with the next model" in l for l in lines), lines
+    assert any("Bad seed 1: FAILED (exit 2): error: model_config.num_features=13, but dataset Tiny has 12." in l
+               and "going on with the next model" in l for l in lines), lines
     assert any("Good seed 1: epoch 1/1, train" in l for l in lines), lines
     status = json.loads((workdir / "lb" / "Bad" / "seed-1" / "status.json").read_text())
     assert status["state"] == "failed" and status["error"]
@@ -143,7 +146,17 @@ def test_leaderboard_command_end_to_end(tiny_dataset, workdir):
     assert [c["params"]["patience"] for c in cfg["callbacks"] if c["name"] == "EarlyStopping"] == [3]
     report = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "report", "--dataset", "Tiny"],
                             capture_output=True, text=True, timeout=300)
-    assert report.returncode == 0 and "leaderboard.md" in report.stdout
+    assert report.returncode == 0 and "leaderboard.md" in report.stdout and "warning" not in report.stderr
+
+    shutil.rmtree(workdir / "leaderboard" / "Tiny" / "STID" / "seed-2")  # a deleted run folder is not "not started"
+    report = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "report", "--dataset", "Tiny"],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    (line,) = report.stderr.strip().splitlines()
+    assert re.fullmatch(r"warning: STID seed 2: run folder leaderboard/Tiny/STID/seed-2 is gone \(started "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\); run the leaderboard again to train it", line), line
+    md = (workdir / "leaderboard" / "Tiny" / "report" / "leaderboard.md").read_text()
+    assert "deleted, finished: run folder leaderboard/Tiny/STID/seed-2 is gone" in md
 
 
 def test_leaderboard_run_where_every_model_fails_exits_2(tiny_dataset, workdir):
@@ -180,6 +193,6 @@ def test_leaderboard_errors(workdir, capsys):
         _overrides(["GWNet:num_epochs=2"], ["STVFM"])
     assert _overrides(["all:num_epochs=2"], ["A", "B"]) == {"A": ["num_epochs=2"], "B": ["num_epochs=2"]}
     assert main(["run", "--dataset", "Nowhere", "--models", "STID", "--config-dir", str(workdir)]) == 2
-    assert "No config for STID on Nowhere: expected" in capsys.readouterr().err
+    assert f"No config for STID: expected {workdir / 'STID.py'}" in capsys.readouterr().err
     assert main(["run", "--dataset", "Tiny", "--epochs", "0"]) == 2
     assert "--epochs 0: give at least 1" in capsys.readouterr().err

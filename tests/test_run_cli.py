@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from stvfm_plugin.config_tools import apply_overrides, load_config, parse_value
+from stvfm_plugin.config_tools import apply_overrides, load_config, parse_override, parse_value
+from stvfm_plugin.data.synth import SynthOptions
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.run import available_cores, main, set_threads
 
@@ -32,16 +33,24 @@ def test_help(command):
     assert "--cfg" in out and "--gpus" in out and "--set" in out and "--eval" in out and "--resume" in out
 
 
-def test_demo_command_end_to_end(workdir):
-    """The literal user command, in a fresh directory: generates the demo set, trains, evaluates."""
+def test_demo_commands_end_to_end_share_one_demo_set(workdir):
+    """The literal user commands, in a fresh directory: STID_Demo generates the demo set, trains and evaluates;
+    STVFM_Demo then runs on the same set in the same folder."""
     proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(CONFIGS / "STID_Demo.py"), "-g", "cpu",
                            "--set", "num_epochs=1"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "generating the synthetic demo set" in proc.stderr + proc.stdout
-    (run,) = run_folders(workdir)
-    metrics = json.loads((run / "test_metrics.json").read_text())
-    assert set(metrics) == {"overall", "horizon_3", "horizon_6", "horizon_12"}
-    assert set(metrics["overall"]) == {"MAE", "RMSE", "MAPE"} and finite_metrics(metrics)
+    assert "Dataset Synth64n14d5m not found in datasets/Synth64n14d5m: generating that synthetic set" in proc.stderr
+    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(CONFIGS / "STVFM_Demo.py"), "-g", "cpu",
+                           "--set", "num_epochs=1", "--set", "model_config.backbone=test_vit",
+                           "--set", "model_config.pretrained=False"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "generating" not in proc.stderr and "Traceback" not in proc.stderr
+    runs = run_folders(workdir)
+    assert [r.parts[-4] for r in runs] == ["STID", "STVFM"]
+    for run in runs:
+        metrics = json.loads((run / "test_metrics.json").read_text())
+        assert set(metrics) == {"overall", "horizon_3", "horizon_6", "horizon_12"}
+        assert set(metrics["overall"]) == {"MAE", "RMSE", "MAPE"} and finite_metrics(metrics)
 
 
 def test_train_twice_gives_two_fresh_runs_and_eval_reproduces(tiny_dataset, workdir):
@@ -250,7 +259,7 @@ def test_bad_set_values_get_one_line_and_leave_no_run_folder(tiny_dataset, workd
 @pytest.mark.parametrize("value", ["-1", "-1.0", "0", "7"])
 def test_null_val_takes_any_number(tiny_dataset, workdir, value):
     cfg = load_config(write_config(workdir, STID_TINY))
-    apply_overrides(cfg, [f"null_val={value}"])
+    apply_overrides(cfg, [parse_override(f"null_val={value}")])
     assert isinstance(cfg.null_val, float) and cfg.null_val == float(value)
 
 
@@ -260,19 +269,25 @@ def test_null_val_minus_one_trains(tiny_dataset, workdir):
     assert finite_metrics(json.loads((run / "test_metrics.json").read_text()))
 
 
-def test_every_demo_config_asks_for_the_same_demo_set():
-    specs = {path.name: load_config(path).get("synthetic_dataset") for path in CONFIGS.glob("*_Demo.py")}
-    assert len(specs) >= 10 and len({repr(spec) for spec in specs.values()}) == 1, specs
+def test_demo_configs_name_their_synthetic_set_by_what_it_is():
+    from stvfm_plugin.datasets import DEMO, synthetic_name, synthetic_options
+
+    names = {path.name: load_config(path).dataset_name for path in CONFIGS.glob("*_Demo.py")}
+    assert set(names.values()) == {"Synth64n14d5m"} and synthetic_name(DEMO) == "Synth64n14d5m", names
+    assert vars(synthetic_options("Synth12n4d5m-s2")) == vars(SynthOptions(num_nodes=12, num_steps=288 * 4, seed=2))
+    assert synthetic_options("Synth12n4d7m") is None and synthetic_options("LosLoop") is None
 
 
-def test_a_demo_folder_holding_another_synthetic_set_is_refused_not_overwritten(tiny_dataset, workdir, capsys):
-    body = STID_TINY.replace('num_epochs=2,', 'num_epochs=1, synthetic_dataset=dict(num_nodes=12, num_steps=288 * 4, seed=2),')
-    before = (tiny_dataset / "train_data.npy").read_bytes()
-    assert main(["-c", str(write_config(workdir, body))]) == 2
+def test_a_synthetic_folder_holding_another_set_is_refused_not_overwritten(workdir, capsys):
+    from stvfm_plugin.data.commands import synth_dataset
+
+    folder = synth_dataset(workdir / "datasets", "Synth12n4d5m", SynthOptions(num_nodes=12, num_steps=288 * 4, seed=1))
+    before = (folder / "train_data.npy").read_bytes()
+    assert main(["-c", str(CONFIGS / "STID.py"), "--dataset", "Synth12n4d5m"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: Dataset folder datasets/Tiny holds another synthetic set than this config asks for (seed 1 there, "
-        "2 here). Remove or rename that folder, or give this config another dataset_name.")
-    assert (tiny_dataset / "train_data.npy").read_bytes() == before and not run_folders(workdir)
+        "error: Dataset folder datasets/Synth12n4d5m holds another set than the synthetic set its name Synth12n4d5m "
+        "stands for (seed 1 there, 0 here). Remove or rename that folder.")
+    assert (folder / "train_data.npy").read_bytes() == before and not run_folders(workdir)
 
 
 def test_error_dataset_missing_names_files_and_command(workdir, capsys):
@@ -343,8 +358,8 @@ def test_parse_value(text, value):
 def test_overrides_reach_the_objects_basicts_builds():
     cfg = load_config(CONFIGS / "STID_PEMS08.py")
     md5 = cfg.md5
-    apply_overrides(cfg, ["num_epochs=2", "lr=0.01", "batch_size=16", "input_len=24",
-                          "model_config.num_layers=2", "lr_scheduler_params.milestones=[1, 2]"])
+    apply_overrides(cfg, map(parse_override, ["num_epochs=2", "lr=0.01", "batch_size=16", "input_len=24",
+                                              "model_config.num_layers=2", "lr_scheduler_params.milestones=[1, 2]"]))
     assert cfg.num_epochs == 2 and cfg.ckpt_save_dir == "checkpoints/STID/PEMS08_2_24_12"
     assert cfg.optimizer_params["lr"] == 0.01
     assert cfg.train_batch_size == cfg.val_batch_size == cfg.test_batch_size == 16
@@ -355,13 +370,13 @@ def test_overrides_reach_the_objects_basicts_builds():
 
 def test_stid_pems08_config_matches_basicts_protocol():
     cfg = load_config(CONFIGS / "STID_PEMS08.py")
-    assert (cfg.input_len, cfg.output_len, cfg.null_val) == (12, 12, 0.0)
+    assert (cfg.input_len, cfg.output_len, cfg.null_val) == (12, 12, None)  # the null value: the dataset's
     assert cfg.norm_each_channel is False and cfg.rescale is True
     assert cfg.metrics == ["MAE", "RMSE", "MAPE"] and cfg.eval_horizons == [3, 6, 12]
     assert cfg.optimizer_params == {"lr": 0.002, "weight_decay": 1e-4}
     assert cfg.lr_scheduler_params == {"milestones": [1, 50, 80], "gamma": 0.5}
     assert cfg.callbacks[0].max_norm == 5.0 and cfg.train_batch_size == 64 and cfg.num_epochs == 100
-    assert cfg.model_config.num_features == 170
+    assert cfg.model_config.num_features is None and cfg.model_config.num_time_in_day is None  # from the dataset
 
 
 def test_load_config_rejects_non_python(workdir):

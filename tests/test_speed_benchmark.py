@@ -17,7 +17,7 @@ def test_speed_benchmark_measures_every_row_and_writes_the_report(tiny_dataset, 
          "--row", f"STID|{stid}|1", "--row", f"one node|{stvfm}|1|model_config.patch_size=1",
          "--row", f"grouped|{stvfm}|1|model_config.patch_size=2",
          "--speedup", "grouped", "one node", "--scale-row", "grouped", "--scale-nodes", "20", "45",
-         "--scale-steps", "300", "--scale-batch", "8", "--out", str(out)],
+         "--scale-days", "2", "--scale-batch", "8", "--out", str(out)],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()

@@ -17,9 +17,6 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from stvfm_plugin.data.commands import synth_dataset
-from stvfm_plugin.data.layout import DatasetSpec, write_dataset
-from stvfm_plugin.data.synth import SynthOptions
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.models.stvfm import STVFM, STVFMConfig
 from stvfm_plugin.models.stvfm.arch.spatial_layout import (SpatialLayout, choose_patch_size, node_cells,
@@ -32,7 +29,7 @@ from conftest import SHARED, needs_shared, python, write_config
 def tiny(num_features: int = 7, **kw) -> STVFMConfig:
     base = dict(input_len=12, output_len=12, num_features=num_features, backbone="test_vit", pretrained=False,
                 vfm_layers=2, adapter_hidden=32, head_hidden=32, num_prompts=2, prompt_heads=2, prompt_dim=16,
-                patch_size=1)  # one node per token unless a test groups them (7 nodes would be one 3 x 3 token)
+                patch_size=1, steps_per_day=288)  # one node per token unless a test groups them (7 nodes would be one 3 x 3 token)
     base.update(kw)
     return STVFMConfig(**base)
 
@@ -62,24 +59,19 @@ def test_output_shapes_graphless(b, t_in, t_out, n):
 
 
 @pytest.mark.parametrize("n", [5, 13])
-def test_graph_dataset_uses_spectral_and_coords_layouts(tmp_path, n):
+def test_graph_dataset_uses_spectral_and_coords_layouts(n):
     adj = np.zeros((n, n), dtype=np.float32)
     for i in range(n - 2):  # a path plus one isolated node (disconnected, like Los-loop)
         adj[i, i + 1] = adj[i + 1, i] = 1
-    write_dataset(tmp_path, DatasetSpec(name="G", step_minutes=5), np.random.rand(200, n) + 1, adj)
-    model = STVFM(tiny(n, dataset_dir=str(tmp_path / "G")))
+    model = STVFM(tiny(n), adj=adj)
     assert model.layout.kind == "spectral"
     x, ts, _, _ = batch(2, 12, 12, n)
     assert model(x, ts).shape == (2, 12, n)
-    write_dataset(tmp_path, DatasetSpec(name="C", step_minutes=5), np.random.rand(200, n) + 1, adj,
-                  np.random.rand(n, 2))
-    assert STVFM(tiny(n, dataset_dir=str(tmp_path / "C"))).layout.kind == "coords"
+    assert STVFM(tiny(n), adj=adj, coords=np.random.rand(n, 2)).layout.kind == "coords"
 
 
-def test_grid_dataset_uses_patches(tmp_path):
-    spec = DatasetSpec(name="Grid", step_minutes=30, grid_shape=(5, 4))
-    write_dataset(tmp_path, spec, np.random.rand(200, 20) + 1)
-    model = STVFM(tiny(20, dataset_dir=str(tmp_path / "Grid"), patch_size=2, output_len=6))
+def test_grid_dataset_uses_patches():
+    model = STVFM(tiny(20, patch_size=2, output_len=6), grid_shape=(5, 4))
     assert model.layout.grid_hw == (3, 2) and model.layout.cell_size == 4
     x, ts, y, mask = batch(2, 12, 6, 20)
     assert model(x, ts).shape == (2, 6, 20)
@@ -145,6 +137,15 @@ def test_raised_patch_size_is_written_in_the_log():
     model = STVFM(tiny(30, patch_size=1, max_tokens=4))
     line = next(l for l in model.build_report if "token grid" in l)
     assert "2 x 2 tokens" in line and "3 x 3 cells per token, raised from patch_size=1 to fit max_tokens=4" in line
+
+
+def test_facts_left_to_the_dataset_must_be_there_when_the_model_is_built():
+    with pytest.raises(UserError, match=r"ST-VFM: num_features \(the number of nodes\) is not set"):
+        STVFM(tiny(None))
+    with pytest.raises(UserError, match="ST-VFM: use_time_of_day=True needs steps_per_day"):
+        STVFM(tiny(7, steps_per_day=None, use_time_of_day=True))
+    weekly = STVFM(tiny(7, steps_per_day=None))  # no slots: time of day off, day of week on
+    assert weekly.raw_adapter.time_of_day is None and weekly.raw_adapter.day_of_week is not None
 
 
 @pytest.mark.parametrize("kw,message", [
@@ -346,7 +347,7 @@ def test_unknown_backbone_fails_at_config_time_with_aliases():
 @pytest.mark.parametrize("kw,message", [
     (dict(layout="hilbert"), "layout='hilbert': choose one of auto, coords, spectral, identity"),
     (dict(use_flow_branch=False), "use_cross_prompt=True needs use_flow_branch=True"),
-    (dict(num_features=None), "needs num_features"),
+    (dict(num_features=0), "STVFMConfig.num_features must be the number of nodes (>= 1), or None"),
 ])
 def test_config_errors(kw, message):
     with pytest.raises(UserError, match=message.replace("(", "\\(").replace(")", "\\)")):
@@ -447,8 +448,7 @@ from stvfm_plugin.protocols import traffic_protocol
 
 CFG = BasicTSForecastingConfig(
     model=STVFM,
-    model_config=STVFMConfig(input_len=12, output_len=12, num_features=12, dataset_dir="datasets/Tiny",
-                             backbone="test_vit", pretrained=False, vfm_layers=2, adapter_hidden=32,
+    model_config=STVFMConfig(input_len=12, output_len=12, backbone="test_vit", pretrained=False, vfm_layers=2, adapter_hidden=32,
                              head_hidden=32, num_prompts=2, prompt_heads=2, prompt_dim=16),
     **traffic_protocol("Tiny"),
     num_epochs=1, batch_size=64, optimizer_params={"lr": 1e-3},

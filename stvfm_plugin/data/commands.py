@@ -12,19 +12,14 @@ import numpy as np
 from ..errors import UserError, exit_status
 from . import graph as graphs
 from . import readers
-from .layout import DATA_FILES, DatasetSpec, check_ratios, load_coords, load_graph, read_meta, write_dataset
+from .info import DATASETS_ROOT, DatasetInfo
+from .layout import (DATA_FILES, DatasetSpec, check_ratios, load_coords, load_graph, missing_share, read_meta,
+                     write_dataset)
 from .presets import PRESETS, load_preset, resolve_preset
 from .synth import SynthOptions, generate
 
-#: Shapes of the standard sets, for `synth --like`: nodes, steps, minutes per step, split ratios.
-LIKE = {
-    "PEMS03": (358, 26208, 5, (0.6, 0.2, 0.2)),
-    "PEMS04": (307, 16992, 5, (0.6, 0.2, 0.2)),
-    "PEMS07": (883, 28224, 5, (0.6, 0.2, 0.2)),
-    "PEMS08": (170, 17856, 5, (0.6, 0.2, 0.2)),
-    "METR-LA": (207, 34272, 5, (0.7, 0.1, 0.2)),
-    "PEMS-BAY": (325, 52116, 5, (0.7, 0.1, 0.2)),
-}
+#: share of readings equal to the null value above which `prepare` warns
+MISSING_WARNING_SHARE = 0.10
 
 
 def _log(message: str) -> None:
@@ -34,6 +29,7 @@ def _log(message: str) -> None:
 def prepare_dataset(args: argparse.Namespace) -> Path:
     """Raw files (a preset's folder, or explicit files) -> `<out>/<name>/`."""
     channels = [int(c) for c in args.channels.split(",")] if args.channels else None
+    notes: list[str] = []
     if args.preset:
         if not args.src:
             raise UserError(f"--preset {args.preset} needs --src, the folder holding its raw files.")
@@ -43,26 +39,68 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
             raise UserError("prepare without --preset needs --data FILE, --name NAME and --step-minutes M "
                             f"(or use a preset: {', '.join(PRESETS)}).")
         data, node_ids, start = _read_signal(Path(args.data), args.format, args.key, channels, args.header)
-        adj = _read_graph(args, data.shape[1], node_ids)
+        if node_ids is None and args.header is None and _ids_in_first_row(args, data.shape[1]):
+            data, node_ids, start = _read_signal(Path(args.data), args.format, args.key, channels, True)
+            notes.append(f"{Path(args.data).name}: its first row holds the sensor ids the edge list names: read as a "
+                         "header (--no-header to keep it as data)")
+        adj = _read_graph(args, data.shape[1], node_ids, notes)
         coords = graphs.read_coords(Path(args.coords), node_ids) if args.coords else None
         spec = DatasetSpec(name=args.name, step_minutes=args.step_minutes, start=start,
-                           source={"files": [p for p in (args.data, args.graph, args.coords) if p]})
+                           source={"files": [Path(p).name for p in (args.data, args.graph, args.coords) if p]})
     if args.start:
         spec.start = _parse_start(args.start)
     if args.step_minutes and args.preset:
         spec.step_minutes = args.step_minutes
     if args.ratios:
         spec.ratios = parse_ratios(args.ratios)
-    if args.null_val is not None:
-        spec.null_val = args.null_val
+    if args.null_value is not None:
+        spec.null_val = parse_null_value(args.null_value)
     spec.min_window = args.min_window
+    if spec.null_val is None and (args.missing_marker is not None or args.nan_as_missing):
+        raise UserError("--missing-marker / --nan-as-missing map readings to the null value, but --null-value is none; "
+                        "give a --null-value (e.g. -1) to mark them, or drop those options.")
     if args.missing_marker is not None:
         data = np.where(data == args.missing_marker, spec.null_val, data)
     if args.nan_as_missing:
         data = np.where(np.isfinite(data), data, spec.null_val)
     folder = write_dataset(args.out, spec, data, adj, coords, overwrite=args.overwrite)
-    _log(f"wrote {folder} ({' x '.join(map(str, data.shape))}, splits {read_meta(folder)['split_lengths']})")
+    info = DatasetInfo.load(folder)
+    for note in notes:
+        _log(note)
+    _log(f"wrote {folder}: {info.describe()}")
+    for note in info.calendar_notes():
+        _log(f"calendar: {note}")
+    share = missing_share(data, spec.null_val)
+    if share > MISSING_WARNING_SHARE:
+        _log(f"WARNING: {100 * share:.1f} % of the readings equal the null value {spec.null_val:g}, so they are treated "
+             "as missing: left out of the loss and the metrics. If they are real readings (e.g. zero counts), prepare "
+             "again with --null-value none (or --null-value X for another marker) --overwrite.")
     return folder
+
+
+def _ids_in_first_row(args: argparse.Namespace, num_nodes: int) -> bool:
+    """A numeric first row of a CSV signal is a header of sensor ids when the edge list names exactly those."""
+    if not (args.graph and Path(args.graph).is_file() and Path(args.data).suffix.lower() == ".csv"):
+        return False
+    if (args.graph_format or graph_format(Path(args.graph))) not in EDGE_FORMATS or args.graph_ids is False:
+        return False
+    rows = readers.csv_rows(Path(args.data))
+    first = [c.strip() for c in rows[0]] if rows else []
+    names = graphs.edge_names(Path(args.graph))
+    return names <= set(first) and (args.graph_ids or not graphs.fits_indices(names, num_nodes))
+
+
+def parse_null_value(text: str) -> Optional[float]:
+    """`--null-value none|0|X` -> None (every reading is data) or the marker."""
+    if text.strip().lower() in ("none", "nan"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"--null-value {text!r}: give none (every reading is data) or a number such as 0 or -1.") from None
+    if not np.isfinite(value):
+        raise UserError(f"--null-value {text!r}: give none or a finite number.")
+    return value
 
 
 def _read_signal(path: Path, fmt: Optional[str], key: Optional[str], channels, header: Optional[bool]):
@@ -88,23 +126,35 @@ def parse_ratios(text: str) -> list[float]:
     return ratios
 
 
-def _read_graph(args: argparse.Namespace, num_nodes: int, node_ids) -> Optional[np.ndarray]:
+#: --graph-format of an edge list -> its weighting
+EDGE_FORMATS = {"edges": "connectivity", "edges-weighted": "weighted", "edges-gaussian": "gaussian"}
+
+
+def graph_format(path: Path) -> str:
+    """`pkl`, `dense` (a square matrix) or `edges` (rows of from,to[,weight]), from the file itself."""
+    if path.suffix == ".pkl":
+        return "pkl"
+    lines = [line for line in readers.text_lines(path) if line.strip()]
+    first = lines[0].lower() if lines else ""
+    width = len(first.split(","))
+    if ("from" in first and "to" in first) or (width in (2, 3) and len(lines) != width):
+        return "edges"
+    return "dense"
+
+
+def _read_graph(args: argparse.Namespace, num_nodes: int, node_ids, notes: list) -> Optional[np.ndarray]:
     if not args.graph:
         return None
     path = Path(args.graph)
     if not path.is_file():
         raise UserError(f"--graph {path}: no such file.")
-    kind = args.graph_format or ("pkl" if path.suffix == ".pkl" else None)
-    if kind is None:
-        with open(path, encoding="utf-8-sig") as f:
-            first = f.readline().lower()
-        kind = "edges" if ("from" in first and "to" in first) else "dense"
+    kind = args.graph_format or graph_format(path)
     if kind == "dense":
         return graphs.read_dense_adj(path)
     if kind == "pkl":
         return graphs.read_dcrnn_pkl(path)[0]
-    weighting = "gaussian" if kind == "edges-gaussian" else "connectivity"
-    return graphs.read_edge_list(path, num_nodes, weighting, node_ids=node_ids if args.graph_ids else None)
+    return graphs.read_edge_list(path, num_nodes, EDGE_FORMATS[kind], node_ids=node_ids, use_ids=args.graph_ids,
+                                 notes=notes)
 
 
 def _parse_start(text: str) -> dt.datetime:
@@ -129,7 +179,7 @@ def synth_dataset(root: Path, name: str, options: SynthOptions, graph_path: Opti
     spec = DatasetSpec(name=name, step_minutes=options.step_minutes, ratios=ratios, null_val=0.0,
                        domain="synthetic traffic flow", min_window=min_window,
                        source={"synthetic": {k: v for k, v in vars(options).items()},
-                               "graph": str(graph_path) if graph_path else "generated road graph"})
+                               "graph": Path(graph_path).name if graph_path else "generated road graph"})
     return write_dataset(root, spec, flow, adj, coords, overwrite=overwrite)
 
 
@@ -137,32 +187,37 @@ def read_graph_file(path: Path, num_nodes: Optional[int] = None) -> np.ndarray:
     """A graph for the generator: edge list (`num_nodes`, default its largest id + 1), dense CSV or pkl."""
     if path.suffix == ".pkl":
         return graphs.read_dcrnn_pkl(path)[0]
-    with open(path, encoding="utf-8-sig") as f:
-        first = f.readline().lower()
-    if "from" in first and "to" in first:
+    if graph_format(path) == "edges":
         ids, _ = readers.read_csv_matrix(path, header=True)
-        return graphs.read_edge_list(path, num_nodes or int(ids[:, :2].max()) + 1)
+        return graphs.read_edge_list(path, num_nodes or int(ids[:, :2].max()) + 1, use_ids=False)
     return graphs.read_dense_adj(path)
 
 
 def synth_command(args: argparse.Namespace) -> Path:
-    nodes, steps, minutes, ratios = LIKE[resolve_like(args.like)] if args.like else (64, 288 * 14, 5, (0.6, 0.2, 0.2))
+    like = resolve_like(args.like) if args.like else None
+    nodes, steps = (like.num_nodes, like.num_steps) if like else (64, 288 * 14)
+    minutes, ratios = (like.step_minutes, tuple(like.ratios)) if like else (5, (0.6, 0.2, 0.2))
     options = SynthOptions(
         num_nodes=args.nodes or nodes, num_steps=args.steps or steps, step_minutes=args.step_minutes or minutes,
         seed=args.seed, missing_share=args.missing, noise=args.noise)
     if args.ratios:
         ratios = tuple(parse_ratios(args.ratios))
-    name = args.name or (resolve_like(args.like) if args.like else "Synthetic")
+    name = args.name or (like.name if like else "Synthetic")
     folder = synth_dataset(Path(args.out), name, options, args.graph, ratios, args.overwrite, args.min_window,
                            graph_nodes=args.nodes)
     _log(f"wrote {folder} (synthetic, {read_meta(folder)['shape']}, seed {args.seed})")
     return folder
 
 
-def resolve_like(name: str) -> str:
+#: presets whose shape `synth --like` can copy
+LIKE = [name for name, p in PRESETS.items() if p.num_nodes and p.num_steps]
+
+
+def resolve_like(name: str):
+    """The preset whose shape `synth --like` copies."""
     for key in LIKE:
         if key.lower() == name.lower():
-            return key
+            return PRESETS[key]
     raise UserError(f"--like {name!r} is not a known shape; choose one of {', '.join(LIKE)}.")
 
 
@@ -178,7 +233,7 @@ def describe_dataset(folder: Path) -> str:
     arrays = [np.load(folder / f, mmap_mode="r") for f in DATA_FILES]
     total = sum(a.shape[0] for a in arrays)
     null = meta["regular_settings"]["null_val"]
-    zeros = sum(int(np.count_nonzero(np.asarray(a) == null)) for a in arrays)
+    zeros = sum(int(np.count_nonzero(np.asarray(a) == null)) for a in arrays) if null is not None else 0
     cells = sum(a.size for a in arrays)
     lines = [
         f"dataset     {meta['name']}  ({folder})",
@@ -186,7 +241,8 @@ def describe_dataset(folder: Path) -> str:
         f"splits      train {arrays[0].shape[0]} / val {arrays[1].shape[0]} / test {arrays[2].shape[0]} steps  "
         f"(ratios {meta['regular_settings']['train_val_test_ratio']})",
         f"frequency   {meta['frequency (minutes)']} min  (start {meta.get('start_time') or 'unknown: day 0 = day-of-week 0'})",
-        f"missing     {100.0 * zeros / max(cells, 1):.2f} % of readings equal the null value {null}",
+        (f"missing     {100.0 * zeros / max(cells, 1):.2f} % of readings equal the null value {null} (masked)"
+         if null is not None else "missing     none: no null value, every reading is scored"),
         f"values      min {min(float(np.min(a)) for a in arrays):.3f}  max {max(float(np.max(a)) for a in arrays):.3f}",
         f"protocol    {meta['regular_settings']}",
     ]
@@ -205,10 +261,10 @@ def describe_dataset(folder: Path) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stvfm_plugin.data",
-                                     description="Prepare datasets in the BasicTS 1.1.0 layout (datasets/<NAME>/).")
+                                     description=f"Prepare datasets in the BasicTS 1.1.0 layout ({DATASETS_ROOT}/<NAME>/).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="raw files -> datasets/<NAME>/")
+    p = sub.add_parser("prepare", help=f"raw files -> {DATASETS_ROOT}/<NAME>/")
     p.add_argument("--preset", help=f"a standard dataset: {', '.join(PRESETS)}")
     p.add_argument("--src", help="folder holding the preset's raw files")
     p.add_argument("--data", help="signal file: CSV (time x nodes, optional header), .npz/.npy, .h5")
@@ -218,19 +274,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
                    help="the CSV's first row holds node ids (default: detected; numeric ids need --header)")
     p.add_argument("--graph", help="adjacency: dense CSV, edge list from,to,cost, or DCRNN adj_mx.pkl")
-    p.add_argument("--graph-format", choices=["dense", "edges", "edges-gaussian", "pkl"],
-                   help="edges: 0/1 directed connectivity (BasicTS's PEMS); edges-gaussian: Gaussian kernel of distances")
-    p.add_argument("--graph-ids", action="store_true", help="the edge list names sensor ids (the CSV header), not indices")
+    p.add_argument("--graph-format", choices=["dense", "edges", "edges-weighted", "edges-gaussian", "pkl"],
+                   help="an edge list's weighting: edges = 0/1 directed links (BasicTS's PEMS, the default), "
+                        "edges-weighted = the third column as weights, edges-gaussian = Gaussian kernel of distances "
+                        "(default format: detected from the file)")
+    p.add_argument("--graph-ids", action=argparse.BooleanOptionalAction, default=None,
+                   help="the edge list names sensor ids of the signal's header (--no-graph-ids: node indices); "
+                        "default: detected from the values")
     p.add_argument("--coords", help="CSV with latitude/longitude (and sensor_id) columns")
     p.add_argument("--name", help="dataset name (folder name; default: the preset's)")
     p.add_argument("--start", help="time of the first step, e.g. 2012-03-01T00:00")
-    p.add_argument("--step-minutes", type=int, help="minutes between steps")
+    p.add_argument("--step-minutes", type=int, help="minutes between steps, any size: 5, 60, 1440 (daily), 10080 (weekly)")
     p.add_argument("--ratios", help="train,val,test split ratios, e.g. 0.6,0.2,0.2")
-    p.add_argument("--null-val", type=float, help="value that marks a missing reading in the prepared set (default 0)")
-    p.add_argument("--missing-marker", type=float, help="value in the raw file that means missing (mapped to --null-val)")
+    p.add_argument("--null-value", "--null-val", dest="null_value", metavar="none|0|X",
+                   help="value that marks a missing reading (masked in loss and metrics); none: every reading is data, "
+                        "e.g. counts with real zeros (default 0, the traffic convention, or the preset's)")
+    p.add_argument("--missing-marker", type=float, help="value in the raw file that means missing (mapped to --null-value)")
     p.add_argument("--nan-as-missing", action="store_true", help="treat NaN/inf in the raw file as missing readings")
     p.add_argument("--min-window", type=int, default=24, help="input + output length every split must hold (default 24)")
-    p.add_argument("--out", default="datasets", help="root folder (default: datasets, as BasicTS expects)")
+    p.add_argument("--out", default=DATASETS_ROOT, help=f"root folder (default: {DATASETS_ROOT}, as BasicTS expects)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.set_defaults(func=prepare_dataset)
 
@@ -246,13 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise", type=float, default=0.05, help="relative sensor noise")
     s.add_argument("--ratios", help="train,val,test split ratios")
     s.add_argument("--min-window", type=int, default=24)
-    s.add_argument("--out", default="datasets")
+    s.add_argument("--out", default=DATASETS_ROOT)
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=synth_command)
 
     i = sub.add_parser("info", help="describe a prepared set")
     i.add_argument("name", help="dataset name (under --out) or a dataset folder")
-    i.add_argument("--out", default="datasets")
+    i.add_argument("--out", default=DATASETS_ROOT)
     i.set_defaults(func=lambda a: print(describe_dataset(
         Path(a.name) if Path(a.name, "meta.json").is_file() else Path(a.out) / a.name)))
     return parser

@@ -4,12 +4,12 @@ from __future__ import annotations
 import csv
 import pickle
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import List, Literal, Optional, Sequence
 
 import numpy as np
 
 from ..errors import UserError
-from .readers import read_csv_matrix
+from .readers import is_number, read_csv_matrix, text_lines
 
 
 def read_dense_adj(path: Path) -> np.ndarray:
@@ -20,18 +20,26 @@ def read_dense_adj(path: Path) -> np.ndarray:
     return adj.astype(np.float32)
 
 
-def read_edge_list(path: Path, num_nodes: int, kind: Literal["connectivity", "gaussian"] = "connectivity",
-                   node_ids: Optional[Sequence[str]] = None, threshold: float = 0.1) -> np.ndarray:
-    """An adjacency from a `from,to,cost` edge list (PEMS distance files).
+#: edge-list weightings: 0/1 links, the third column as given, a Gaussian kernel of distances
+EDGE_WEIGHTINGS = ("connectivity", "weighted", "gaussian")
+
+
+def read_edge_list(path: Path, num_nodes: int, kind: Literal["connectivity", "weighted", "gaussian"] = "connectivity",
+                   node_ids: Optional[Sequence[str]] = None, use_ids: Optional[bool] = None, threshold: float = 0.1,
+                   notes: Optional[List[str]] = None) -> np.ndarray:
+    """An adjacency from an edge list: `from,to` or `from,to,weight` rows, with or without a header.
 
     Args:
-        path: CSV with a header and columns from, to, cost.
+        path: CSV file.
         num_nodes: Number of nodes N.
-        kind: `connectivity` gives directed 0/1 edges as BasicTS's PEMS preparation does;
-            `gaussian` gives `exp(-(d / std)^2)` of the distances (std over all edges), entries
-            below `threshold` dropped, as DCRNN does.
-        node_ids: Sensor ids in node order, when the file names sensors rather than indices.
+        kind: `connectivity` gives directed 0/1 edges as BasicTS's PEMS preparation does; `weighted`
+            uses the third column as the weight, as given; `gaussian` reads it as a distance and gives
+            `exp(-(d / std)^2)` (std over all edges), entries below `threshold` dropped, as DCRNN does.
+        node_ids: Sensor ids in node order (a signal header), when known.
+        use_ids: The file names sensor ids (True) or node indices (False); None: decided from the
+            values, with an error when both readings fit and differ.
         threshold: Sparsity threshold of the Gaussian kernel.
+        notes: Receives one line per decision taken (for the log).
 
     Returns:
         float32 `[N, N]`.
@@ -39,41 +47,120 @@ def read_edge_list(path: Path, num_nodes: int, kind: Literal["connectivity", "ga
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist.")
-    index = {str(s): i for i, s in enumerate(node_ids)} if node_ids is not None else None
-    edges = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        for line_no, row in enumerate(reader, start=1):
-            if not row or (line_no == 1 and not row[0].strip().lstrip("-").replace(".", "").isdigit()):
-                continue  # blank line or header
-            if len(row) < 3:
-                raise UserError(f"{path}: line {line_no} must be from,to,cost; got {row}.")
-            try:
-                a, b = ((index[c.strip()] if index else int(float(c))) for c in row[:2])
-                cost = float(row[2])
-            except (KeyError, ValueError):
-                raise UserError(f"{path}: line {line_no} ({','.join(row)}) names an unknown node or a "
-                                "non-numeric cost.") from None
-            if not (0 <= a < num_nodes and 0 <= b < num_nodes):
-                raise UserError(f"{path}: line {line_no} names node {max(a, b)}, but the signal has only "
-                                f"{num_nodes} nodes (0..{num_nodes - 1}).")
-            edges.append((a, b, cost))
-    if not edges:
-        raise UserError(f"{path} holds no edges.")
+    if kind not in EDGE_WEIGHTINGS:
+        raise UserError(f"Unknown edge-list weighting {kind!r}; use one of {', '.join(EDGE_WEIGHTINGS)}.")
+    rows = _edge_rows(path, kind)
+    resolve, how = _node_resolver(path, rows, num_nodes, node_ids, use_ids)
     adj = np.zeros((num_nodes, num_nodes), dtype=np.float32)
-    if kind == "connectivity":
-        for a, b, _ in edges:
-            adj[a, b] = 1.0
-    elif kind == "gaussian":
-        costs = np.array([c for _, _, c in edges])
+    costs = np.array([c for _, _, c, _ in rows], dtype=np.float64)
+    if kind == "gaussian":
         std = costs.std() or 1.0
-        for a, b, c in edges:
-            w = np.exp(-((c / std) ** 2))
-            adj[a, b] = w if w >= threshold else 0.0
-        np.fill_diagonal(adj, 1.0)
+        weights = np.exp(-((costs / std) ** 2))
+        kept = weights >= threshold
+        weights = np.where(kept, weights, 0.0)
     else:
-        raise UserError(f"Unknown edge-list weighting {kind!r}; use 'connectivity' or 'gaussian'.")
+        weights = costs if kind == "weighted" else np.ones(len(rows))
+    for (a, b, _, line_no), w in zip(rows, weights):
+        adj[resolve(a, line_no), resolve(b, line_no)] = w
+    if kind == "gaussian":
+        np.fill_diagonal(adj, 1.0)
+    if notes is not None:
+        notes.append(f"{path.name}: {len(rows)} edges naming {how}")
+        if kind == "gaussian":
+            notes.append(f"{path.name}: third column read as distances, Gaussian kernel; kept {int(kept.sum())} of "
+                         f"{len(rows)} links (kernel weight >= {threshold}); --graph-format edges-weighted uses the "
+                         "column as weights instead")
+        elif kind == "weighted":
+            notes.append(f"{path.name}: weights as given ({costs.min():g} to {costs.max():g})")
+        elif any(c != 1.0 for c in costs):
+            notes.append(f"{path.name}: read as 0/1 links (BasicTS's PEMS convention); --graph-format edges-weighted "
+                         "uses the third column as weights, edges-gaussian as distances")
     return adj
+
+
+def edge_names(path: Path) -> set:
+    """The node names an edge list uses (its endpoints, as written)."""
+    return {t for a, b, _, _ in _edge_rows(Path(path), "connectivity") for t in (a, b)}
+
+
+def fits_indices(names, num_nodes: int) -> bool:
+    """Every name reads as a node index 0..N-1."""
+    return all(_as_index(t, num_nodes) is not None for t in names)
+
+
+def _edge_rows(path: Path, kind: str) -> List[tuple]:
+    """`(from, to, cost, line)` of every edge; a 2-column list has cost 1."""
+    rows = []
+    for line_no, row in enumerate(csv.reader(text_lines(path)), start=1):
+        row = [c.strip() for c in row]
+        if not row or not any(row):
+            continue
+        if line_no == 1 and _is_header(row):
+            continue
+        if len(row) not in (2, 3):
+            raise UserError(f"{path}: line {line_no} must be from,to or from,to,weight; got {row}.")
+        if len(row) == 2 and kind == "gaussian":
+            raise UserError(f"{path}: line {line_no} has no distance column; edges-gaussian needs from,to,distance.")
+        try:
+            cost = float(row[2]) if len(row) == 3 else 1.0
+        except ValueError:
+            raise UserError(f"{path}: line {line_no} ({','.join(row)}) has a non-numeric weight.") from None
+        if not np.isfinite(cost):
+            raise UserError(f"{path}: line {line_no} ({','.join(row)}) has a weight that is not finite.")
+        rows.append((row[0], row[1], cost, line_no))
+    if not rows:
+        raise UserError(f"{path} holds no edges.")
+    return rows
+
+
+#: first cells of an edge list's header row
+_HEADER_WORDS = {"from", "to", "source", "target", "src", "dst", "start", "end", "node", "id", "i", "j"}
+
+
+def _is_header(row: List[str]) -> bool:
+    """A first row is a header when its weight cell is not a number or it names the columns."""
+    return (len(row) >= 3 and not is_number(row[2])) or bool({c.lower() for c in row[:2]} & _HEADER_WORDS)
+
+
+def _as_index(text: str, num_nodes: int) -> Optional[int]:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and 0 <= value < num_nodes else None
+
+
+def _node_resolver(path: Path, rows: List[tuple], num_nodes: int, node_ids: Optional[Sequence[str]],
+                   use_ids: Optional[bool]):
+    """How edge endpoints map to node indices: (resolve(text, line) -> index, description)."""
+    names = {t for a, b, _, _ in rows for t in (a, b)}
+    index = {str(s).strip(): i for i, s in enumerate(node_ids)} if node_ids is not None else {}
+    fits_index = fits_indices(names, num_nodes)
+    fits_ids = bool(index) and names <= set(index)
+    same = index and all(index.get(str(i)) == i for i in range(num_nodes))
+    if use_ids is None:
+        if fits_ids and fits_index and not same:
+            raise UserError(f"{path}: its nodes could be node indices (0..{num_nodes - 1}) or sensor ids of the signal's "
+                            "header, and the two readings differ. Say which: --graph-ids (sensor ids) or --no-graph-ids "
+                            "(indices).")
+        use_ids = fits_ids and not fits_index
+    if use_ids and not index:
+        raise UserError(f"{path}: --graph-ids needs the sensor ids of the signal: a CSV whose first row holds them "
+                        "(--header), or an .h5 table.")
+
+    def resolve(text: str, line_no: int) -> int:
+        i = index.get(text) if use_ids else _as_index(text, num_nodes)
+        if i is not None:
+            return i
+        if use_ids:
+            raise UserError(f"{path}: line {line_no} names sensor {text}, which is not in the signal's header.")
+        hint = (" It is not a sensor id of the signal's header either." if index else
+                " If the file names sensor ids, give the signal as a CSV whose first row holds them (--header) "
+                "and pass --graph-ids.")
+        raise UserError(f"{path}: line {line_no} names node {text}, but the signal has only {num_nodes} nodes "
+                        f"(0..{num_nodes - 1}).{hint}")
+
+    return resolve, ("sensor ids of the signal's header" if use_ids else f"node indices 0..{num_nodes - 1}")
 
 
 def read_dcrnn_pkl(path: Path) -> tuple[np.ndarray, Optional[list[str]]]:
@@ -105,8 +192,7 @@ def read_coords(path: Path, node_ids: Optional[Sequence[str]] = None) -> np.ndar
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist.")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(text_lines(path)))
     if not rows:
         raise UserError(f"{path} is empty.")
     columns = {c.lower().strip(): c for c in rows[0]}

@@ -42,7 +42,8 @@ class DatasetSpec:
     name: str
     step_minutes: int = field(metadata={"help": "Minutes between two time steps."})
     ratios: Sequence[float] = (0.6, 0.2, 0.2)
-    null_val: float = 0.0
+    null_val: Optional[float] = field(default=0.0, metadata={
+        "help": "Value that marks a missing reading; None: every reading is data (nothing masked)."})
     start: Optional[dt.datetime] = field(
         default=None, metadata={"help": "Time of the first step. None: day 0 is day-of-week 0 (BasicTS's convention)."})
     norm_each_channel: bool = False
@@ -52,13 +53,6 @@ class DatasetSpec:
     min_window: int = field(default=24, metadata={"help": "input_len + output_len every split must hold."})
     source: dict = field(default_factory=dict)
     grid_shape: Optional[Sequence[int]] = None
-
-    @property
-    def steps_per_day(self) -> int:
-        if (24 * 60) % self.step_minutes:
-            raise UserError(f"A step of {self.step_minutes} minutes does not divide a day; "
-                            "time-of-day features need a step that does (e.g. 5, 10, 15, 30, 60).")
-        return 24 * 60 // self.step_minutes
 
 
 def check_name(name: str) -> None:
@@ -86,20 +80,20 @@ def split_lengths(num_steps: int, ratios: Sequence[float]) -> tuple[int, int, in
     return n_train, n_val, num_steps - n_train - n_val
 
 
-def make_timestamps(num_steps: int, steps_per_day: int, start: Optional[dt.datetime]) -> np.ndarray:
-    """Time of day and day of week, both as fractions in [0, 1): float32 [L, 2].
+def make_timestamps(num_steps: int, step_minutes: int, start: Optional[dt.datetime]) -> np.ndarray:
+    """Time of day and day of week, both as fractions in [0, 1): float32 [L, 2], for any step size.
 
     With `start`, steps are counted from that date and time (Monday = 0); without it, step 0 is
-    midnight of a day with day-of-week 0, as in BasicTS's own preparation scripts.
+    midnight of a day with day-of-week 0, as in BasicTS's own preparation scripts. (Whether a model
+    should use them at this step is `DatasetInfo.time_of_day` / `day_of_week`.)
     """
-    offset, weekday = 0, 0
+    first, weekday = 0, 0
     if start is not None:
-        minutes = start.hour * 60 + start.minute
-        offset = round(minutes * steps_per_day / (24 * 60))
-        weekday = start.weekday()
-    idx = np.arange(num_steps) + offset
-    tod = (idx % steps_per_day) / steps_per_day
-    dow = ((idx // steps_per_day + weekday) % 7) / 7
+        first, weekday = start.hour * 60 + start.minute, start.weekday()
+    minutes = first + np.arange(num_steps, dtype=np.int64) * step_minutes
+    day = 24 * 60
+    tod = (minutes % day) / day
+    dow = ((minutes // day + weekday) % 7) / 7
     return np.stack([tod, dow], axis=1).astype(np.float32)
 
 
@@ -122,7 +116,7 @@ def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], co
     if bad.any():
         t, n = np.argwhere(bad)[0][:2]
         raise UserError(f"Dataset {spec.name}: the signal holds {int(bad.sum())} NaN/inf values (first at step {t}, "
-                        f"node {n}). Replace them with the missing-value marker (null value {spec.null_val}) first.")
+                        f"node {n}). Replace them with a missing-value marker first (--nan-as-missing with a --null-value).")
     if adj is not None:
         if adj.ndim != 2 or adj.shape[0] != adj.shape[1]:
             raise UserError(f"Dataset {spec.name}: the adjacency must be square; got shape {list(adj.shape)}.")
@@ -155,7 +149,7 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
     """Validate and write one dataset; returns its folder `<root>/<name>`.
 
     Args:
-        root: Folder that holds datasets (BasicTS reads `datasets/` relative to the working directory).
+        root: Folder that holds datasets (`data.info.DATASETS_ROOT` is where BasicTS reads them).
         spec: Name, frequency, split, protocol settings and provenance.
         data: Signal, [L, N] or [L, N, C]; missing readings already equal `spec.null_val`.
         adj: Weighted or 0/1 adjacency [N, N], or None for datasets without a graph.
@@ -174,7 +168,7 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
 
     num_steps, num_nodes = data.shape[:2]
     lengths = split_lengths(num_steps, spec.ratios)
-    timestamps = make_timestamps(num_steps, spec.steps_per_day, spec.start)
+    timestamps = make_timestamps(num_steps, spec.step_minutes, spec.start)
     data = data.astype(np.float32)
 
     remove_stale_temporaries(root)
@@ -200,7 +194,7 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
             "num_nodes": int(num_nodes),
             "split_lengths": dict(zip(SPLITS, map(int, lengths))),
             "timestamps_description": ["time of day", "day of week"],
-            "missing_share": float(np.mean(data == spec.null_val)) if np.isfinite(spec.null_val) else 0.0,
+            "missing_share": missing_share(data, spec.null_val),
             "has_graph": adj is not None,
             "has_coords": coords is not None,
             "grid_shape": list(spec.grid_shape) if spec.grid_shape is not None else None,
@@ -210,7 +204,7 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
                 "norm_each_channel": spec.norm_each_channel,
                 "rescale": spec.rescale,
                 "metrics": list(spec.metrics),
-                "null_val": float(spec.null_val),
+                "null_val": None if spec.null_val is None else float(spec.null_val),
             },
         }
         with open(tmp / META_FILE, "w", encoding="utf-8") as f:
@@ -231,6 +225,11 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def missing_share(data: np.ndarray, null_val: Optional[float]) -> float:
+    """Share of readings equal to the missing-value marker (0 without one)."""
+    return float(np.mean(data == null_val)) if null_val is not None and data.size else 0.0
 
 
 def remove_stale_temporaries(root: Path) -> List[Path]:

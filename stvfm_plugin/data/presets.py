@@ -32,6 +32,8 @@ class Preset:
     start: Optional[dt.datetime] = None
     domain: str = "traffic"
     note: str = ""
+    num_nodes: Optional[int] = field(default=None, metadata={"help": "Nodes of the prepared set (synth --like)."})
+    num_steps: Optional[int] = field(default=None, metadata={"help": "Steps of the prepared set (synth --like)."})
 
     def find(self, src: Path, candidates: Sequence[str], role: str, required: bool = True) -> Optional[Path]:
         for name in candidates:
@@ -44,34 +46,34 @@ class Preset:
         return None
 
 
-def _pems(n: int, note: str) -> Preset:
+def _pems(n: int, nodes: int, steps: int, note: str) -> Preset:
     return Preset(
         name=f"PEMS0{n}", data_files=[f"PEMS0{n}.npz", f"pems0{n}.npz"], data_format="npz",
         graph_files=[f"PEMS0{n}.csv", f"pems0{n}_distance.csv", "distance.csv"], graph_format="edges",
-        id_files=[f"PEMS0{n}.txt"] if n == 3 else (), note=note)
+        id_files=[f"PEMS0{n}.txt"] if n == 3 else (), note=note, num_nodes=nodes, num_steps=steps)
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
-    _pems(3, "from the ASTGCN/ASTGNN release: PEMS03.npz, PEMS03.csv, PEMS03.txt"),
-    _pems(4, "from the ASTGCN/ASTGNN release: PEMS04.npz, PEMS04.csv"),
-    _pems(7, "from the ASTGCN/ASTGNN release: PEMS07.npz, PEMS07.csv"),
-    _pems(8, "from the ASTGCN/ASTGNN release: PEMS08.npz, PEMS08.csv"),
+    _pems(3, 358, 26208, "from the ASTGCN/ASTGNN release: PEMS03.npz, PEMS03.csv, PEMS03.txt"),
+    _pems(4, 307, 16992, "from the ASTGCN/ASTGNN release: PEMS04.npz, PEMS04.csv"),
+    _pems(7, 883, 28224, "from the ASTGCN/ASTGNN release: PEMS07.npz, PEMS07.csv"),
+    _pems(8, 170, 17856, "from the ASTGCN/ASTGNN release: PEMS08.npz, PEMS08.csv"),
     Preset(name="METR-LA", data_files=["metr-la.h5", "METR-LA.h5"], data_format="h5",
            graph_files=["adj_mx.pkl", "adj_METR-LA.pkl", "adj_mx_la.pkl"], graph_format="pkl",
            coords_files=["graph_sensor_locations.csv"], ratios=(0.7, 0.1, 0.2),
-           note="from the DCRNN release: metr-la.h5, adj_mx.pkl"),
+           note="from the DCRNN release: metr-la.h5, adj_mx.pkl", num_nodes=207, num_steps=34272),
     Preset(name="PEMS-BAY", data_files=["pems-bay.h5", "PEMS-BAY.h5"], data_format="h5",
            graph_files=["adj_mx_bay.pkl", "adj_PEMS-BAY.pkl"], graph_format="pkl",
            coords_files=["graph_sensor_locations_bay.csv"], ratios=(0.7, 0.1, 0.2),
-           note="from the DCRNN release: pems-bay.h5, adj_mx_bay.pkl"),
+           note="from the DCRNN release: pems-bay.h5, adj_mx_bay.pkl", num_nodes=325, num_steps=52116),
     Preset(name="LosLoop", data_files=["los_speed.csv"], data_format="csv", csv_header=True,
            graph_files=["los_adj.csv"], graph_format="dense",
            coords_files=["metr_la_sensor_locations.csv"], start=dt.datetime(2012, 3, 1),
-           note="from the T-GCN release: los_speed.csv, los_adj.csv"),
+           note="from the T-GCN release: los_speed.csv, los_adj.csv", num_nodes=207, num_steps=2016),
     Preset(name="SZTaxi", data_files=["sz_taxi.npz", "SZ_taxi.npz"], data_format="npz",
            graph_files=["sz_adj.csv"], graph_format="dense", step_minutes=15,
            start=dt.datetime(2015, 1, 1),
-           note="from the T-GCN / ST-CGCN release: sz_taxi.npz, sz_adj.csv"),
+           note="from the T-GCN / ST-CGCN release: sz_taxi.npz, sz_adj.csv", num_nodes=156, num_steps=2976),
 ]}
 
 
@@ -109,7 +111,7 @@ def load_preset(preset: Preset, src: Path, name: Optional[str] = None, channels:
         if preset.graph_format == "dense":
             adj = graphs.read_dense_adj(graph_path)
         elif preset.graph_format == "edges":
-            adj = graphs.read_edge_list(graph_path, data.shape[1], node_ids=node_ids if id_path else None)
+            adj = graphs.read_edge_list(graph_path, data.shape[1], node_ids=node_ids, use_ids=id_path is not None)
         else:
             adj, pkl_ids = graphs.read_dcrnn_pkl(graph_path)
             if node_ids is not None and pkl_ids is not None and list(map(str, node_ids)) != pkl_ids:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -11,12 +12,34 @@ import numpy as np
 from ..errors import UserError
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
         return False
     return True
+
+
+def text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file (a byte-order mark is dropped); anything else is a `UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not a UTF-8 text file (byte {e.start}: {e.reason}); give a CSV file.") from None
+    if "\0" in text:
+        raise UserError(f"{path} holds NUL bytes: it is not a CSV text file.")
+    return text.splitlines()
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    """The rows of a CSV file, blank lines dropped."""
+    try:
+        return [row for row in csv.reader(text_lines(path)) if row and any(cell.strip() for cell in row)]
+    except csv.Error as e:
+        raise UserError(f"{path}: not a readable CSV file ({e}).") from None
 
 
 def read_csv_matrix(path: Path, header: Optional[bool] = None) -> tuple[np.ndarray, Optional[list[str]]]:
@@ -30,14 +53,11 @@ def read_csv_matrix(path: Path, header: Optional[bool] = None) -> tuple[np.ndarr
         The values as float64 `[rows, cols]` and the header cells (None without header).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist.")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+    rows = csv_rows(path)
     if not rows:
         raise UserError(f"{path} is empty.")
     if header is None:
-        header = not all(_is_number(c) for c in rows[0] if c.strip())
+        header = not all(is_number(c) for c in rows[0] if c.strip())
     names = [c.strip() for c in rows[0]] if header else None
     body = rows[1:] if header else rows
     width = len(body[0]) if body else 0
@@ -65,18 +85,27 @@ def read_array(path: Path, key: Optional[str] = None, channels: Optional[Sequenc
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist.")
-    if path.suffix == ".npz":
-        with np.load(path) as archive:
+    if path.suffix not in (".npy", ".npz"):
+        raise UserError(f"{path}: expected a .npy or .npz file.")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"{path} is not a readable NumPy file ({type(e).__name__}: {str(e)[:120]}).") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded as archive:
             keys = list(archive.keys())
             if key is None:
                 key = "data" if "data" in keys else (keys[0] if len(keys) == 1 else None)
             if key not in keys:
                 raise UserError(f"{path} holds arrays {keys}; choose one with --key.")
-            array = archive[key]
-    elif path.suffix == ".npy":
-        array = np.load(path)
+            try:
+                array = archive[key]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+                raise UserError(f"{path}: array {key!r} is not readable ({type(e).__name__}).") from None
     else:
-        raise UserError(f"{path}: expected a .npy or .npz file.")
+        array = loaded
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise UserError(f"{path}: the array holds {array.dtype} values, not real numbers.")
     return select_channels(array, channels, str(path))
 
 
@@ -107,8 +136,8 @@ def read_h5(path: Path, key: Optional[str] = None) -> tuple[np.ndarray, Optional
         raise UserError(f"{path} does not exist.")
     try:
         frame = pd.read_hdf(path, key=key)
-    except (ImportError, ValueError, KeyError) as e:
-        raise UserError(f"{path}: cannot read an HDF5 table ({e}).") from None
+    except Exception as e:  # pandas / PyTables raise many kinds for files that are not HDF5 tables
+        raise UserError(f"{path}: cannot read an HDF5 table ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}).") from None
     start = None
     if isinstance(frame.index, pd.DatetimeIndex) and len(frame.index):
         start = frame.index[0].to_pydatetime()

@@ -85,10 +85,8 @@ def generate(options: SynthOptions, adj: np.ndarray | None = None) -> tuple[np.n
     links.eliminate_zeros()
     num_nodes, num_steps = links.shape[0], options.num_steps
 
-    steps_per_day = 24 * 60 // options.step_minutes
-    t = np.arange(num_steps)
-    minutes = (t % steps_per_day) * options.step_minutes
-    day = t // steps_per_day
+    elapsed = np.arange(num_steps, dtype=np.int64) * options.step_minutes  # minutes since the start (any step size)
+    minutes, day = elapsed % (24 * 60), elapsed // (24 * 60)
     weekly = np.where(day % 7 >= 5, 0.75, 1.0)  # day 5, 6 of each week: weekend
     scale = rng.lognormal(mean=np.log(300.0), sigma=0.4, size=num_nodes)
     phase = rng.normal(0.0, 0.3, size=num_nodes)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -73,7 +74,8 @@ def _run(args: argparse.Namespace) -> None:
               + (f" ({', '.join(failed)})" if failed else ""), flush=True)
     from .report import write_report
 
-    for path in write_report(out, Path(args.report_dir or out / "report")):
+    warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    for path in write_report(out, Path(args.report_dir or out / "report"), warn):
         print(f"wrote {path}", flush=True)
     if args.command == "run" and not any(v == "finished" for v in states.values()):
         raise UserError(f"every run failed ({', '.join(states)}); the report shows each error, the logs are in {out}.")

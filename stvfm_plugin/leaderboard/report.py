@@ -11,10 +11,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from ..errors import UserError
-from .runs import dataset_meta, read_json, read_status
+from .runs import STARTED, dataset_meta, read_json, read_status, run_dir
 
 METRICS = ("MAE", "RMSE", "MAPE")
 HORIZONS = (3, 6, 12)
@@ -102,6 +102,7 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
     if not settings:
         raise UserError(f"{out} holds no leaderboard.json: run `python -m stvfm_plugin.leaderboard run` first "
                         "(or point --out at its folder).")
+    started = read_json(out / STARTED)
     models = list(settings["budget"]["models"])
     models += sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in models and p.name != "report"
                      and any(p.glob("seed-*/status.json")))
@@ -117,6 +118,14 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
                 state = "failed"
             runs.append(SeedRun(int(folder.name.split("-")[1]), state, metrics, read_json(folder / "run_info.json"),
                                 read_json(folder / "cfg.json"), status.get("error", "").removeprefix("error: ")))
+        seen = {r.seed for r in runs}
+        for key, when in started.items():
+            name, _, seed = key.rpartition("/")
+            if name == model and seed.isdigit() and int(seed) not in seen:
+                folder = run_dir(out, model, int(seed))
+                runs.append(SeedRun(int(seed), "deleted", error=f"run folder {folder} is gone (started {when}); "
+                                                                "run the leaderboard again to train it"))
+        runs.sort(key=lambda r: r.seed)
         rows.append(ModelRow(model, runs or [SeedRun(0, "not started")]))
     ranked = sorted((r for r in rows if r.finished), key=lambda r: r.mean("overall", "MAE"))
     for i, row in enumerate(ranked, 1):
@@ -187,11 +196,12 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
         f"- Dataset: {dataset}" + (f", {meta.get('num_time_steps')} steps x {meta.get('num_nodes')} nodes, "
                                    f"{meta.get('frequency (minutes)')}-minute steps, {meta.get('missing_share', 0) * 100:.2f} % missing"
                                    if meta else ""),
-        f"- Split (chronological): " + (", ".join(f"{k} {v}" for k, v in split.items()) if split else "see meta.json"),
+        "- Split (chronological): " + (", ".join(f"{k} {v}" for k, v in split.items()) if split else "see meta.json"),
         f"- Input / output lengths: {params.get('input_len')} -> {params.get('output_len')}",
         f"- Scaler: {first.get('scaler', {}).get('name')} (norm_each_channel={first.get('norm_each_channel')}, "
         "fitted on the training split); metrics in data units (rescale=True)",
-        f"- Null value: {first.get('null_val')} (masked in loss and metrics)",
+        (f"- Null value: {first.get('null_val')} (masked in loss and metrics)" if _is_marker(first.get("null_val"))
+         else "- Null value: none (every reading is scored)"),
         f"- Metrics: masked {', '.join(first.get('metrics', []))}, horizons {first.get('eval_horizons')}; "
         "model selection by validation MAE",
         f"- Budget for every model: at most {budget['epochs']} epochs, early stopping on validation MAE with patience "
@@ -305,9 +315,17 @@ def figures(rows: List[ModelRow], dataset: str, folder: Path) -> List[Path]:
     return paths
 
 
-def write_report(out: Path, report_dir: Path) -> List[Path]:
-    """Write the report of the leaderboard in `out` into `report_dir`; returns the files written."""
+def deleted_runs(rows: List[ModelRow]) -> List[str]:
+    """One warning per run that was started but whose folder is gone."""
+    return [f"{row.model} seed {r.seed}: {r.error}" for row in rows for r in row.runs if r.state == "deleted"]
+
+
+def write_report(out: Path, report_dir: Path, warn: Callable[[str], None] = lambda s: None) -> List[Path]:
+    """Write the report of the leaderboard in `out` into `report_dir`; returns the files written. Runs whose
+    folder was deleted are shown as such, and each gets a `warn` line."""
     settings, rows = collect(Path(out))
+    for line in deleted_runs(rows):
+        warn(f"warning: {line}")
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     paths = [report_dir / "leaderboard.md", report_dir / "leaderboard.csv"]
@@ -318,3 +336,8 @@ def write_report(out: Path, report_dir: Path) -> List[Path]:
         writer.writeheader()
         writer.writerows(table)
     return paths + figures(rows, settings["budget"]["dataset"], report_dir)
+
+
+def _is_marker(null_val) -> bool:
+    """A missing-value marker (a number), not BasicTS's NaN for 'none'."""
+    return isinstance(null_val, (int, float)) and null_val == null_val

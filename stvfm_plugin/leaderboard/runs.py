@@ -3,6 +3,8 @@
 Folder of one leaderboard (`--out`, default `leaderboard/<dataset>`):
 
     leaderboard.json            the budget, models, seeds, overrides and software versions
+    started.json                every run ever started here ("<Model>/<seed>" -> time), so that a deleted run
+                                folder is reported as deleted, not as never started
     <Model>/seed-<k>/           the BasicTS run folder (cfg.json, checkpoints, test_metrics.json, run_info.json)
     <Model>/seed-<k>/status.json  {"state": "finished" | "failed" | "running", ...}
     <Model>/seed-<k>.log        the full output of that run
@@ -19,9 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from ..data.info import dataset_folder
+from ..data.layout import META_FILE
 from ..errors import UserError
 
-#: leaderboard name -> config file stem (baselines_cfg/<stem>_<Dataset>.py)
+#: leaderboard names = config file stems: baselines_cfg/<Model>_<Dataset>.py where a dataset has tuned settings,
+#: else the generic baselines_cfg/<Model>.py run with --dataset <Dataset>
 MODELS = ["STVFM", "STID", "StemGNN", "GWNet", "GPT4TS", "STLLM", "iTransformer", "PatchTST", "DLinear", "NHiTS",
           "DeepAR"]
 
@@ -40,7 +45,9 @@ class Budget:
     threads: Optional[int] = None  # torch CPU threads per run (None: the runner's default)
 
     def config_path(self, model: str) -> Path:
-        return Path(self.config_dir) / f"{model}_{self.dataset}.py"
+        """The model's config for this dataset: its own file where it has one, else the generic one."""
+        tuned = Path(self.config_dir) / f"{model}_{self.dataset}.py"
+        return tuned if tuned.is_file() else Path(self.config_dir) / f"{model}.py"
 
 
 def software_versions() -> Dict[str, str]:
@@ -68,8 +75,8 @@ def read_json(path: Path) -> dict:
 
 
 def dataset_meta(dataset: str) -> dict:
-    """The prepared dataset's meta.json (BasicTS reads `datasets/<name>` in the working directory), or {}."""
-    return read_json(Path("datasets") / dataset / "meta.json")
+    """The prepared dataset's meta.json, or {}."""
+    return read_json(dataset_folder(dataset) / META_FILE)
 
 
 def run_dir(out: Path, model: str, seed: int) -> Path:
@@ -88,7 +95,8 @@ def _write_status(folder: Path, **status) -> None:
 
 
 def train_command(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool) -> List[str]:
-    command = [sys.executable, "-m", "stvfm_plugin.run", "-c", str(budget.config_path(model)), "-g", device,
+    command = [sys.executable, "-m", "stvfm_plugin.run", "-c", str(budget.config_path(model)),
+               "--dataset", budget.dataset, "-g", device,
                "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience),
                "--set", f"num_epochs={budget.epochs}"]
     if budget.threads is not None:
@@ -102,7 +110,7 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
     """Train and test every (model, seed) not finished yet; returns model/seed -> final state."""
     missing = [m for m in budget.models if not budget.config_path(m).is_file()]
     if missing:
-        raise UserError(f"No config for {', '.join(missing)} on {budget.dataset}: expected "
+        raise UserError(f"No config for {', '.join(missing)}: expected "
                         + ", ".join(str(budget.config_path(m)) for m in missing)
                         + f". Known models: {', '.join(MODELS)}.")
     out.mkdir(parents=True, exist_ok=True)
@@ -126,8 +134,20 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
     return states
 
 
+STARTED = "started.json"
+
+
+def _record_start(out: Path, model: str, seed: int) -> None:
+    ledger = read_json(out / STARTED)
+    ledger.setdefault(f"{model}/{seed}", time.strftime("%Y-%m-%d %H:%M:%S"))
+    tmp = out / f"{STARTED}.tmp"
+    tmp.write_text(json.dumps(ledger, indent=2))
+    os.replace(tmp, out / STARTED)
+
+
 def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool, tag: str,
                echo: Callable[[str], None]) -> str:
+    _record_start(folder.parent.parent, model, seed)
     command = train_command(budget, model, seed, folder, device, resume)
     log_path = folder.parent / f"{folder.name}.log"
     folder.mkdir(parents=True, exist_ok=True)

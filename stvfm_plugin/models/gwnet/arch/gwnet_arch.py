@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ....data.layout import load_graph
 from ....errors import UserError
+from ...dataset_facts import require_nodes
 from ..config.gwnet_config import GWNetConfig
 
 
@@ -90,28 +90,27 @@ class GWNet(nn.Module):
 
     Args:
         config: All settings; see `GWNetConfig`.
+        adj: The road graph `[N, N]` (the runner passes the dataset's), needed when `use_graph`.
 
     Shapes:
         inputs: [B, T, N] (or [B, T, N, C]: channel 0 is used), inputs_timestamps: [B, T, >=1]
         -> prediction [B, T_out, N]
     """
 
-    def __init__(self, config: GWNetConfig) -> None:
+    def __init__(self, config: GWNetConfig, adj: Optional[np.ndarray] = None) -> None:
         super().__init__()
         self.config = config
-        n = config.num_features
+        n = require_nodes(config, "GWNet")
+        self.use_time_of_day = config.use_time_of_day is not False
         fixed: List[torch.Tensor] = []
         if config.use_graph:
-            adj = load_graph(config.dataset_dir) if config.dataset_dir else None
             if adj is None:
-                raise UserError(f"GWNet: use_graph=True needs a road graph, but "
-                                f"{'dataset_dir is not set' if not config.dataset_dir else 'there is no adj_mx.pkl in ' + str(config.dataset_dir)}. "
-                                "Prepare the dataset with a graph (python -m stvfm_plugin.data prepare ... --graph FILE) "
-                                "or set model_config.use_graph=False to use the adaptive adjacency only.")
+                raise UserError("GWNet: use_graph=True needs a road graph, but the dataset has none. Prepare the dataset "
+                                "with a graph (python -m stvfm_plugin.data prepare ... --graph FILE) or set "
+                                "model_config.use_graph=False to use the adaptive adjacency only.")
             if adj.shape != (n, n):
-                raise UserError(f"GWNet: the graph in {config.dataset_dir} is {adj.shape[0]} x {adj.shape[1]}, "
-                                f"but num_features={n}.")
-            fixed = transition_matrices(adj)
+                raise UserError(f"GWNet: the graph is {adj.shape[0]} x {adj.shape[1]}, but num_features={n}.")
+            fixed = transition_matrices(np.asarray(adj, dtype=np.float32))
         for i, support in enumerate(fixed):
             self.register_buffer(f"support_{i}", support)
         self.num_fixed = len(fixed)
@@ -122,7 +121,7 @@ class GWNet(nn.Module):
 
         dilations = [2 ** i for _ in range(config.num_blocks) for i in range(config.layers_per_block)]
         self.receptive_field = 1 + sum(d * (config.kernel_size - 1) for d in dilations)
-        in_channels = 2 if config.use_time_of_day else 1
+        in_channels = 2 if self.use_time_of_day else 1
         self.start_conv = nn.Conv2d(in_channels, config.residual_channels, kernel_size=1)
         self.layers = nn.ModuleList(GWNetLayer(config, d, num_supports) for d in dilations)
         self.end_conv = nn.Sequential(
@@ -139,7 +138,7 @@ class GWNet(nn.Module):
     def forward(self, inputs: torch.Tensor, inputs_timestamps: Optional[torch.Tensor] = None) -> torch.Tensor:
         values = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]
         channels = [values]
-        if self.config.use_time_of_day:
+        if self.use_time_of_day:
             if inputs_timestamps is None:
                 raise UserError("GWNet: use_time_of_day=True needs inputs_timestamps (use_timestamps=True in the "
                                 "config), or set model_config.use_time_of_day=False.")

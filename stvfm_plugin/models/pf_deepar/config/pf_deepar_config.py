@@ -12,7 +12,7 @@ class PFDeepARConfig(BasicTSModelConfig):
 
     input_len: int = field(default=12, metadata={"help": "Input steps T (the encoder length)."})
     output_len: int = field(default=12, metadata={"help": "Forecast steps T_out (the decoder length)."})
-    num_features: int = field(default=None, metadata={"help": "Series N; one set of weights serves them all."})
+    num_features: int = field(default=None, metadata={"help": "Series N; one set of weights serves them all. None: from the dataset."})
     cell_type: str = field(default="LSTM", metadata={"help": "Recurrent cell: LSTM or GRU."})
     hidden_size: int = field(default=40, metadata={"help": "Recurrent width (paper: 40)."})
     rnn_layers: int = field(default=3, metadata={"help": "Recurrent layers (paper: 3)."})
@@ -21,7 +21,8 @@ class PFDeepARConfig(BasicTSModelConfig):
         "help": "Sample paths drawn autoregressively outside training; the forecast is their mean."})
 
     def __post_init__(self) -> None:
-        if self.num_features is None or self.num_features < 1:
-            raise UserError("PFDeepARConfig.num_features must be the number of series (>= 1).")
+        if self.num_features is not None and self.num_features < 1:
+            raise UserError("PFDeepARConfig.num_features must be the number of series (>= 1), "
+                            "or None to take it from the dataset.")
         if self.num_samples < 1:
             raise UserError(f"PFDeepARConfig.num_samples={self.num_samples}: draw at least 1 sample path.")

@@ -16,7 +16,7 @@ class PFNHiTSConfig(BasicTSModelConfig):
 
     input_len: int = field(default=12, metadata={"help": "Input steps T (N-HiTS context_length)."})
     output_len: int = field(default=12, metadata={"help": "Forecast steps T_out (prediction_length)."})
-    num_features: int = field(default=None, metadata={"help": "Series N; one set of weights serves them all."})
+    num_features: int = field(default=None, metadata={"help": "Series N; one set of weights serves them all. None: from the dataset."})
     use_time_covariates: bool = field(default=True, metadata={
         "help": "Time of day and day of week as known covariates, past and future."})
     hidden_size: int = field(default=512, metadata={"help": "Width of the MLPs (pytorch-forecasting default 512)."})
@@ -30,5 +30,6 @@ class PFNHiTSConfig(BasicTSModelConfig):
     dropout: float = field(default=0.0, metadata={"help": "Dropout in the MLPs."})
 
     def __post_init__(self) -> None:
-        if self.num_features is None or self.num_features < 1:
-            raise UserError("PFNHiTSConfig.num_features must be the number of series (>= 1).")
+        if self.num_features is not None and self.num_features < 1:
+            raise UserError("PFNHiTSConfig.num_features must be the number of series (>= 1), "
+                            "or None to take it from the dataset.")

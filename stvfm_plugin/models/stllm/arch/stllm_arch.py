@@ -15,6 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from ....errors import UserError
+from ...dataset_facts import calendar_switches, require_nodes
 from ...language_backbone import LanguageBackbone
 from ..config.stllm_config import STLLMConfig
 
@@ -36,16 +37,18 @@ class STLLM(nn.Module):
         self.config = config
         self.backbone = backbone or LanguageBackbone.from_name(config.backbone, config.llm_layers)
         self.backbone.unfreeze(["norm", "position", "attention"], last_layers=config.unfrozen_layers)
-        if self.backbone.max_positions is not None and config.num_features > self.backbone.max_positions:
-            raise UserError(f"ST-LLM: {config.num_features} nodes, but {config.backbone} has "
+        nodes = require_nodes(config, "ST-LLM")
+        if self.backbone.max_positions is not None and nodes > self.backbone.max_positions:
+            raise UserError(f"ST-LLM: {nodes} nodes, but {config.backbone} has "
                             f"{self.backbone.max_positions} positions (one token per node).")
+        time_of_day, day_of_week = calendar_switches(config, "ST-LLM")
         c = config.embed_dim
         self.value_embed = nn.Linear(config.input_len, c)
-        self.time_of_day = nn.Embedding(config.steps_per_day, c)
-        self.day_of_week = nn.Embedding(7, c) if config.use_day_of_week else None
-        self.node_embed = nn.Parameter(torch.empty(config.num_features, c))
+        self.time_of_day = nn.Embedding(config.steps_per_day, c) if time_of_day else None
+        self.day_of_week = nn.Embedding(7, c) if day_of_week else None
+        self.node_embed = nn.Parameter(torch.empty(nodes, c))
         nn.init.xavier_uniform_(self.node_embed)
-        parts = 3 + int(config.use_day_of_week)
+        parts = 2 + int(time_of_day) + int(day_of_week)
         self.fusion = nn.Linear(parts * c, self.backbone.embed_dim)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(self.backbone.embed_dim, config.output_len))
         self.build_report = [f"ST-LLM {line}" for line in self.backbone.describe()] + [
@@ -55,10 +58,11 @@ class STLLM(nn.Module):
         values = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]
         b, _, n = values.shape
         last = inputs_timestamps[:, -1]  # [B, 2]
-        slot = (last[:, 0] * self.config.steps_per_day).long().clamp(0, self.config.steps_per_day - 1)  # [B]
         parts = [self.value_embed(rearrange(values, "b t n -> b n t")),  # [B, N, C]
-                 self.time_of_day(slot)[:, None].expand(b, n, -1),  # [B, N, C]
                  self.node_embed[None].expand(b, -1, -1)]  # [B, N, C]
+        if self.time_of_day is not None:
+            slot = (last[:, 0] * self.config.steps_per_day).long().clamp(0, self.config.steps_per_day - 1)  # [B]
+            parts.append(self.time_of_day(slot)[:, None].expand(b, n, -1))  # [B, N, C]
         if self.day_of_week is not None:
             day = (last[:, 1] * 7).long().clamp(0, 6)  # [B]
             parts.append(self.day_of_week(day)[:, None].expand(b, n, -1))  # [B, N, C]

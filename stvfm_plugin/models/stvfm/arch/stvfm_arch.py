@@ -13,16 +13,15 @@ Pipeline (one module per box of the paper's figure):
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
 
-from ....data.layout import load_coords, load_graph, read_meta
 from ..config.stvfm_config import STVFMConfig
+from ...dataset_facts import calendar_switches, require_nodes
 from .cross_prompt import BilateralCrossPromptCoordination
 from .frozen_vfm import FrozenVFM, build_backbone
 from .heads import NodeHead, flow_forecasting_loss
@@ -33,31 +32,27 @@ from .token_adapter import TemporalAwareTokenAdapter
 _logger = logging.getLogger(__name__)
 
 
-def dataset_layout_inputs(dataset_dir: Optional[str]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[list]]:
-    """Adjacency, coordinates and grid shape of a prepared dataset (each None when absent)."""
-    if dataset_dir is None:
-        return None, None, None
-    folder = Path(dataset_dir)
-    meta = read_meta(folder)
-    return load_graph(folder), load_coords(folder), meta.get("grid_shape")
-
-
 class STVFM(nn.Module):
     """ST-VFM (arXiv 2507.11558) on BasicTS inputs.
 
     Args:
         config: All settings; see `STVFMConfig`.
+        adj: The dataset's graph `[N, N]` (spectral layout), or None.
+        coords: Node coordinates `[N, 2]` (coordinate layout), or None.
+        grid_shape: `H, W` of a grid dataset (its cells are the nodes), or None.
+        (The runner passes the dataset's own; see `stvfm_plugin.runner`.)
 
     Shapes:
         inputs: [B, T, N] (or [B, T, N, C]: channel 0 is used), inputs_timestamps: [B, T, 2],
         targets / targets_mask: [B, T_out, N] -> prediction [B, T_out, N]
     """
 
-    def __init__(self, config: STVFMConfig) -> None:
+    def __init__(self, config: STVFMConfig, adj: Optional[np.ndarray] = None, coords: Optional[np.ndarray] = None,
+                 grid_shape: Optional[Sequence[int]] = None) -> None:
         super().__init__()
         self.config = config
-        adj, coords, grid_shape = dataset_layout_inputs(config.dataset_dir)
-        self.layout = SpatialLayout(config.num_features, config.layout, adj, coords, grid_shape, config.patch_size,
+        time_of_day, day_of_week = calendar_switches(config, "ST-VFM")
+        self.layout = SpatialLayout(require_nodes(config, "ST-VFM"), config.layout, adj, coords, grid_shape, config.patch_size,
                                     config.max_tokens)
         backbone, source, weights_file = build_backbone(config.backbone, config.backbone_weights, config.pretrained,
                                                         config.allow_random_fallback)
@@ -70,8 +65,8 @@ class STVFM(nn.Module):
         def adapter() -> TemporalAwareTokenAdapter:
             return TemporalAwareTokenAdapter(
                 window, dim, cells, self.layout.cell_size, config.adapter_hidden, config.steps_per_day, token_std,
-                use_time_of_day=config.use_temporal_context,
-                use_day_of_week=config.use_temporal_context and config.use_day_of_week,
+                use_time_of_day=config.use_temporal_context and time_of_day,
+                use_day_of_week=config.use_temporal_context and day_of_week,
                 use_learned_pos_embed=config.use_learned_pos_embed,
                 use_pad_token=not bool(self.layout.cell_valid.all()), dropout=config.dropout)
 
@@ -101,7 +96,7 @@ class STVFM(nn.Module):
             f"ST-VFM token grid: {self.layout.describe()}",
             "ST-VFM components: " + ", ".join(f"{k}={getattr(config, k)}" for k in (
                 "use_flow_branch", "use_cross_prompt", "flow_loss_weight", "use_temporal_context",
-                "use_day_of_week", "use_learned_pos_embed", "use_vfm_pos_embed", "match_token_stats",
+                "use_time_of_day", "use_day_of_week", "use_learned_pos_embed", "use_vfm_pos_embed", "match_token_stats",
                 "use_adapter_skip")),
         ]
         for line in self.build_report:

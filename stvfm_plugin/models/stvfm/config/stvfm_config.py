@@ -15,10 +15,8 @@ class STVFMConfig(BasicTSModelConfig):
 
     input_len: int = field(default=12, metadata={"help": "Input steps T."})
     output_len: int = field(default=12, metadata={"help": "Forecast steps T_out."})
-    num_features: int = field(default=None, metadata={"help": "Spatial points N (graph nodes or grid cells)."})
-    dataset_dir: Optional[str] = field(
-        default=None, metadata={"help": "Prepared dataset folder to read the graph (adj_mx.pkl), coordinates "
-                                         "(coords.npy) and grid shape (meta.json) from; None: identity layout."})
+    num_features: Optional[int] = field(default=None, metadata={
+        "help": "Spatial points N (graph nodes or grid cells); None: from the dataset."})
 
     backbone: str = field(default="dinov2_vits14", metadata={
         "help": "Frozen VFM: an alias (dinov2_vits14, dino_vits16, dino_vitb16, clip_vitb16, deit_tiny, deit_small) "
@@ -56,10 +54,14 @@ class STVFMConfig(BasicTSModelConfig):
     flow_loss_weight: float = field(default=0.5, metadata={
         "help": "Weight of the auxiliary flow-forecasting loss while training (0 = off)."})
     use_temporal_context: bool = field(default=True, metadata={
-        "help": "Add time-of-day / day-of-week embeddings to the tokens."})
-    use_day_of_week: bool = field(default=True, metadata={
-        "help": "With temporal context: also the day of week (switch off when test days never occur in training)."})
-    steps_per_day: int = field(default=288, metadata={"help": "Time-of-day slots (288 for 5-minute data)."})
+        "help": "Add calendar (time-of-day / day-of-week) embeddings to the tokens (the ablation switch)."})
+    use_time_of_day: Optional[bool] = field(default=None, metadata={
+        "help": "With temporal context: the time of day. None: from the dataset (off for steps of a day or more)."})
+    use_day_of_week: Optional[bool] = field(default=None, metadata={
+        "help": "With temporal context: the day of week. None: from the dataset (off when training does not cover "
+                "every weekday, or for steps of more than a day)."})
+    steps_per_day: Optional[int] = field(default=None, metadata={
+        "help": "Time-of-day slots (288 for 5-minute data); None: from the dataset."})
     use_learned_pos_embed: bool = field(default=True, metadata={"help": "Learnable positional embedding per cell."})
     match_token_stats: bool = field(default=True, metadata={
         "help": "Scale adapter tokens to the spread of the VFM's own patch embeddings."})
@@ -80,8 +82,9 @@ class STVFMConfig(BasicTSModelConfig):
         resolve_backbone(self.backbone)
         if self.layout not in LAYOUTS:
             raise UserError(f"layout={self.layout!r}: choose one of {', '.join(LAYOUTS)}.")
-        if self.num_features is None or self.num_features < 1:
-            raise UserError("STVFMConfig needs num_features, the number of nodes of the dataset.")
+        if self.num_features is not None and self.num_features < 1:
+            raise UserError("STVFMConfig.num_features must be the number of nodes (>= 1), or None to take it from the "
+                            "dataset.")
         if self.patch_size < 1:
             raise UserError(f"patch_size={self.patch_size}: give 1 or more cells per token side.")
         if self.max_tokens is not None and self.max_tokens < 1:

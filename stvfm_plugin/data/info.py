@@ -1,0 +1,130 @@
+"""`DatasetInfo`: the one owner of a prepared dataset's facts, read from its `meta.json`.
+
+Configs, the runner, the leaderboard and the models take nodes, step, calendar features, the null
+value, the graph and the coordinates from here; `dataset_folder` is the one place that knows where
+BasicTS looks for a dataset.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import UserError
+from .layout import META_FILE, load_coords, load_graph, read_meta
+
+#: where BasicTS 1.1.0 reads datasets (datasets/<name>, relative to the working directory): the one place
+DATASETS_ROOT = "datasets"
+MINUTES_PER_DAY = 24 * 60
+
+
+def dataset_folder(name: str, root: os.PathLike = DATASETS_ROOT) -> Path:
+    """The folder of dataset `name`: `<root>/<name>`."""
+    return Path(root) / name
+
+
+def steps_per_day(step_minutes: int) -> Optional[int]:
+    """Time-of-day slots for a step size: `1440 / step` when the step divides a day and is shorter, else None."""
+    if step_minutes < MINUTES_PER_DAY and MINUTES_PER_DAY % step_minutes == 0:
+        return MINUTES_PER_DAY // step_minutes
+    return None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What models and configs need to know about one prepared dataset."""
+
+    name: str = field(metadata={"help": "Dataset name (its folder name)."})
+    folder: Path = field(metadata={"help": "The prepared folder."})
+    num_nodes: int = field(metadata={"help": "Spatial points N (graph nodes or grid cells)."})
+    num_channels: int = field(metadata={"help": "Channels C of the signal (1 for [L, N] data)."})
+    step_minutes: int = field(metadata={"help": "Minutes between two steps (10080 for weekly data)."})
+    null_val: Optional[float] = field(metadata={
+        "help": "Value that marks a missing reading (masked in loss and metrics); None: every reading is data."})
+    split_lengths: Dict[str, int] = field(metadata={"help": "Steps of the train, val and test splits."})
+    ratios: Tuple[float, ...] = field(metadata={"help": "Split ratios train, val, test."})
+    start: Optional[str] = field(default=None, metadata={"help": "ISO time of the first step, when known."})
+    grid_shape: Optional[Tuple[int, int]] = field(default=None, metadata={"help": "H, W of a grid dataset."})
+    has_graph: bool = field(default=False, metadata={"help": "adj_mx.pkl is present."})
+    has_coords: bool = field(default=False, metadata={"help": "coords.npy is present."})
+    synthetic: Optional[dict] = field(default=None, metadata={"help": "Generator options of a synthetic set."})
+
+    @classmethod
+    def load(cls, name: str, root: os.PathLike = DATASETS_ROOT) -> "DatasetInfo":
+        """The facts of prepared dataset `name` (or of the folder `name` when it holds a meta.json)."""
+        folder = Path(name) if (Path(name) / META_FILE).is_file() else dataset_folder(name, root)
+        meta = read_meta(folder)
+        settings = meta.get("regular_settings", {})
+        shape = meta.get("shape") or []
+        if len(shape) < 2 or "frequency (minutes)" not in meta:
+            raise UserError(f"{folder / META_FILE} lacks the shape or step of the data; prepare the dataset again "
+                            "(python -m stvfm_plugin.data prepare ...).")
+        null = settings.get("null_val")
+        return cls(
+            name=meta.get("name") or folder.name, folder=folder, num_nodes=int(shape[1]),
+            num_channels=int(shape[2]) if len(shape) > 2 else 1, step_minutes=int(meta["frequency (minutes)"]),
+            null_val=None if null is None or (isinstance(null, float) and math.isnan(null)) else float(null),
+            split_lengths={k: int(v) for k, v in meta.get("split_lengths", {}).items()},
+            ratios=tuple(settings.get("train_val_test_ratio", ())), start=meta.get("start_time"),
+            grid_shape=tuple(meta["grid_shape"]) if meta.get("grid_shape") else None,
+            has_graph=bool(meta.get("has_graph")), has_coords=bool(meta.get("has_coords")),
+            synthetic=(meta.get("source") or {}).get("synthetic"))
+
+    # ---- calendar features ---------------------------------------------------------------------
+    @property
+    def steps_per_day(self) -> Optional[int]:
+        """Time-of-day slots, or None when time of day means nothing at this step."""
+        return steps_per_day(self.step_minutes)
+
+    @property
+    def time_of_day(self) -> bool:
+        """Time-of-day features make sense: the step is shorter than a day and divides it."""
+        return self.steps_per_day is not None
+
+    @property
+    def day_of_week(self) -> bool:
+        """Day-of-week features make sense: steps of at most a day, and training covers every weekday."""
+        return self.step_minutes <= MINUTES_PER_DAY and self._train_days() >= 7
+
+    def _train_days(self) -> float:
+        return self.split_lengths.get("train", 0) * self.step_minutes / MINUTES_PER_DAY
+
+    def calendar_notes(self) -> List[str]:
+        """Why a calendar feature is off for this dataset (empty when both are on)."""
+        notes = []
+        if not self.time_of_day:
+            why = ("steps of a day or more" if self.step_minutes >= MINUTES_PER_DAY
+                   else f"a {self.step_minutes}-minute step does not divide a day")
+            notes.append(f"time of day off ({why})")
+        if self.step_minutes > MINUTES_PER_DAY:
+            notes.append("day of week off (steps of more than a day)")
+        elif not self.day_of_week:
+            notes.append(f"day of week off (the training split covers {self._train_days():.1f} days, so some "
+                         "weekdays of the test split never occur in training)")
+        return notes
+
+    # ---- protocol and structure ------------------------------------------------------------------
+    @property
+    def protocol_null_val(self) -> float:
+        """`null_val` as BasicTS takes it: NaN when the dataset has no missing-value marker."""
+        return float("nan") if self.null_val is None else self.null_val
+
+    def graph(self) -> Optional[np.ndarray]:
+        """The adjacency `[N, N]`, or None."""
+        return load_graph(self.folder)
+
+    def coords(self) -> Optional[np.ndarray]:
+        """Node coordinates `[N, 2]` (latitude, longitude), or None."""
+        return load_coords(self.folder)
+
+    def describe(self) -> str:
+        """One line for logs."""
+        null = "none (every reading is data)" if self.null_val is None else f"{self.null_val:g} (masked)"
+        extras = [x for x, on in (("graph", self.has_graph), ("coordinates", self.has_coords)) if on]
+        return (f"{self.name}: {self.num_nodes} nodes, {self.step_minutes}-minute steps, splits "
+                f"{'/'.join(str(v) for v in self.split_lengths.values())}, null value {null}"
+                f"{', ' + ' and '.join(extras) if extras else ''}")

@@ -1,0 +1,30 @@
+"""`RunOptions`: what one `python -m basicts.run` call asks for, typed, handed to the launcher and the runner."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The command line's choices (the config file holds everything else)."""
+
+    config: Path = field(metadata={"help": "The config file (defines CFG)."})
+    dataset: Optional[str] = field(default=None, metadata={
+        "help": "Prepared dataset to run on (replaces the config's dataset_name); its facts fill the config."})
+    overrides: List[Tuple[str, Any]] = field(default_factory=list, metadata={
+        "help": "Config entries to set, (key, typed value), in order (--set)."})
+    seed: Optional[int] = field(default=None, metadata={"help": "Random seed (None: the config's)."})
+    ckpt_dir: Optional[str] = field(default=None, metadata={"help": "Root of run folders (None: the config's)."})
+    run_dir: Optional[Path] = field(default=None, metadata={
+        "help": "The run folder; None: a fresh <ckpt_save_dir>/<md5>/<time> (or, resuming, the newest one)."})
+    resume: bool = field(default=False, metadata={"help": "Continue the run folder's last checkpoint."})
+    patience: Optional[int] = field(default=None, metadata={
+        "help": "Early stopping after N epochs without a better validation metric (0: none; None: the config's)."})
+    eval_checkpoint: Optional[Path] = field(default=None, metadata={
+        "help": "Evaluate this checkpoint on the test split instead of training."})
+    gpus: Optional[str] = field(default=None, metadata={"help": "Visible GPU indices after renumbering; None: CPU."})
+    threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads (None: every available core)."})
+    save_results: bool = field(default=False, metadata={
+        "help": "Also write test inputs / predictions / targets as .npy files."})
