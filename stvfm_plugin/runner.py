@@ -4,6 +4,12 @@
   new run never silently resumes an old one; resuming happens only when `RunOptions.resume` is set.
 - Models that take the dataset's structure get it: the graph (`adj`), coordinates (`coords`) and grid
   shape (`grid_shape`) are passed to `model(config, ...)` when its `__init__` has those parameters.
+- Distributed training works on GPUs and on CPUs (gloo). BasicTS 1.1.0 passes `device_ids` even for a
+  CPU module (DDP refuses it), and runs validation and test on rank 0 alone through the DDP wrapper,
+  whose buffer broadcast then waits for ranks that are not there. Here a CPU model is wrapped without
+  `device_ids`, evaluation uses the bare model, and only rank 0 writes files. (DDP does average the
+  gradients: BasicTS's `no_sync()` around `backward()` comes after a forward pass that already armed the
+  reducer; `tests/test_distributed.py` checks it.)
 - The test split is used once, for the best-validation checkpoint after training. (BasicTS also
   tests every epoch, and its validation pass adds its batches to the per-horizon *test* meters.)
 - `save_results` writes real `.npy` files (BasicTS writes raw memmaps with a wrong offset for the
@@ -21,7 +27,6 @@
 """
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 import json
@@ -39,7 +44,8 @@ from basicts.runners import BasicTSRunner
 from basicts.runners.builder import Builder
 from basicts.utils import RunnerStatus
 from easytorch.core.checkpoint import get_last_ckpt_path
-from easytorch.utils import get_logger, is_master
+from easytorch.device import to_device
+from easytorch.utils import get_local_rank, get_logger, is_master
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .data.info import DatasetInfo
@@ -62,7 +68,7 @@ class PluginRunner(BasicTSRunner):
         self.inference_seconds: list[float] = []
         self._last_val: Optional[float] = None
         original = Builder.__dict__["_build_model"]
-        Builder._build_model = staticmethod(functools.partial(_build_with_structure, Builder._build_model, self.dataset))
+        Builder._build_model = staticmethod(functools.partial(build_model, dataset=self.dataset))
         try:  # BasicTSRunner builds the model inside __init__ with `cfg.model(cfg.model_config)` only
             super().__init__(cfg)
         finally:
@@ -184,6 +190,9 @@ class PluginRunner(BasicTSRunner):
         return f"Progress: epoch {epoch}/{self.num_epochs}, train {self.epoch_seconds[-1]:.1f} s{val}{best}"
 
     def _forward(self, model, data, step, epoch=None):
+        if self.status == RunnerStatus.TRAINING:
+            return super()._forward(model, data, step, epoch)
+        model = self.bare_model  # evaluation runs on rank 0 alone (BasicTS's validate is master-only): no DDP collectives
         if self.status not in (RunnerStatus.TESTING, RunnerStatus.EVALUATING):
             return super()._forward(model, data, step, epoch)
         device = next(self.bare_model.parameters()).device
@@ -227,6 +236,8 @@ class PluginRunner(BasicTSRunner):
         super().on_eval_start(ckpt_path)
 
     def on_eval_end(self) -> None:
+        if not is_master():
+            return
         if self.cfg.save_results and self._results:
             folder = os.path.join(self.ckpt_save_dir, "test_results")
             os.makedirs(folder, exist_ok=True)
@@ -240,6 +251,8 @@ class PluginRunner(BasicTSRunner):
             self.logger.warning(line)
 
     def _write_run_info(self) -> None:
+        if not is_master():
+            return
         model = self.bare_model
         info = {
             "model": self.model_name,
@@ -295,14 +308,19 @@ def structure_for(model: type, dataset: DatasetInfo) -> dict:
     return {name: get(dataset) for name, get in STRUCTURE.items() if name in accepted}
 
 
-def _build_with_structure(build, dataset: DatasetInfo, cfg, logger):
-    """BasicTS's `Builder._build_model` (device, compile, DDP), with the model given the dataset's structure."""
-    structure = structure_for(cfg.model, dataset)
-    if not structure:
-        return build(cfg, logger)
-    view = copy.copy(cfg)
-    view.model = functools.partial(cfg.model, **structure)
-    return build(view, logger)
+def build_model(cfg, logger: logging.Logger, dataset: DatasetInfo) -> torch.nn.Module:
+    """The model of `cfg`, given the dataset's structure, on the running device, compiled if asked, and wrapped in
+    DDP when a process group is up (with `device_ids` only for a GPU module)."""
+    logger.info("Building model.")
+    model = to_device(cfg.model(cfg.model_config, **structure_for(cfg.model, dataset)))
+    if cfg.compile_model:
+        logger.info("Compile model with torch.compile")
+        model = torch.compile(model)
+    if torch.distributed.is_initialized():
+        on_gpu = next(model.parameters()).is_cuda
+        model = DDP(model, device_ids=[get_local_rank()] if on_gpu else None,
+                    find_unused_parameters=cfg.ddp_find_unused_parameters)
+    return model
 
 
 def _peak_memory_mb(device: torch.device) -> dict:
