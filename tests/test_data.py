@@ -15,6 +15,7 @@ from stvfm_plugin.data.layout import (DatasetSpec, load_graph, make_timestamps, 
 from stvfm_plugin.data.synth import SynthOptions, generate
 from stvfm_plugin.errors import UserError
 
+import reliability
 from conftest import SHARED, needs_shared
 
 
@@ -332,46 +333,28 @@ def _signal_files():
     Path("edges.csv").write_text("from,to,cost\n0,1,100\n1,2,300\n")
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--graph", "missing.csv"], "--graph missing.csv: no such file."),
-    (["--coords", "badcoords.csv"], "badcoords.csv: line 3 has a non-numeric coordinate ('north', '20')."),
-    (["--ratios", "a,b,c"], "--ratios 'a,b,c': give three numbers such as 0.6,0.2,0.2."),
-    (["--ratios", "nan,0.2,0.2"], "Split ratios must be three positive numbers (train, val, test); got [nan, 0.2, 0.2]."),
-    (["--ratios", "inf,0.2,0.2"], "Split ratios must be three positive numbers (train, val, test); got [inf, 0.2, 0.2]."),
-    (["--ratios", "0.6,0.2,0.3"], "Split ratios [0.6, 0.2, 0.3] sum to 1.1, not 1; give shares that sum to 1, e.g. 0.6,0.2,0.2."),
-    (["--graph", "negative.csv"], "Dataset Mine: the adjacency holds 1 negative weights (first -2 from node 1 to 2); "
-                                  "edge weights must be 0 or positive."),
-    (["--step-minutes", "-5"], "Dataset Mine: the step must be a whole number of minutes of at least 1; got -5."),
-    (["--null-value", "abc"], "--null-value 'abc': give none (every reading is data) or a number such as 0 or -1."),
-    (["--null-value", "none", "--missing-marker", "-1"], "--missing-marker / --nan-as-missing map readings to the null "
-                                                          "value, but --null-value is none; give a --null-value (e.g. "
-                                                          "-1) to mark them, or drop those options."),
-    (["--start", "2020-01-06T00:03"], "Dataset Mine: the start 2020-01-06T00:03:00 is not on the grid of 5-minute "
-                                      "steps from midnight; give the time of the first reading."),
-])
-def test_prepare_bad_input_is_one_line_and_writes_nothing(workdir, capsys, extra, message):
+@pytest.mark.parametrize("case", reliability.PREPARE, ids=lambda c: " ".join(c.args))
+def test_prepare_bad_input_is_one_line_and_writes_nothing(workdir, capsys, case):
     _signal_files()
     Path("badcoords.csv").write_text("latitude,longitude\n1,10\nnorth,20\n3,30\n")
     Path("negative.csv").write_text("0,1,0\n1,0,-2\n0,1,0\n")
-    argv = ["prepare", "--data", "signal.csv", "--name", "Mine", "--step-minutes", "5"]
-    if "--step-minutes" in extra:
-        argv = argv[:-2]
-    code, _, err = run_data(argv + extra, capsys)
-    assert code == 2 and err.strip() == f"error: {message}" and "Traceback" not in err
-    assert only_dataset_dirs(workdir / "datasets") == []
+    before = sorted(p.name for p in workdir.iterdir())
+    code, _, err = run_data(reliability.PREPARE_BASE.split()[3:] + list(case.args), capsys)
+    assert code == 2 and err.strip() == f"error: {case.message}" and "Traceback" not in err
+    assert case.disk.startswith("nothing") and sorted(p.name for p in workdir.iterdir()) == before  # nothing written
+    assert not (workdir.parent / "x").exists()
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "/tmp/abs", ".", "..", ""])
-def test_prepare_refuses_a_name_that_is_a_path(workdir, capsys, name):
+@pytest.mark.parametrize("name", ["/tmp/abs", ""])
+def test_prepare_refuses_an_absolute_or_empty_name(workdir, capsys, name):
     _signal_files()
     code, _, err = run_data(["prepare", "--data", "signal.csv", "--name", name, "--step-minutes", "5",
                              "--overwrite"], capsys)
-    if name == "":
-        assert code == 2 and "needs --data FILE, --name NAME" in err
-    else:
-        assert code == 2 and err.strip() == (f"error: Dataset name {name!r} must be a plain folder name (letters, "
-                                             "digits, - or _), not a path; use --out to choose where datasets are written.")
-    assert only_dataset_dirs(workdir / "datasets") == [] and not (workdir / "x").exists()
+    assert code == 2 and err.strip() == ("error: prepare without --preset needs --data FILE, --name NAME and "
+                                         "--step-minutes M (or use a preset: PEMS03, PEMS04, PEMS07, PEMS08, METR-LA, "
+                                         "PEMS-BAY, LosLoop, SZTaxi)." if not name else
+                                         f"error: Dataset name {name!r} must be a plain folder name (letters, digits, "
+                                         "- or _), not a path; use --out to choose where datasets are written.")
     assert sorted(p.name for p in workdir.iterdir()) == ["edges.csv", "signal.csv"]
 
 

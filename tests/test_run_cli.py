@@ -16,6 +16,7 @@ from stvfm_plugin.data.synth import SynthOptions
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.run import available_cores, main, set_threads
 
+import reliability
 from conftest import CONFIGS, STID_TINY, finite_metrics, python, write_config
 
 
@@ -144,16 +145,14 @@ def test_threads_default_to_every_available_core_unless_told_otherwise(monkeypat
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("existing", [False, True])
-def test_resume_of_a_run_folder_without_checkpoint_is_refused(tiny_dataset, workdir, capsys, existing):
-    if existing:
+@pytest.mark.parametrize("case", [c for c in reliability.RUN if "--resume" in c.args], ids=["missing", "empty"])
+def test_resume_of_a_run_folder_without_checkpoint_is_refused(tiny_dataset, workdir, capsys, case):
+    if case.setup:
         (workdir / "empty").mkdir()
-    assert main(["-c", str(write_config(workdir, STID_TINY)), "--run-dir", "empty", "--resume"]) == 2
-    where = "holds no checkpoint" if existing else "does not exist"
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"error: --resume --run-dir empty: that folder {where}, so there is nothing to resume. Drop --resume to start "
-        "a fresh run there.")
-    assert (workdir / "empty").exists() == existing and not run_folders(workdir)
+    assert main(["-c", str(write_config(workdir, STID_TINY)), *case.args]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {case.message}"
+    assert (workdir / "empty").exists() == bool(case.setup) and not run_folders(workdir)
+    assert not case.setup or not any((workdir / "empty").iterdir())
 
 
 CRASHING = STID_TINY.replace("from stvfm_plugin.protocols import traffic_protocol", """from stvfm_plugin.protocols import traffic_protocol
@@ -240,20 +239,12 @@ def test_error_config_that_raises(workdir, capsys):
     assert "failed to load (line 3): ZeroDivisionError" in error_of(["-c", str(path)], capsys)
 
 
-@pytest.mark.parametrize("setting,message", [
-    ("num_epochs=abc", "--set num_epochs='abc': give a whole number of at least 1."),
-    ("num_epochs=1.5", "--set num_epochs=1.5: give a whole number of at least 1."),
-    ("num_epochs=-1", "--set num_epochs=-1: give a whole number of at least 1."),
-    ("batch_size=0", "--set batch_size=0: give a whole number of at least 1."),
-    ("batch_size=-4", "--set batch_size=-4: give a whole number of at least 1."),
-    ("lr=abc", "--set lr='abc': give a number above 0."),
-    ("optimizer_params.weight_decay=abc", "--set optimizer_params.weight_decay='abc': give a number (the config has 0.0001)."),
-])
-def test_bad_set_values_get_one_line_and_leave_no_run_folder(tiny_dataset, workdir, capsys, setting, message):
-    assert main(["-c", str(write_config(workdir, STID_TINY)), "--set", setting]) == 2
+@pytest.mark.parametrize("case", [c for c in reliability.RUN if c.args[0] == "--set"], ids=lambda c: c.args[1])
+def test_bad_set_values_get_one_line_and_leave_no_run_folder(tiny_dataset, workdir, capsys, case):
+    assert main(["-c", str(write_config(workdir, STID_TINY)), *case.args]) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1] == f"error: {message}" and "Traceback" not in err
-    assert not (workdir / "checkpoints").exists()
+    assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
+    assert case.disk == "nothing: no run folder" and not (workdir / "checkpoints").exists()
 
 
 @pytest.mark.parametrize("value", ["-1", "-1.0", "0", "7"])
@@ -317,29 +308,26 @@ def test_error_gpus_without_cuda(tiny_dataset, workdir, capsys):
     assert "give 'cpu' or GPU indices" in error_of(["-c", str(path), "-g", "gpu0"], capsys)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "random bytes", "other model"])
-def test_eval_of_a_damaged_or_foreign_checkpoint_is_one_line_and_leaves_no_eval_folder(tiny_dataset, workdir, damage):
+@pytest.mark.parametrize("case", [c for c in reliability.RUN if c.args[0] == "--eval"], ids=lambda c: c.args[1])
+def test_eval_of_a_damaged_or_foreign_checkpoint_is_one_line_and_leaves_no_eval_folder(tiny_dataset, workdir, case):
     cfg = write_config(workdir, STID_TINY)
     assert main(["-c", str(cfg), "--run-dir", "run", "--set", "num_epochs=1"]) == 0
-    ckpt = workdir / "run" / "STID_best_val_MAE.pt"
-    bad = workdir / "bad.pt"
-    if damage == "truncated":
-        bad.write_bytes(ckpt.read_bytes()[:1000])
-    elif damage == "random bytes":
+    ckpt = (workdir / "run" / "STID_best_val_MAE.pt").read_bytes()
+    bad = workdir / case.args[1]
+    if bad.name == "truncated.pt":
+        bad.write_bytes(ckpt[:1000])
+    elif bad.name == "random-bytes.pt":
         bad.write_bytes(np.random.default_rng(0).bytes(5000))
     else:
-        bad = ckpt
+        bad.write_bytes(ckpt)
         cfg = write_config(workdir, STID_TINY.replace("num_layers=1", "num_layers=2"), "other.py")
-    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--eval", str(bad)], capture_output=True,
-                          text=True, timeout=300)
+    before = bad.read_bytes()
+    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), *case.args], capture_output=True, text=True,
+                          timeout=300)
     err = proc.stderr
-    last = err.strip().splitlines()[-1]
-    assert proc.returncode == 2
-    expected = {"truncated": f"error: {bad} is not a readable checkpoint (",
-                "random bytes": f"error: {bad} is not a readable checkpoint (",
-                "other model": f"error: {bad} does not fit the STID model of this config ("}[damage]
-    assert last.startswith(expected) and "Traceback" not in err, err[-2000:]
-    assert not list(bad.parent.glob("eval-*"))
+    assert proc.returncode == 2 and "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith(f"error: {case.message.removesuffix('...')}"), err[-2000:]
+    assert bad.read_bytes() == before and not list(workdir.glob("eval-*"))
 
 
 def test_error_eval_missing_checkpoint(tiny_dataset, workdir, capsys):
@@ -399,3 +387,8 @@ def test_patience_option_replaces_early_stopping_and_rejects_negative(tiny_datas
     assert [c.patience for c in loaded.callbacks if isinstance(c, EarlyStopping)] == [4]
     set_early_stopping(loaded, 0)
     assert not [c for c in loaded.callbacks if isinstance(c, EarlyStopping)]
+
+
+def test_readme_reliability_table_is_the_tests_cases():
+    """The README's table is generated from the cases these tests run (python tests/reliability.py writes it)."""
+    assert reliability.table() in reliability.README.read_text(encoding="utf-8")
