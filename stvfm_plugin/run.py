@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--patience", type=int, metavar="N",
                         help="early stopping: stop after N epochs without a better validation metric "
                              "(replaces the config's EarlyStopping)")
+    parser.add_argument("--max-minutes", type=float, metavar="M",
+                        help="cap on training time: stop after the epoch that reaches M minutes, test the best "
+                             "checkpoint, and mark the run as not converged (status.json, run_info.json)")
     parser.add_argument("--resume", action="store_true", help="continue the newest unfinished run of this config")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="torch CPU threads (default: $OMP_NUM_THREADS if set, else every core this process may "
@@ -114,6 +117,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         config=Path(args.cfg), dataset=args.dataset, overrides=[parse_override(item) for item in args.set], seed=args.seed, ckpt_dir=args.ckpt_dir,
         run_dir=Path(args.run_dir) if args.run_dir else None, resume=args.resume, patience=args.patience,
+        max_minutes=args.max_minutes,
         eval_checkpoint=Path(args.eval) if args.eval else None, gpus=_select_gpus(args.gpus), threads=args.threads,
         save_results=args.save_results)
 
@@ -174,9 +178,33 @@ def run(options: RunOptions) -> Path:
     return run_dir
 
 
+def _record_end(run_dir: Optional[str], error: BaseException) -> None:
+    """Put how a run ended into its status file, when its folder is a run folder already (a folder the user made
+    for something else is left alone)."""
+    from .status import is_run_folder, read_status, write_status
+
+    if not run_dir or not is_run_folder(run_dir):
+        return
+    status = read_status(run_dir)
+    if isinstance(error, KeyboardInterrupt):
+        write_status(run_dir, **{**status, "state": "interrupted"})
+    else:
+        message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+        write_status(run_dir, **{**status, "state": "failed", "error": " ".join(message.split())[:500]})
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return exit_status(lambda: run(options_from(args)), "interrupted: the run folder keeps the last checkpoint; --resume continues it.")
+
+    def action() -> Path:
+        try:
+            return run(options_from(args))
+        except BaseException as e:
+            if not args.eval:
+                _record_end(args.run_dir, e)
+            raise
+
+    return exit_status(action, "interrupted: the run folder keeps the last checkpoint; --resume continues it.")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ class RunOptions:
     resume: bool = field(default=False, metadata={"help": "Continue the run folder's last checkpoint."})
     patience: Optional[int] = field(default=None, metadata={
         "help": "Early stopping after N epochs without a better validation metric (0: none; None: the config's)."})
+    max_minutes: Optional[float] = field(default=None, metadata={
+        "help": "Wall-clock cap on training, in minutes: the run stops after the epoch that reaches it, is tested, "
+                "and is marked as not converged. None: no cap."})
     eval_checkpoint: Optional[Path] = field(default=None, metadata={
         "help": "Evaluate this checkpoint on the test split instead of training."})
     gpus: Optional[str] = field(default=None, metadata={"help": "Visible GPU indices after renumbering; None: CPU."})

@@ -22,8 +22,10 @@
   milliseconds per test batch, peak memory, device, and the model's own build report (e.g. where a
   frozen backbone's weights came from). A resumed run keeps the epochs recorded before it stopped.
 - Validation and test run under `torch.inference_mode()` (no autograd bookkeeping at all).
-- Each epoch ends with one `Progress:` log line (epoch, training seconds, validation metric) that
-  the leaderboard relays.
+- Each epoch ends with one `Progress:` log line (epoch, training seconds, validation metric), and the
+  run's `status.json` (`stvfm_plugin.status`) follows it: state, epoch, validation metric, and at the
+  end why training stopped (early stopping, max epochs, or the `--max-minutes` time cap; a run cut by
+  the cap is marked as not converged).
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ from .data.info import DatasetInfo
 from .datasets import config_folder
 from .errors import UserError
 from .run_options import RunOptions
+from .status import STOP_REASONS, write_status
 
 #: random states and callback counters after the last saved epoch (for an exact --resume)
 RESUME_STATE = "resume_state.pt"
@@ -67,6 +70,7 @@ class PluginRunner(BasicTSRunner):
         self.epoch_seconds: list[float] = []
         self.inference_seconds: list[float] = []
         self._last_val: Optional[float] = None
+        self.stop_reason: Optional[str] = None
         original = Builder.__dict__["_build_model"]
         Builder._build_model = staticmethod(functools.partial(build_model, dataset=self.dataset))
         try:  # BasicTSRunner builds the model inside __init__ with `cfg.model(cfg.model_config)` only
@@ -174,10 +178,31 @@ class PluginRunner(BasicTSRunner):
     def on_epoch_end(self, epoch: int, step: int) -> None:
         self.epoch_seconds.append(time.time() - self.epoch_start_time)
         super().on_epoch_end(epoch, step)
+        cap = self.options.max_minutes
+        if cap is not None and sum(self.epoch_seconds) >= 60 * cap and epoch < self.num_epochs \
+                and not self.should_training_stop:
+            self.should_training_stop = True
+            self.stop_reason = "time cap"
+            self.logger.info(f"Time cap: {sum(self.epoch_seconds) / 60:.1f} min of training reached the cap of {cap:g} "
+                             "min; stopping after this epoch (the run is marked as not converged).")
+        if self.stop_reason is None and epoch >= self.num_epochs:
+            self.stop_reason = "max epochs"
+        elif self.stop_reason is None and self.should_training_stop:  # set by EarlyStopping
+            self.stop_reason = "early stopping"
         if is_master():
             self.logger.info(self._progress_line(epoch))
             self._save_resume_state(epoch)
+            self._write_status("running", epoch)
         self._write_run_info()
+
+    def _write_status(self, state: str, epoch: Optional[int] = None) -> None:
+        best = self.best_metrics.get(f"val/{self.target_metric}")
+        fields = dict(state=state, epoch=epoch if epoch is not None else len(self.epoch_seconds),
+                      num_epochs=self.num_epochs, metric=self.target_metric, val=self._last_val,
+                      best_val=float(best) if best is not None else None)
+        if self.stop_reason is not None:
+            fields.update(stop_reason=self.stop_reason, converged=STOP_REASONS[self.stop_reason])
+        write_status(self.ckpt_save_dir, **fields)
 
     def on_validate_end(self, train_step: int, train_epoch: Optional[int] = None) -> None:
         self._last_val = self.meter_pool.get_value(f"val/{self.target_metric}") if is_master() else None
@@ -247,6 +272,8 @@ class PluginRunner(BasicTSRunner):
                              "(np.load-able, [samples, steps, nodes], in data units when rescale=True).")
         self._save_metrics()
         self._write_run_info()
+        if self.epoch_seconds:  # after training (an --eval run has its own folder and no epochs)
+            self._write_status("finished")
         for line in getattr(self.bare_model, "run_warnings", []):
             self.logger.warning(line)
 
@@ -271,6 +298,9 @@ class PluginRunner(BasicTSRunner):
             "peak_memory_mb": _peak_memory_mb(next(model.parameters()).device),
             "cpu_threads": [torch.get_num_threads()],
             "seed": self.cfg.seed,
+            "stop_reason": self.stop_reason,
+            "converged": STOP_REASONS.get(self.stop_reason) if self.stop_reason else None,
+            "max_minutes": self.options.max_minutes,
             "best_metrics": {k: float(v) for k, v in getattr(self, "best_metrics", {}).items()},
             "build_report": list(getattr(model, "build_report", [])),
             "warnings": list(getattr(model, "run_warnings", [])),
@@ -282,7 +312,7 @@ class PluginRunner(BasicTSRunner):
                 info["peak_memory_mb"]["mb"] = max(info["peak_memory_mb"]["mb"], earlier_peak["mb"])
             info["cpu_threads"] = sorted(set(info["cpu_threads"]) | set(previous.get("cpu_threads", [])))
             if not self.epoch_seconds:
-                for key in ("epochs_run", "seconds_per_epoch", "best_metrics"):
+                for key in ("epochs_run", "seconds_per_epoch", "best_metrics", "stop_reason", "converged", "max_minutes"):
                     info[key] = previous.get(key, info[key])
             if not self.inference_seconds:
                 for key in ("inference_ms_per_batch",):

@@ -20,17 +20,18 @@ from conftest import STID_TINY, python, write_config
 
 # ---- report from fixture run folders ----------------------------------------------------------
 def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finished", error: str = "",
-             seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000) -> None:
+             seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000, stop: str = "early stopping") -> None:
     folder = out / model / f"seed-{seed}"
     folder.mkdir(parents=True)
-    (folder / "status.json").write_text(json.dumps({"state": state, "error": error}))
+    (folder / "status.json").write_text(json.dumps({"state": state, "error": error, "stop_reason": stop,
+                                                    "converged": stop != "time cap"}))
     if state != "finished":
         return
     groups = {"overall": 1.0, "horizon_3": 0.8, "horizon_6": 1.0, "horizon_12": 1.3}
     (folder / "test_metrics.json").write_text(json.dumps(
         {g: {"MAE": mae * f, "RMSE": 2 * mae * f, "MAPE": 0.01 * mae * f} for g, f in groups.items()}))
     (folder / "run_info.json").write_text(json.dumps({
-        "epochs_run": len(seconds), "seconds_per_epoch": list(seconds), "cpu_threads": [1],
+        "epochs_run": len(seconds), "seconds_per_epoch": list(seconds), "cpu_threads": [1], "stop_reason": stop,
         "trainable_params": trainable, "total_params": total, "batch_size": 64, "inference_ms_per_batch": 5.0 + seed,
         "peak_memory_mb": {"kind": "process_peak_rss", "mb": 500.0 + seed},
         "build_report": [f"{model} backbone weights: file w.safetensors"] if model == "Big" else []}))
@@ -44,8 +45,9 @@ def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finishe
 def fixture_leaderboard(tmp_path) -> Path:
     out = tmp_path / "lb"
     out.mkdir()
-    budget = {"dataset": "Fix", "models": ["Small", "Big", "Broken"], "seeds": [1, 2], "epochs": 3, "patience": 2,
-              "overrides": {"Big": ["model_config.vfm_layers=2"]}, "config_dir": "cfg"}
+    budget = {"dataset": "Fix", "models": ["Small", "Big", "Broken", "Slow"], "seeds": [1, 2], "epochs": 3,
+              "patience": 2, "max_minutes": 30, "kind": "convergence", "overrides": {"Big": ["model_config.vfm_layers=2"]},
+              "config_dir": "cfg"}
     (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "software": {"torch": "x", "cpu_threads": "7"},
                                                       "device": "cpu", "dataset_meta": {}}))
     fake_run(out, "Small", 1, 4.0)
@@ -53,6 +55,8 @@ def fixture_leaderboard(tmp_path) -> Path:
     fake_run(out, "Big", 1, 3.0, trainable=10, total=2_000_000)
     fake_run(out, "Big", 2, 3.5, trainable=10, total=2_000_000)
     fake_run(out, "Broken", 1, 0, state="failed", error="CUDA out of memory")
+    fake_run(out, "Slow", 1, 1.0, stop="time cap")  # the best MAE, but cut by the cap: not ranked
+    fake_run(out, "Slow", 2, 1.1, stop="time cap")
     return out
 
 
@@ -62,18 +66,21 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
     md = paths[0].read_text()
     assert ("| 1 | Big | 3.250 ± 0.354 | 6.500 ± 0.707 | 3.250 ± 0.354 | 2.600 ± 0.283 | 3.250 ± 0.354 "
-            "| 4.225 ± 0.460 | 10 | 2,000,000 | 2/2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
+            "| 4.225 ± 0.460 | 10 | 2,000,000 | 2/2 | early stopping x2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
     assert ("| 2 | Small | 4.500 ± 0.707 | 9.000 ± 1.414 | 4.500 ± 0.707 | 3.600 ± 0.566 | 4.500 ± 0.707 "
-            "| 5.850 ± 0.919 | 100 | 1,000 | 2/2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
-    assert "| — | Broken | — | — | — | — | — | — | — | — | — | — | — | — | failed: CUDA out of memory |" in md
-    assert "at most 3 epochs, early stopping on validation MAE with patience 2, seeds 1, 2" in md
+            "| 5.850 ± 0.919 | 100 | 1,000 | 2/2 | early stopping x2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
+    assert "| — | Broken | — | — | — | — | — | — | — | — | — | — | — | — | — | failed: CUDA out of memory |" in md
+    assert ("- Budget: **convergence**, early stopping on validation MAE with patience 2, at most 3 epochs, at most 30 "
+            "minutes of training per run (a run stopped by this cap is marked not converged and left out of means and "
+            "ranks); seeds 1, 2") in md
+    assert "| — | Slow | — | — | — | — | — | — | — | — | — | — | — | — | — | not converged (time cap) |" in md
     assert "Big: model_config.vfm_layers=2" in md and "- Big: Big backbone weights: file w.safetensors" in md
     assert "All finished runs share the same dataset" in md
     assert "- Peak memory: peak resident memory of the training process" in md
     assert "on cpu, 1 torch CPU thread(s) per run." in md and "software: torch x\n" in md
     rows = list(csv.DictReader(paths[1].open()))
     assert [(r["rank"], r["model"], r["status"]) for r in rows] == [("1", "Big", "finished"), ("2", "Small", "finished"),
-                                                                    ("", "Broken", "failed")]
+                                                                    ("", "Broken", "failed"), ("", "Slow", "not converged (time cap)")]
     assert float(rows[0]["MAE"]) == pytest.approx(3.25) and float(rows[0]["MAE_std"]) == pytest.approx(0.353553, 1e-5)
     assert float(rows[1]["MAPE_h12"]) == pytest.approx(5.85) and rows[2]["error"] == "CUDA out of memory"
     again = write_report(fixture_leaderboard, tmp_path / "report2")
@@ -114,9 +121,9 @@ def test_failing_model_is_reported_not_fatal_and_finished_models_are_skipped(tin
     lines: list[str] = []
     states = run_leaderboard(budget, workdir / "lb", echo=lines.append)
     assert states == {"Bad/1": "failed", "Good/1": "finished"}
-    assert any("Bad seed 1: FAILED (exit 2): error: model_config.num_features=13, but dataset Tiny has 12." in l
+    assert any("Bad seed 1: FAILED (exit 2): model_config.num_features=13, but dataset Tiny has 12." in l
                and "going on with the next model" in l for l in lines), lines
-    assert any("Good seed 1: epoch 1/1, train" in l for l in lines), lines
+    assert any("Good seed 1: finished in " in l and "(max epochs after epoch 1), test MAE" in l for l in lines), lines
     status = json.loads((workdir / "lb" / "Bad" / "seed-1" / "status.json").read_text())
     assert status["state"] == "failed" and status["error"]
     info = json.loads((workdir / "lb" / "Good" / "seed-1" / "run_info.json").read_text())
@@ -135,7 +142,7 @@ def test_leaderboard_command_end_to_end(tiny_dataset, workdir):
     configs.mkdir()
     write_config(configs, STID_TINY, "STID_Tiny.py")
     proc = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "run", "--dataset", "Tiny", "--models", "STID",
-                           "--epochs", "1", "--seeds", "1", "2", "--config-dir", str(configs),
+                           "--epochs", "1", "--patience", "3", "--seeds", "1", "2", "--config-dir", str(configs),
                            "--set", "STID:model_config.num_layers=2"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[Tiny 2/2] STID seed 2: finished" in proc.stdout and "done: 2 finished, 0 failed" in proc.stdout

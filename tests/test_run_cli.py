@@ -392,3 +392,27 @@ def test_patience_option_replaces_early_stopping_and_rejects_negative(tiny_datas
 def test_readme_reliability_table_is_the_tests_cases():
     """The README's table is generated from the cases these tests run (python tests/reliability.py writes it)."""
     assert reliability.table() in reliability.README.read_text(encoding="utf-8")
+
+
+def test_the_run_writes_its_status_and_why_it_stopped(tiny_dataset, workdir):
+    cfg = str(write_config(workdir, STID_TINY))
+    assert main(["-c", cfg, "--run-dir", "full"]) == 0
+    status = json.loads((workdir / "full" / "status.json").read_text())
+    assert (status["state"], status["epoch"], status["num_epochs"], status["stop_reason"], status["converged"]) == (
+        "finished", 2, 2, "max epochs", True)
+    assert status["best_val"] > 0 and status["metric"] == "MAE"
+    assert json.loads((workdir / "full" / "run_info.json").read_text())["stop_reason"] == "max epochs"
+
+    assert main(["-c", cfg, "--run-dir", "capped", "--set", "num_epochs=5", "--max-minutes", "0.0001"]) == 0
+    status = json.loads((workdir / "capped" / "status.json").read_text())
+    assert (status["state"], status["epoch"], status["stop_reason"], status["converged"]) == (
+        "finished", 1, "time cap", False)
+    info = json.loads((workdir / "capped" / "run_info.json").read_text())
+    assert info["converged"] is False and info["epochs_run"] == 1 and info["max_minutes"] == 0.0001
+    assert (workdir / "capped" / "test_metrics.json").is_file()  # a capped run is still tested, and marked
+
+    (workdir / "broken").mkdir()
+    (workdir / "broken" / "launch.json").write_text("{}")  # a run folder the leaderboard made for this run
+    assert main(["-c", cfg, "--run-dir", "broken", "--set", "lr=abc"]) == 2
+    status = json.loads((workdir / "broken" / "status.json").read_text())
+    assert status["state"] == "failed" and status["error"] == "--set lr='abc': give a number above 0."

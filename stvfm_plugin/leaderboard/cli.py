@@ -10,7 +10,8 @@ from ..errors import UserError, exit_status
 from .runs import MODELS, Budget, run_leaderboard
 
 EPILOG = """examples:
-  python -m stvfm_plugin.leaderboard run --dataset LosLoop --models STVFM STID GWNet --epochs 10 --seeds 1 2 3
+  python -m stvfm_plugin.leaderboard run --dataset LosLoop --models STVFM STID GWNet --seeds 1 2 3
+  python -m stvfm_plugin.leaderboard run --dataset LosLoop --budget equal-epochs --epochs 3
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --set GPT4TS:model_config.backbone=all-minilm-l6-v2
   python -m stvfm_plugin.leaderboard report --dataset LosLoop
 
@@ -41,9 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and test the models not finished yet, then write the report")
     run.add_argument("--dataset", required=True, help="dataset name (configs are <Model>_<dataset>.py)")
     run.add_argument("--models", nargs="+", default=MODELS, help=f"models (default: {' '.join(MODELS)})")
-    run.add_argument("--epochs", type=int, default=10, help="maximum epochs for every model (default 10)")
-    run.add_argument("--patience", type=int, default=3,
-                     help="early stopping on validation MAE for every model, in epochs (default 3; 0: off)")
+    run.add_argument("--budget", choices=["convergence", "equal-epochs"], default="convergence",
+                     help="convergence (default): early stopping on validation MAE, at most --epochs, a --max-minutes "
+                          "cap per run; equal-epochs: every model trains exactly --epochs epochs")
+    run.add_argument("--epochs", type=int, help="maximum epochs (convergence, default 100) or the epochs "
+                                                "(equal-epochs, default 10)")
+    run.add_argument("--patience", type=int, default=10,
+                     help="convergence budget: early stopping after N epochs without a better validation MAE (default 10)")
+    run.add_argument("--max-minutes", type=float, default=120.0,
+                     help="convergence budget: cap on each run's training minutes; a run stopped by it is marked as "
+                          "not converged (default 120)")
     run.add_argument("--seeds", nargs="+", type=int, default=[1], help="seeds (default: 1)")
     run.add_argument("--set", action="append", default=[], metavar="MODEL:KEY=VALUE",
                      help="config override for one model (or all:KEY=VALUE), recorded in the report")
@@ -62,12 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> None:
     out = Path(args.out or f"leaderboard/{args.dataset}")
     if args.command == "run":
-        if args.epochs < 1:
-            raise UserError(f"--epochs {args.epochs}: give at least 1.")
+        convergence = args.budget == "convergence"
+        epochs = args.epochs if args.epochs is not None else (100 if convergence else 10)
+        if epochs < 1:
+            raise UserError(f"--epochs {epochs}: give at least 1.")
+        if convergence and (args.patience < 1 or args.max_minutes <= 0):
+            raise UserError("--budget convergence needs --patience of at least 1 and a positive --max-minutes "
+                            "(use --budget equal-epochs for a fixed number of epochs).")
         budget = Budget(dataset=args.dataset, models=list(args.models), seeds=list(args.seeds),
-                        epochs=args.epochs, patience=args.patience,
+                        epochs=epochs, patience=args.patience if convergence else 0,
                         overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
-                        threads=args.threads)
+                        threads=args.threads, max_minutes=args.max_minutes if convergence else None,
+                        kind="convergence" if convergence else "equal epochs")
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True))
         failed = [k for k, v in states.items() if v != "finished"]
         print(f"[{args.dataset}] done: {len(states) - len(failed)} finished, {len(failed)} failed"

@@ -72,6 +72,11 @@ class ModelRow:
     def epochs_run(self) -> str:
         return "/".join(str(r.info.get("epochs_run", "?")) for r in self.finished)
 
+    def stop_reasons(self) -> str:
+        """Why the finished runs stopped, e.g. `early stopping x2, max epochs`."""
+        found = [r.info.get("stop_reason") or "?" for r in self.finished]
+        return ", ".join(f"{k}{f' x{found.count(k)}' if found.count(k) > 1 else ''}" for k in sorted(set(found)))
+
     def peak_memory(self) -> Optional[float]:
         v = [r.info["peak_memory_mb"]["mb"] for r in self.finished if r.info.get("peak_memory_mb")]
         return max(v) if v else None
@@ -116,6 +121,8 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
             metrics = read_json(folder / "test_metrics.json")
             if state == "finished" and not metrics:
                 state = "failed"
+            if state == "finished" and status.get("converged") is False:
+                state = f"not converged ({status.get('stop_reason')})"
             runs.append(SeedRun(int(folder.name.split("-")[1]), state, metrics, read_json(folder / "run_info.json"),
                                 read_json(folder / "cfg.json"), status.get("error", "").removeprefix("error: ")))
         seen = {r.seed for r in runs}
@@ -164,8 +171,8 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
              f"{'Mean ± sample std over' if len(seeds) > 1 else 'One run, seed'} {', '.join(map(str, seeds))}. "
              "Rank by overall test MAE.", "",
              "| Rank | Model | MAE | RMSE | MAPE % | MAE h3 | MAE h6 | MAE h12 | Trainable params | Total params "
-             "| Epochs run | Train s/epoch | Inference ms/batch | Peak memory MB | Status |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| Epochs run | Stopped by | Train s/epoch | Inference ms/batch | Peak memory MB | Status |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
     for row in rows:
         status = ", ".join(sorted({r.state for r in row.runs}))
         errors = "; ".join(sorted({r.error for r in row.runs if r.error}))
@@ -175,6 +182,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
             *[_fmt(row.mean("overall", m), row.std("overall", m)) for m in METRICS],
             *[_fmt(row.mean(f"horizon_{h}", "MAE"), row.std(f"horizon_{h}", "MAE")) for h in HORIZONS],
             _count(row.info_mean("trainable_params")), _count(row.info_mean("total_params")), row.epochs_run() or "—",
+            row.stop_reasons() or "—",
             _fmt(row.seconds_per_epoch(), digits=1),
             _fmt(row.info_mean("inference_ms_per_batch"), digits=1) + (f" (batch {batch})" if batch else ""),
             _fmt(row.peak_memory(), digits=0),
@@ -204,8 +212,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
          else "- Null value: none (every reading is scored)"),
         f"- Metrics: masked {', '.join(first.get('metrics', []))}, horizons {first.get('eval_horizons')}; "
         "model selection by validation MAE",
-        f"- Budget for every model: at most {budget['epochs']} epochs, early stopping on validation MAE with patience "
-        f"{budget['patience']}, seeds {', '.join(map(str, seeds))}",
+        _budget_line(budget) + f"; seeds {', '.join(map(str, seeds))}",
         f"- Device: {settings.get('device')}; software: " + ", ".join(
             f"{k} {v}" for k, v in settings.get("software", {}).items() if k != "cpu_threads"),
     ]
@@ -264,6 +271,7 @@ def csv_rows(rows: List[ModelRow]) -> List[dict]:
                 entry[f"{key}_std"] = "" if row.std(group, m) is None else round(row.std(group, m), 6)
         entry.update(trainable_params=row.info_mean("trainable_params") or "",
                      total_params=row.info_mean("total_params") or "", epochs_run=row.epochs_run(),
+                     stopped_by=row.stop_reasons(),
                      train_seconds_per_epoch=row.seconds_per_epoch() or "",
                      inference_ms_per_batch=row.info_mean("inference_ms_per_batch") or "",
                      peak_memory_mb=row.peak_memory() or "",
@@ -336,6 +344,16 @@ def write_report(out: Path, report_dir: Path, warn: Callable[[str], None] = lamb
         writer.writeheader()
         writer.writerows(table)
     return paths + figures(rows, settings["budget"]["dataset"], report_dir)
+
+
+def _budget_line(budget: dict) -> str:
+    if budget.get("kind", "convergence") == "equal epochs" or not budget.get("patience"):
+        return (f"- Budget: **equal epochs**, every model trains exactly {budget['epochs']} epochs (not run to "
+                "convergence; the best-validation checkpoint is tested)")
+    cap = budget.get("max_minutes")
+    return (f"- Budget: **convergence**, early stopping on validation MAE with patience {budget['patience']}, at most "
+            f"{budget['epochs']} epochs" + (f", at most {cap:g} minutes of training per run (a run stopped by this cap "
+                                            "is marked not converged and left out of means and ranks)" if cap else ""))
 
 
 def _is_marker(null_val) -> bool:

@@ -6,14 +6,16 @@ Folder of one leaderboard (`--out`, default `leaderboard/<dataset>`):
     started.json                every run ever started here ("<Model>/<seed>" -> time), so that a deleted run
                                 folder is reported as deleted, not as never started
     <Model>/seed-<k>/           the BasicTS run folder (cfg.json, checkpoints, test_metrics.json, run_info.json)
-    <Model>/seed-<k>/status.json  {"state": "finished" | "failed" | "running", ...}
-    <Model>/seed-<k>.log        the full output of that run
+    <Model>/seed-<k>/status.json  written by the run itself: state, epoch, validation metric, stop reason, error
+    <Model>/seed-<k>/launch.json  written here: the command, when it started, wall seconds, exit status
+    <Model>/seed-<k>.log        the full output of that run (kept for people; nothing here reads it)
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ from typing import Callable, Dict, List, Optional
 from ..data.info import dataset_folder
 from ..data.layout import META_FILE
 from ..errors import UserError
+from ..status import STATUS_FILE
 
 #: leaderboard names = config file stems: baselines_cfg/<Model>_<Dataset>.py where a dataset has tuned settings,
 #: else the generic baselines_cfg/<Model>.py run with --dataset <Dataset>
@@ -43,6 +46,8 @@ class Budget:
     overrides: Dict[str, List[str]] = field(default_factory=dict)  # model -> ["key=value", ...]
     config_dir: str = "baselines_cfg"
     threads: Optional[int] = None  # torch CPU threads per run (None: the runner's default)
+    max_minutes: Optional[float] = None  # wall-clock cap on each run's training (None: none)
+    kind: str = "convergence"  # "convergence" (early stopping) or "equal epochs" (every model the same epochs)
 
     def config_path(self, model: str) -> Path:
         """The model's config for this dataset: its own file where it has one, else the generic one."""
@@ -84,14 +89,15 @@ def run_dir(out: Path, model: str, seed: int) -> Path:
 
 
 def read_status(folder: Path) -> dict:
-    return read_json(folder / "status.json")
+    """The status a run wrote into its folder ({} before it wrote one); a damaged file is a `UserError`."""
+    return read_json(folder / STATUS_FILE)
 
 
-def _write_status(folder: Path, **status) -> None:
+def _write_launch(folder: Path, **launch) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "status.json.tmp"
-    tmp.write_text(json.dumps(status, indent=2))
-    os.replace(tmp, folder / "status.json")
+    tmp = folder / "launch.json.tmp"
+    tmp.write_text(json.dumps(launch, indent=2))
+    os.replace(tmp, folder / "launch.json")
 
 
 def train_command(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool) -> List[str]:
@@ -101,6 +107,8 @@ def train_command(budget: Budget, model: str, seed: int, folder: Path, device: s
                "--set", f"num_epochs={budget.epochs}"]
     if budget.threads is not None:
         command += ["--threads", str(budget.threads)]
+    if budget.max_minutes is not None:
+        command += ["--max-minutes", f"{budget.max_minutes:g}"]
     for item in budget.overrides.get(model, []):
         command += ["--set", item]
     return command + (["--resume"] if resume else [])
@@ -146,39 +154,62 @@ def _record_start(out: Path, model: str, seed: int) -> None:
 
 
 def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool, tag: str,
-               echo: Callable[[str], None]) -> str:
+               echo: Callable[[str], None], poll_seconds: float = 0.5) -> str:
     _record_start(folder.parent.parent, model, seed)
     command = train_command(budget, model, seed, folder, device, resume)
     log_path = folder.parent / f"{folder.name}.log"
     folder.mkdir(parents=True, exist_ok=True)
     echo(f"{tag}: {'resuming' if resume else 'training'} ({' '.join(command[1:])})")
-    _write_status(folder, state="running", command=command, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    _write_launch(folder, command=command, started=started, log=str(log_path))
     start = time.time()
-    tail: List[str] = []
+    shown = None
     with open(log_path, "a", encoding="utf-8") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
-            for line in process.stdout:
-                log.write(line)
-                tail = (tail + [line.rstrip()])[-40:]
-                if "Progress:" in line:
-                    echo(f"{tag}: {line.split('Progress:', 1)[1].strip()}")
-            process.wait()
+            while True:
+                done = process.poll() is not None
+                status = _status_or_empty(folder)
+                if status.get("state") == "running" and status.get("epoch") != shown:
+                    shown = status.get("epoch")
+                    echo(f"{tag}: {_progress(status)}")
+                if done:
+                    break
+                time.sleep(poll_seconds)
         except KeyboardInterrupt:
-            process.terminate()
-            process.wait()
-            _write_status(folder, state="interrupted", command=command)
+            process.send_signal(signal.SIGINT)  # the run records "interrupted" itself and keeps its checkpoint
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
             raise
     seconds = time.time() - start
-    if process.returncode == 0 and (folder / "test_metrics.json").is_file():
+    _write_launch(folder, command=command, started=started, log=str(log_path), wall_seconds=seconds,
+                  returncode=process.returncode)
+    status = _status_or_empty(folder)
+    if process.returncode == 0 and status.get("state") == "finished" and (folder / "test_metrics.json").is_file():
         metrics = read_json(folder / "test_metrics.json")["overall"]
-        _write_status(folder, state="finished", command=command, wall_seconds=seconds)
-        echo(f"{tag}: finished in {seconds / 60:.1f} min, test MAE {metrics['MAE']:.4f}")
+        converged = "" if status.get("converged", True) else ", NOT converged"
+        echo(f"{tag}: finished in {seconds / 60:.1f} min ({status.get('stop_reason', '?')} after epoch "
+             f"{status.get('epoch')}{converged}), test MAE {metrics['MAE']:.4f}")
         return "finished"
-    error = next((l for l in reversed(tail) if l.startswith("error:") or "Error" in l), tail[-1] if tail else "")
-    _write_status(folder, state="failed", command=command, wall_seconds=seconds, returncode=process.returncode,
-                  error=error.strip(), log=str(log_path))
-    echo(f"{tag}: FAILED (exit {process.returncode}): {error.strip()} -- full output in {log_path}; "
+    error = status.get("error") or f"exit status {process.returncode} without a recorded error"
+    echo(f"{tag}: FAILED (exit {process.returncode}): {error} -- full output in {log_path}; "
          "going on with the next model")
     return "failed"
+
+
+def _status_or_empty(folder: Path) -> dict:
+    try:
+        return read_status(folder)
+    except UserError:  # being replaced right now: read it at the next poll
+        return {}
+
+
+def _progress(status: dict) -> str:
+    def num(key: str) -> str:
+        return f"{status[key]:.4f}" if isinstance(status.get(key), (int, float)) else "?"
+
+    return (f"epoch {status.get('epoch')}/{status.get('num_epochs')}, val {status.get('metric', 'MAE')} {num('val')} "
+            f"(best {num('best_val')})")
