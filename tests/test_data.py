@@ -132,6 +132,11 @@ def test_prepare_csv_with_header_edge_list_and_coords(workdir, capsys):
     assert adj[0, 1] == 1 and adj[1, 0] == 0 and adj[1, 2] == 1  # directed 0/1 like BasicTS's PEMS
     assert np.load("datasets/Mine/coords.npy")[:, 0].tolist() == [1, 2, 3]  # matched by sensor id
     assert np.load("datasets/Mine/train_timestamps.npy")[0, 1] == 0  # 2020-01-06 is a Monday
+    import hashlib
+
+    assert read_meta("datasets/Mine")["source"]["files"] == [  # raw files by name and sha256, no machine path
+        {"file": f, "sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest()} for f in ("signal.csv", "edges.csv",
+                                                                                          "loc.csv")]
 
 
 def test_prepare_gaussian_edges_and_npz_channels(workdir, capsys):

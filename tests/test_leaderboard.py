@@ -60,6 +60,33 @@ def fixture_leaderboard(tmp_path) -> Path:
     return out
 
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|home|root|usr|var|mnt|Users)/")
+
+
+def test_report_rebuilds_byte_for_byte_from_its_summaries_without_paths(fixture_leaderboard, tmp_path):
+    """The committed-report workflow: summaries beside the report; a fresh clone rebuilds it from them alone."""
+    big = fixture_leaderboard / "Big" / "seed-1" / "run_info.json"
+    info = json.loads(big.read_text())
+    info["build_report"] = ["ST-VFM backbone weights: file /work/shared/weights/dinov2_vits14.safetensors (sha256 ab12)"]
+    big.write_text(json.dumps(info))
+    report = tmp_path / "committed"
+    first = {p.name: p.read_bytes() for p in write_report(fixture_leaderboard, report)}
+    shutil.rmtree(fixture_leaderboard)  # a fresh clone has no run folders
+    assert main(["report", "--dataset", "Fix", "--out", str(tmp_path / "absent"), "--report-dir", str(report)]) == 0
+    again = {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()}
+    assert again["leaderboard.md"] == first["leaderboard.md"] and again["leaderboard.csv"] == first["leaderboard.csv"]
+    summaries = sorted(str(p.relative_to(report)) for p in report.rglob("*.json"))
+    assert summaries == ["runs/Big/seed-1.json", "runs/Big/seed-2.json", "runs/Broken/seed-1.json",
+                         "runs/Slow/seed-1.json", "runs/Slow/seed-2.json", "runs/Small/seed-1.json",
+                         "runs/Small/seed-2.json", "settings.json"]
+    for path in report.rglob("*"):
+        if path.suffix in (".md", ".csv", ".json"):
+            assert not ABSOLUTE_PATH.search(path.read_text()), path
+    assert "- Big: ST-VFM backbone weights: file dinov2_vits14.safetensors (sha256 ab12)" in again["leaderboard.md"].decode()
+    summary = json.loads((report / "runs" / "Big" / "seed-1.json").read_text())
+    assert len(summary["cfg"]["config_sha256"]) == 64 and summary["info"]["stop_reason"] == "early stopping"
+
+
 def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
     paths = write_report(fixture_leaderboard, tmp_path / "report")
     assert [p.name for p in paths] == ["leaderboard.md", "leaderboard.csv", "horizon_mae.png", "accuracy_vs_time.png"]

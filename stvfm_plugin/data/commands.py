@@ -13,8 +13,8 @@ from ..errors import UserError, exit_status
 from . import graph as graphs
 from . import readers
 from .info import DATASETS_ROOT, DatasetInfo
-from .layout import (DATA_FILES, DatasetSpec, check_ratios, load_coords, load_graph, missing_share, read_meta,
-                     write_dataset)
+from .layout import (DATA_FILES, DatasetSpec, check_ratios, load_coords, load_graph, missing_share, raw_files,
+                     read_meta, write_dataset)
 from .presets import PRESETS, load_preset, resolve_preset
 from .synth import SynthOptions, generate
 
@@ -46,7 +46,7 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
         adj = _read_graph(args, data.shape[1], node_ids, notes)
         coords = graphs.read_coords(Path(args.coords), node_ids) if args.coords else None
         spec = DatasetSpec(name=args.name, step_minutes=args.step_minutes, start=start,
-                           source={"files": [Path(p).name for p in (args.data, args.graph, args.coords) if p]})
+                           source={"files": raw_files([args.data, args.graph, args.coords])})
     if args.start:
         spec.start = _parse_start(args.start)
     if args.step_minutes and args.preset:

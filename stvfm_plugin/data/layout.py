@@ -13,6 +13,7 @@ a failure never leaves a half-written dataset behind.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -225,6 +226,19 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def raw_files(paths) -> List[dict]:
+    """`{"file": name, "sha256": ...}` of each raw file a dataset was prepared from (names only: no machine path)."""
+    found = []
+    for path in paths:
+        if path:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            found.append({"file": Path(path).name, "sha256": digest.hexdigest()})
+    return found
 
 
 def missing_share(data: np.ndarray, null_val: Optional[float]) -> float:

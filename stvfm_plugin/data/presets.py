@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import UserError
 from . import graph as graphs
 from . import readers
-from .layout import DatasetSpec
+from .layout import DatasetSpec, raw_files
 
 
 @dataclass(frozen=True)
@@ -122,5 +122,5 @@ def load_preset(preset: Preset, src: Path, name: Optional[str] = None, channels:
     spec = DatasetSpec(
         name=name or preset.name, step_minutes=preset.step_minutes, ratios=preset.ratios,
         null_val=preset.null_val, start=start, domain=preset.domain,
-        source={"preset": preset.name, "files": [str(p) for p in (data_path, graph_path, coords_path) if p]})
+        source={"preset": preset.name, "files": raw_files([data_path, graph_path, coords_path])})
     return spec, data, adj, coords
