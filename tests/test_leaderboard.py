@@ -21,7 +21,7 @@ from conftest import STID_TINY, python, write_config
 # ---- report from fixture run folders ----------------------------------------------------------
 def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finished", error: str = "",
              seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000, stop: str = "early stopping") -> None:
-    folder = out / model / f"seed-{seed}"
+    folder = out / model.replace(":", "@") / f"seed-{seed}"
     folder.mkdir(parents=True)
     (folder / "status.json").write_text(json.dumps({"state": state, "error": error, "stop_reason": stop,
                                                     "converged": stop != "time cap"}))
@@ -45,7 +45,8 @@ def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finishe
 def fixture_leaderboard(tmp_path) -> Path:
     out = tmp_path / "lb"
     out.mkdir()
-    budget = {"dataset": "Fix", "models": ["Small", "Big", "Broken", "Slow"], "seeds": [1, 2], "epochs": 3,
+    budget = {"dataset": "Fix", "models": ["Small", "Big", "Broken", "Slow", "Big:vfm_layers=0"], "seeds": [1, 2],
+              "epochs": 3,
               "patience": 2, "max_minutes": 30, "kind": "convergence", "overrides": {"Big": ["model_config.vfm_layers=2"]},
               "config_dir": "cfg"}
     (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "software": {"torch": "x", "cpu_threads": "7"},
@@ -57,6 +58,8 @@ def fixture_leaderboard(tmp_path) -> Path:
     fake_run(out, "Broken", 1, 0, state="failed", error="CUDA out of memory")
     fake_run(out, "Slow", 1, 1.0, stop="time cap")  # the best MAE, but cut by the cap: not ranked
     fake_run(out, "Slow", 2, 1.1, stop="time cap")
+    fake_run(out, "Big:vfm_layers=0", 1, 3.4)  # an ablation row, within the std of its full model
+    fake_run(out, "Big:vfm_layers=0", 2, 3.6)
     return out
 
 
@@ -76,9 +79,9 @@ def test_report_rebuilds_byte_for_byte_from_its_summaries_without_paths(fixture_
     again = {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()}
     assert again["leaderboard.md"] == first["leaderboard.md"] and again["leaderboard.csv"] == first["leaderboard.csv"]
     summaries = sorted(str(p.relative_to(report)) for p in report.rglob("*.json"))
-    assert summaries == ["runs/Big/seed-1.json", "runs/Big/seed-2.json", "runs/Broken/seed-1.json",
-                         "runs/Slow/seed-1.json", "runs/Slow/seed-2.json", "runs/Small/seed-1.json",
-                         "runs/Small/seed-2.json", "settings.json"]
+    assert summaries == ["runs/Big/seed-1.json", "runs/Big/seed-2.json", "runs/Big@vfm_layers=0/seed-1.json",
+                         "runs/Big@vfm_layers=0/seed-2.json", "runs/Broken/seed-1.json", "runs/Slow/seed-1.json",
+                         "runs/Slow/seed-2.json", "runs/Small/seed-1.json", "runs/Small/seed-2.json", "settings.json"]
     for path in report.rglob("*"):
         if path.suffix in (".md", ".csv", ".json"):
             assert not ABSOLUTE_PATH.search(path.read_text()), path
@@ -94,22 +97,25 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
     md = paths[0].read_text()
     assert ("| 1 | Big | 3.250 ± 0.354 | 6.500 ± 0.707 | 3.250 ± 0.354 | 2.600 ± 0.283 | 3.250 ± 0.354 "
             "| 4.225 ± 0.460 | 10 | 2,000,000 | 2/2 | early stopping x2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
-    assert ("| 2 | Small | 4.500 ± 0.707 | 9.000 ± 1.414 | 4.500 ± 0.707 | 3.600 ± 0.566 | 4.500 ± 0.707 "
+    assert ("| 3 | Small | 4.500 ± 0.707 | 9.000 ± 1.414 | 4.500 ± 0.707 | 3.600 ± 0.566 | 4.500 ± 0.707 "
             "| 5.850 ± 0.919 | 100 | 1,000 | 2/2 | early stopping x2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
     assert "| — | Broken | — | — | — | — | — | — | — | — | — | — | — | — | — | failed: CUDA out of memory |" in md
     assert ("- Budget: **convergence**, early stopping on validation MAE with patience 2, at most 3 epochs, at most 30 "
             "minutes of training per run (a run stopped by this cap is marked not converged and left out of means and "
             "ranks); seeds 1, 2") in md
     assert "| — | Slow | — | — | — | — | — | — | — | — | — | — | — | — | — | not converged (time cap) |" in md
+    assert ("- Ranks 1 and 2 (Big, Big:vfm_layers=0) are closer than their std: MAE gap 0.250 < std 0.354; this order "
+            "is not settled by these seeds.") in md
+    assert "| Big:vfm_layers=0 | 3.500 ± 0.141 | +0.250 (+7.7 %) |" in md
     assert "Big: model_config.vfm_layers=2" in md and "- Big: Big backbone weights: file w.safetensors" in md
     assert "All finished runs share the same dataset" in md
     assert "- Peak memory: peak resident memory of the training process" in md
     assert "on cpu, 1 torch CPU thread(s) per run." in md and "software: torch x\n" in md
     rows = list(csv.DictReader(paths[1].open()))
-    assert [(r["rank"], r["model"], r["status"]) for r in rows] == [("1", "Big", "finished"), ("2", "Small", "finished"),
+    assert [(r["rank"], r["model"], r["status"]) for r in rows] == [("1", "Big", "finished"), ("2", "Big:vfm_layers=0", "finished"), ("3", "Small", "finished"),
                                                                     ("", "Broken", "failed"), ("", "Slow", "not converged (time cap)")]
     assert float(rows[0]["MAE"]) == pytest.approx(3.25) and float(rows[0]["MAE_std"]) == pytest.approx(0.353553, 1e-5)
-    assert float(rows[1]["MAPE_h12"]) == pytest.approx(5.85) and rows[2]["error"] == "CUDA out of memory"
+    assert float(rows[2]["MAPE_h12"]) == pytest.approx(5.85) and rows[3]["error"] == "CUDA out of memory"
     again = write_report(fixture_leaderboard, tmp_path / "report2")
     assert again[0].read_text() == md and again[1].read_text() == paths[1].read_text()
 
@@ -125,11 +131,11 @@ def test_report_gives_the_threads_each_run_recorded_not_the_latest_call(fixture_
     info = fixture_leaderboard / "Small" / "seed-2" / "run_info.json"
     info.write_text(info.read_text().replace('"cpu_threads": [1]', '"cpu_threads": [1, 2]'))
     md = write_report(fixture_leaderboard, tmp_path / "r")[0].read_text()
-    assert "on cpu, torch CPU threads per run: Big 1; Small 1/2." in md
+    assert "on cpu, torch CPU threads per run: Big 1; Big:vfm_layers=0 1; Small 1/2." in md
     for path in (fixture_leaderboard / "Big").glob("seed-*/run_info.json"):
         path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "cpu_threads"}))
     md = write_report(fixture_leaderboard, tmp_path / "r2")[0].read_text()
-    assert ("torch CPU threads per run: Small 1/2 (Big: not recorded by the run; the latest `leaderboard run` call "
+    assert ("torch CPU threads per run: Big:vfm_layers=0 1; Small 1/2 (Big: not recorded by the run; the latest `leaderboard run` call "
             "had 7).") in md
 
 
@@ -230,3 +236,16 @@ def test_leaderboard_errors(workdir, capsys):
     assert f"No config for STID: expected {workdir / 'STID.py'}" in capsys.readouterr().err
     assert main(["run", "--dataset", "Tiny", "--epochs", "0"]) == 2
     assert "--epochs 0: give at least 1" in capsys.readouterr().err
+
+
+def test_ablation_rows_become_overrides_of_their_model():
+    from stvfm_plugin.leaderboard.runs import split_variant, train_command
+
+    assert split_variant("STVFM:vfm_layers=0,optimizer_params.lr=1e-4") == (
+        "STVFM", ["model_config.vfm_layers=0", "optimizer_params.lr=1e-4"])
+    budget = Budget(dataset="LosLoop", models=["STVFM:pretrained=False"], seeds=[1], epochs=5, patience=2)
+    command = train_command(budget, "STVFM:pretrained=False", 1, Path("lb/STVFM@pretrained=False/seed-1"), "cpu", False)
+    assert command[command.index("-c") + 1] == str(Path("baselines_cfg") / "STVFM.py")
+    assert command[-2:] == ["--set", "model_config.pretrained=False"]
+    with pytest.raises(UserError, match="write an ablation as MODEL:key=value"):
+        split_variant("STVFM:nothing")

@@ -355,7 +355,7 @@ def test_config_errors(kw, message):
 
 
 def test_vfm_layers_out_of_range():
-    with pytest.raises(UserError, match="vfm_layers=9: the backbone has 6 blocks; choose 1..6"):
+    with pytest.raises(UserError, match=r"vfm_layers=9: the backbone has 6 blocks; choose 1..6 \(or 0: no backbone"):
         STVFM(tiny(7, vfm_layers=9))
 
 
@@ -502,3 +502,14 @@ def test_eval_refuses_other_or_missing_backbone_weights(tiny_dataset, workdir, t
         proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--eval", str(ckpt)],
                               capture_output=True, text=True, timeout=600, env=run_env)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_no_backbone_ablation_is_the_identity_and_still_trains():
+    model = STVFM(tiny(7, vfm_layers=0)).eval()
+    assert "NO backbone blocks (vfm_layers=0" in model.build_report[0] and len(model.vfm.vit.blocks) == 0
+    tokens = torch.randn(2, model.layout.num_cells, model.vfm.embed_dim)
+    assert torch.equal(model.vfm(tokens), tokens)
+    x, ts, y, mask = batch(2, 12, 12, 7)
+    out = model.train()(x, ts, y, mask, train=True)
+    (out["prediction"].abs().mean() + out["aux_loss"]).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from ..errors import UserError
-from .runs import STARTED, dataset_meta, read_json, read_status, run_dir
+from .runs import STARTED, dataset_meta, model_folder, read_json, read_status, run_dir, split_variant
 
 METRICS = ("MAE", "RMSE", "MAPE")
 HORIZONS = (3, 6, 12)
@@ -114,12 +114,13 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
                         "(or point --out at its folder).")
     started = read_json(out / STARTED)
     models = list(settings["budget"]["models"])
-    models += sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in models and p.name != "report"
-                     and any(p.glob("seed-*/status.json")))
+    folders_of = {model_folder(m) for m in models}
+    models += sorted(p.name.replace("@", ":", 1) for p in out.iterdir() if p.is_dir() and p.name not in folders_of
+                     and p.name != "report" and any(p.glob("seed-*/status.json")))
     rows = []
     for model in models:
         runs = []
-        folders = [p for p in (out / model).glob("seed-*") if p.is_dir() and p.name[5:].isdigit()]
+        folders = [p for p in (out / model_folder(model)).glob("seed-*") if p.is_dir() and p.name[5:].isdigit()]
         for folder in sorted(folders, key=lambda p: int(p.name[5:])):
             status = read_status(folder)
             state = status.get("state", "not started")
@@ -190,6 +191,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
             _fmt(row.info_mean("inference_ms_per_batch"), digits=1) + (f" (batch {batch})" if batch else ""),
             _fmt(row.peak_memory(), digits=0),
             status + (f": {errors.replace('|', '/')}" if errors else "")]) + " |")
+    lines += close_ranks(rows) + ablations(rows)
     lines += ["", "## Per horizon (all metrics)", "",
               "| Model | " + " | ".join(f"{m} h{h}" for h in HORIZONS for m in METRICS) + " |",
               "|---|" + "---:|" * (len(HORIZONS) * len(METRICS))]
@@ -373,7 +375,8 @@ def export_summaries(settings: dict, rows: List[ModelRow], report_dir: Path) -> 
     _dump(Path(report_dir) / SETTINGS, without_paths(kept))
     for position, row in enumerate(rows):
         for run in row.runs:
-            _dump(folder / row.model / f"seed-{run.seed}.json", {**_summary(run), "order": position})
+            _dump(folder / model_folder(row.model) / f"seed-{run.seed}.json",
+                  {**_summary(run), "model": row.model, "order": position})
 
 
 def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
@@ -386,7 +389,7 @@ def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
     found: Dict[str, List[tuple]] = {}
     for path in sorted((report_dir / SUMMARIES).glob("*/seed-*.json")):
         data = read_json(path)
-        found.setdefault(path.parent.name, []).append(
+        found.setdefault(data.get("model", path.parent.name), []).append(
             (data.get("order", 0), SeedRun(data["seed"], data["state"], data.get("metrics", {}), data.get("info", {}),
                                            data.get("cfg", {}), data.get("error", ""))))
     rows = [ModelRow(model, sorted((r for _, r in runs), key=lambda r: r.seed))
@@ -429,6 +432,35 @@ def write_report(out: Optional[Path], report_dir: Path, warn: Callable[[str], No
         writer.writeheader()
         writer.writerows(table)
     return paths + figures(rows, settings["budget"]["dataset"], report_dir)
+
+
+def close_ranks(rows: List[ModelRow]) -> List[str]:
+    """A note for each pair of adjacent ranks whose mean test MAEs differ by less than the larger of their stds."""
+    ranked = sorted((r for r in rows if r.rank), key=lambda r: r.rank)
+    notes = []
+    for a, b in zip(ranked, ranked[1:]):
+        gap = b.mean("overall", "MAE") - a.mean("overall", "MAE")
+        spread = max(a.std("overall", "MAE") or 0.0, b.std("overall", "MAE") or 0.0)
+        if gap < spread:
+            notes.append(f"- Ranks {a.rank} and {b.rank} ({a.model}, {b.model}) are closer than their std: MAE gap "
+                         f"{gap:.3f} < std {spread:.3f}; this order is not settled by these seeds.")
+    return ["", *notes] if notes else []
+
+
+def ablations(rows: List[ModelRow]) -> List[str]:
+    """The ablation rows (`MODEL:key=value`) against their full model: test MAE and the change."""
+    by_name = {r.model: r for r in rows}
+    variants = [r for r in rows if ":" in r.model and split_variant(r.model)[0] in by_name]
+    if not variants:
+        return []
+    lines = ["", "## Ablations", "", "| Variant | Test MAE | Change against the full model |", "|---|---:|---:|"]
+    for row in sorted(variants, key=lambda r: r.model):
+        full = by_name[split_variant(row.model)[0]]
+        mine, ref = row.mean("overall", "MAE"), full.mean("overall", "MAE")
+        change = (f"{mine - ref:+.3f} ({100 * (mine - ref) / ref:+.1f} %)" if mine is not None and ref is not None
+                  else "—")
+        lines.append(f"| {row.model} | {_fmt(mine, row.std('overall', 'MAE'))} | {change} |")
+    return lines
 
 
 def _budget_line(budget: dict) -> str:

@@ -51,8 +51,26 @@ class Budget:
 
     def config_path(self, model: str) -> Path:
         """The model's config for this dataset: its own file where it has one, else the generic one."""
-        tuned = Path(self.config_dir) / f"{model}_{self.dataset}.py"
-        return tuned if tuned.is_file() else Path(self.config_dir) / f"{model}.py"
+        base = split_variant(model)[0]
+        tuned = Path(self.config_dir) / f"{base}_{self.dataset}.py"
+        return tuned if tuned.is_file() else Path(self.config_dir) / f"{base}.py"
+
+
+def split_variant(label: str) -> tuple[str, List[str]]:
+    """A leaderboard row `MODEL` or `MODEL:key=value,key=value` (an ablation) -> the model and its overrides.
+
+    Keys without a dot are `model_config` fields (`STVFM:vfm_layers=0`, `STVFM:pretrained=False`); dotted keys
+    are config entries as in `--set` (`STVFM:optimizer_params.lr=1e-4`).
+    """
+    base, _, spec = label.partition(":")
+    overrides = []
+    for item in filter(None, spec.split(",")):
+        key, eq, _ = item.partition("=")
+        if not eq or not key:
+            raise UserError(f"--models {label!r}: write an ablation as MODEL:key=value[,key=value], e.g. "
+                            "STVFM:vfm_layers=0 or STVFM:pretrained=False.")
+        overrides.append(item if "." in key else f"model_config.{item}")
+    return base, overrides
 
 
 def software_versions() -> Dict[str, str]:
@@ -85,7 +103,12 @@ def dataset_meta(dataset: str) -> dict:
 
 
 def run_dir(out: Path, model: str, seed: int) -> Path:
-    return out / model / f"seed-{seed}"
+    return out / model_folder(model) / f"seed-{seed}"
+
+
+def model_folder(label: str) -> str:
+    """The folder name of a leaderboard row (`STVFM:vfm_layers=0` -> `STVFM@vfm_layers=0`)."""
+    return label.replace(":", "@").replace("/", "_")
 
 
 def read_status(folder: Path) -> dict:
@@ -109,7 +132,7 @@ def train_command(budget: Budget, model: str, seed: int, folder: Path, device: s
         command += ["--threads", str(budget.threads)]
     if budget.max_minutes is not None:
         command += ["--max-minutes", f"{budget.max_minutes:g}"]
-    for item in budget.overrides.get(model, []):
+    for item in budget.overrides.get(model, []) + split_variant(model)[1]:
         command += ["--set", item]
     return command + (["--resume"] if resume else [])
 

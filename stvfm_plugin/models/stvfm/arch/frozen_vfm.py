@@ -200,12 +200,13 @@ class FrozenVFM(nn.Module):
 
     The image patch embedding is bypassed: tokens enter the transformer blocks directly, after the
     ViT's prefix tokens (class / register tokens) and, optionally, its own position embedding
-    resampled to the token grid. Only the first `num_layers` blocks are used.
+    resampled to the token grid. Only the first `num_layers` blocks are used; with 0 the whole frozen
+    part is the identity (the "no backbone" ablation: adapters and heads alone, same widths).
 
     Args:
         backbone: The timm ViT (frozen here).
         grid_hw: Token grid `(H, W)`.
-        num_layers: Blocks to use (None: all).
+        num_layers: Blocks to use (None: all; 0: none, the identity).
         use_vfm_pos_embed: Add the ViT's position embedding, resampled to `(H, W)`.
         compile_blocks: Run the blocks through `torch.compile` (same outputs within float tolerance;
             each new input shape costs a compilation).
@@ -218,9 +219,11 @@ class FrozenVFM(nn.Module):
                  weights: Tuple[str, Optional[Path]] = ("unknown", None), allow_other_backbone: bool = False) -> None:
         super().__init__()
         depth = len(backbone.blocks)
-        if num_layers is not None and not 1 <= num_layers <= depth:
-            raise UserError(f"vfm_layers={num_layers}: the backbone has {depth} blocks; choose 1..{depth}.")
-        backbone.blocks = backbone.blocks[:num_layers or depth]
+        if num_layers is not None and not 0 <= num_layers <= depth:
+            raise UserError(f"vfm_layers={num_layers}: the backbone has {depth} blocks; choose 1..{depth} (or 0: no "
+                            "backbone, the identity).")
+        self.identity_only = num_layers == 0
+        backbone.blocks = backbone.blocks[:depth if num_layers is None else num_layers]
         self.vit = backbone
         self.embed_dim = backbone.embed_dim
         self.grid_hw = tuple(grid_hw)
@@ -299,6 +302,8 @@ class FrozenVFM(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Shapes: tokens [B, H * W, D] -> [B, H * W, D]"""
+        if self.identity_only:
+            return tokens
         x = tokens
         if self.grid_pos_embed is not None:
             x = x + self.grid_pos_embed

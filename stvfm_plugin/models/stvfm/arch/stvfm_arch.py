@@ -89,8 +89,9 @@ class STVFM(nn.Module):
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
         self.build_report = [
-            f"ST-VFM backbone: {config.backbone} ({backbone.default_cfg.get('architecture', '?')}), "
-            f"{len(self.vfm.vit.blocks)} blocks used, width {dim}",
+            f"ST-VFM backbone: {config.backbone} ({backbone.default_cfg.get('architecture', '?')}), " +
+            (f"{len(self.vfm.vit.blocks)} blocks used, width {dim}" if not self.vfm.identity_only
+             else f"NO backbone blocks (vfm_layers=0: the frozen part is the identity), width {dim}"),
             f"ST-VFM backbone weights: {source}",
             f"ST-VFM parameters: {trainable:,} trainable, {frozen:,} frozen",
             f"ST-VFM token grid: {self.layout.describe()}",

@@ -30,7 +30,8 @@ class STVFMConfig(BasicTSModelConfig):
     allow_other_backbone: bool = field(default=False, metadata={
         "help": "Load a checkpoint trained with other backbone weights (or a random backbone) instead of refusing; "
                 "the log warns."})
-    vfm_layers: Optional[int] = field(default=6, metadata={"help": "Use the first k blocks of the VFM (None: all)."})
+    vfm_layers: Optional[int] = field(default=6, metadata={
+        "help": "Use the first k blocks of the VFM (None: all; 0: no backbone, the frozen part is the identity)."})
     compile_backbone: bool = field(default=False, metadata={
         "help": "Run the frozen blocks through torch.compile: on a 2-core CPU ~12 % faster per training step but "
                 "about a minute of compilation per new batch shape, so off by default (see benchmarks/README.md)."})
