@@ -163,6 +163,8 @@ from basicts.runners.callback import BasicTSCallback, EarlyStopping
 class CrashAt(BasicTSCallback):
     def on_epoch_start(self, runner, epoch):
         if os.environ.get("CRASH_AT") == str(epoch):
+            # Ctrl-C in a terminal: Python's handler, even where the test runs with SIGINT ignored (a background job)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             os.kill(os.getpid(), getattr(signal, os.environ["CRASH_SIGNAL"]))
 """).replace("num_epochs=2,", "num_epochs=5, callbacks=[CrashAt(), EarlyStopping(patience=2)],")
 
