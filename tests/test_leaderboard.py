@@ -187,6 +187,10 @@ def test_leaderboard_command_end_to_end(tiny_dataset, workdir):
     report = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "report", "--dataset", "Tiny"],
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0 and "leaderboard.md" in report.stdout and "warning" not in report.stderr
+    report_dir = workdir / "leaderboard" / "Tiny" / "report"
+    assert (report_dir / "forecasts.png").stat().st_size > 0  # STID, the best model here, against the truth
+    forecast = json.loads((report_dir / "runs" / "STID" / "seed-1.json").read_text())["forecast"]
+    assert len(forecast["sensors"]) == 3 and len(forecast["truth"][0]) == len(forecast["times"]) == 60
 
     shutil.rmtree(workdir / "leaderboard" / "Tiny" / "STID" / "seed-2")  # a deleted run folder is not "not started"
     report = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "report", "--dataset", "Tiny"],
@@ -249,3 +253,23 @@ def test_ablation_rows_become_overrides_of_their_model():
     assert command[-2:] == ["--set", "model_config.pretrained=False"]
     with pytest.raises(UserError, match="write an ablation as MODEL:key=value"):
         split_variant("STVFM:nothing")
+
+
+def test_forecast_sample_is_the_evening_rush_of_the_first_test_day(tmp_path):
+    import numpy as np
+
+    from stvfm_plugin.leaderboard.report import forecast_sample
+
+    results = tmp_path / "test_results"
+    results.mkdir()
+    truth = np.random.default_rng(0).normal(size=(400, 12, 5))
+    truth[..., 3] *= 10  # the busiest sensor
+    np.save(results / "targets.npy", truth)
+    np.save(results / "prediction.npy", truth + 1)
+    meta = {"start_time": "2012-03-01T00:00:00", "frequency (minutes)": 5,
+            "split_lengths": {"train": 1209, "val": 403, "test": 404}}
+    sample = forecast_sample(tmp_path, meta, {"dataset_params": {"input_len": 12}})
+    # window 0 predicts step 1209 + 403 + 12 + 2 = 1626 (day 5, 15:30) at horizon 3; the rush ends at 20:00
+    assert sample["horizon"] == 3 and sample["times"][0] == "2012-03-06T15:30" and sample["times"][-1] == "2012-03-06T19:55"
+    assert len(sample["times"]) == 54 and sample["sensors"][0] == 3 and len(sample["sensors"]) == 3
+    assert np.allclose(np.array(sample["prediction"]) - np.array(sample["truth"]), 1, atol=2e-3)

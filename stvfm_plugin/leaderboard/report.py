@@ -39,6 +39,7 @@ class SeedRun:
     info: dict = field(default_factory=dict)
     cfg: dict = field(default_factory=dict)
     error: str = ""
+    forecast: dict = field(default_factory=dict)  # a slice of test forecasts for the figure (see forecast_sample)
 
 
 @dataclass
@@ -129,8 +130,11 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
                 state = "failed"
             if state == "finished" and status.get("converged") is False:
                 state = f"not converged ({status.get('stop_reason')})"
+            cfg = read_json(folder / "cfg.json")
             runs.append(SeedRun(int(folder.name.split("-")[1]), state, metrics, read_json(folder / "run_info.json"),
-                                read_json(folder / "cfg.json"), status.get("error", "").removeprefix("error: ")))
+                                cfg, status.get("error", "").removeprefix("error: "),
+                                forecast_sample(folder, settings.get("dataset_meta") or {}, cfg)
+                                if state == "finished" else {}))
         seen = {r.seed for r in runs}
         for key, when in started.items():
             name, _, seed = key.rpartition("/")
@@ -199,6 +203,8 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
         if row.finished:
             lines.append(f"| {row.model} | " + " | ".join(
                 _fmt(row.mean(f"horizon_{h}", m), row.std(f"horizon_{h}", m)) for h in HORIZONS for m in METRICS) + " |")
+    if any(r.runs and r.runs[0].forecast for r in rows):
+        lines += ["", "![Forecasts against the truth at a rush hour](forecasts.png)"]
     lines += ["", "![Test MAE per horizon](horizon_mae.png)", "",
               "![Test MAE against training time](accuracy_vs_time.png)", "", "## Protocol", ""]
     first = next((r.cfg for row in rows for r in row.finished if r.cfg), {})
@@ -352,12 +358,55 @@ def without_paths(value):
     return value
 
 
-def _summary(run: SeedRun) -> dict:
+def _summary(run: SeedRun, with_forecast: bool) -> dict:
     cfg = {k: run.cfg[k] for k in PROTOCOL_KEYS if k in run.cfg}
     if run.cfg:
         cfg["config_sha256"] = hashlib.sha256(json.dumps(run.cfg, sort_keys=True).encode()).hexdigest()
-    return without_paths({"seed": run.seed, "state": run.state, "error": run.error, "metrics": run.metrics,
-                          "info": {k: run.info[k] for k in INFO_KEYS if k in run.info}, "cfg": cfg})
+    summary = {"seed": run.seed, "state": run.state, "error": run.error, "metrics": run.metrics,
+               "info": {k: run.info[k] for k in INFO_KEYS if k in run.info}, "cfg": cfg}
+    if with_forecast and run.forecast:
+        summary["forecast"] = run.forecast
+    return without_paths(summary)
+
+
+#: the forecast figure: test forecasts at this horizon, for the evening rush hour of the first test day
+FORECAST_HORIZON, RUSH_HOURS, FORECAST_SENSORS = 3, (15, 20), 3
+
+
+def forecast_sample(folder: Path, meta: dict, cfg: dict) -> dict:
+    """Truth and forecast `FORECAST_HORIZON` steps ahead, for the `FORECAST_SENSORS` busiest sensors, over the
+    evening rush of the first test day (or the first 60 test windows when the data has no clock), rounded to
+    3 decimals: small enough to commit with the summaries, so that the figure rebuilds too."""
+    import datetime as dt
+
+    import numpy as np
+
+    results = Path(folder) / "test_results"
+    if not (results / "prediction.npy").is_file() or not meta.get("split_lengths"):
+        return {}
+    prediction, truth = (np.load(results / f"{k}.npy") for k in ("prediction", "targets"))
+    prediction, truth = (a[..., 0] if a.ndim == 4 else a for a in (prediction, truth))  # [S, T_out, N]
+    h = min(FORECAST_HORIZON, truth.shape[1])
+    first = meta["split_lengths"]["train"] + meta["split_lengths"]["val"] + \
+        (cfg.get("dataset_params") or {}).get("input_len", 12) + h - 1  # step of window 0's target at horizon h
+    windows = np.arange(truth.shape[0])
+    times = None
+    if meta.get("start_time") and meta.get("frequency (minutes)"):
+        start, step = dt.datetime.fromisoformat(meta["start_time"]), dt.timedelta(minutes=meta["frequency (minutes)"])
+        times = [start + (first + int(i)) * step for i in windows]
+        day = times[0].date()
+        rush = [i for i, t in zip(windows, times) if t.date() == day and RUSH_HOURS[0] <= t.hour < RUSH_HOURS[1]]
+        if not rush:  # the first test day ends before the rush: the next day's
+            day = day + dt.timedelta(days=1)
+            rush = [i for i, t in zip(windows, times) if t.date() == day and RUSH_HOURS[0] <= t.hour < RUSH_HOURS[1]]
+        windows = np.array(rush) if rush else windows[:60]
+    else:
+        windows = windows[:60]
+    sensors = np.argsort(-truth[windows, h - 1].std(axis=0), kind="stable")[:FORECAST_SENSORS]
+    return {"horizon": int(h), "sensors": [int(n) for n in sensors],
+            "times": [times[i].isoformat(timespec="minutes") for i in windows] if times else [int(i) for i in windows],
+            "truth": np.round(truth[windows, h - 1][:, sensors].T, 3).tolist(),
+            "prediction": np.round(prediction[windows, h - 1][:, sensors].T, 3).tolist()}
 
 
 def _dump(path: Path, value) -> None:
@@ -376,7 +425,7 @@ def export_summaries(settings: dict, rows: List[ModelRow], report_dir: Path) -> 
     for position, row in enumerate(rows):
         for run in row.runs:
             _dump(folder / model_folder(row.model) / f"seed-{run.seed}.json",
-                  {**_summary(run), "model": row.model, "order": position})
+                  {**_summary(run, with_forecast=run is row.runs[0]), "model": row.model, "order": position})
 
 
 def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
@@ -391,7 +440,7 @@ def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
         data = read_json(path)
         found.setdefault(data.get("model", path.parent.name), []).append(
             (data.get("order", 0), SeedRun(data["seed"], data["state"], data.get("metrics", {}), data.get("info", {}),
-                                           data.get("cfg", {}), data.get("error", ""))))
+                                           data.get("cfg", {}), data.get("error", ""), data.get("forecast", {}))))
     rows = [ModelRow(model, sorted((r for _, r in runs), key=lambda r: r.seed))
             for model, runs in sorted(found.items(), key=lambda item: min(o for o, _ in item[1]))]
     _rank(rows)
@@ -402,6 +451,45 @@ def _rank(rows: List[ModelRow]) -> None:
     ranked = sorted((r for r in rows if r.finished), key=lambda r: r.mean("overall", "MAE"))
     for i, row in enumerate(ranked, 1):
         row.rank = i
+
+
+def forecast_figure(rows: List[ModelRow], dataset: str, folder: Path) -> List[Path]:
+    """`forecasts.png`: truth against ST-VFM and the best-ranked other model, a few sensors at a rush hour."""
+    stvfm = next((r for r in rows if r.model == "STVFM" and r.runs and r.runs[0].forecast), None)
+    best = next((r for r in sorted(rows, key=lambda r: r.rank or 1e9)
+                 if r.rank and r.model != "STVFM" and ":" not in r.model and r.runs and r.runs[0].forecast), None)
+    shown = [r for r in (stvfm, best) if r is not None]
+    if not shown:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sample = shown[0].runs[0].forecast
+    fig, axes = plt.subplots(len(sample["sensors"]), 1, figsize=(8, 2.4 * len(sample["sensors"])), sharex=True,
+                             squeeze=False)
+    x = list(range(len(sample["times"])))
+    for k, (ax, sensor) in enumerate(zip(axes[:, 0], sample["sensors"])):
+        ax.plot(x, sample["truth"][k], color="black", linewidth=1.8, label="truth")
+        for row, colour in zip(shown, ("tab:blue", "tab:orange")):
+            forecast = row.runs[0].forecast
+            if sensor in forecast["sensors"]:
+                ax.plot(x, forecast["prediction"][forecast["sensors"].index(sensor)], color=colour, linewidth=1.2,
+                        label=f"{row.model} (seed {row.runs[0].seed})")
+        ax.set_ylabel(f"sensor {sensor}")
+        ax.grid(alpha=0.3)
+    ticks = x[::max(1, len(x) // 6)]
+    axes[-1, 0].set_xticks(ticks, [str(sample["times"][i])[-5:] if isinstance(sample["times"][i], str)
+                                   else str(sample["times"][i]) for i in ticks])
+    axes[0, 0].legend(fontsize=8, ncol=3, loc="upper left")
+    axes[0, 0].set_title(f"{dataset}: test forecasts {sample['horizon']} steps ahead"
+                         + (f", {str(sample['times'][0])[:10]}" if isinstance(sample["times"][0], str) else ""))
+    fig.tight_layout()
+    path = folder / "forecasts.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
 
 
 def deleted_runs(rows: List[ModelRow]) -> List[str]:
@@ -431,7 +519,8 @@ def write_report(out: Optional[Path], report_dir: Path, warn: Callable[[str], No
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    return paths + figures(rows, settings["budget"]["dataset"], report_dir)
+    return paths + figures(rows, settings["budget"]["dataset"], report_dir) + \
+        forecast_figure(rows, settings["budget"]["dataset"], report_dir)
 
 
 def close_ranks(rows: List[ModelRow]) -> List[str]:

@@ -126,7 +126,7 @@ def _write_launch(folder: Path, **launch) -> None:
 def train_command(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool) -> List[str]:
     command = [sys.executable, "-m", "stvfm_plugin.run", "-c", str(budget.config_path(model)),
                "--dataset", budget.dataset, "-g", device,
-               "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience),
+               "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience), "--save-results",
                "--set", f"num_epochs={budget.epochs}"]
     if budget.threads is not None:
         command += ["--threads", str(budget.threads)]
