@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The committed CPU leaderboard of one dataset: bash benchmarks/leaderboard.sh LosLoop|SZTaxi
 #
-# Prepares the dataset from ../shared/data on first use, trains the eleven models under one budget
-# (see BUDGET below) and writes the report to benchmarks/results/<dataset>/. Runs and logs live in
-# benchmarks/work/ (not committed). Interrupt it at any time: the same command resumes, skipping
-# finished models. Threads: OMP_NUM_THREADS (torch's default: all cores).
+# Prepares the dataset from ../shared/data on first use, trains the eleven models to convergence with three
+# seeds (see BUDGET below) and writes the report, with the per-run summaries it is built from, to
+# benchmarks/results/<dataset>/. Runs and logs live in benchmarks/work/ (not committed). Interrupt it at any
+# time (or let the session end): the same command resumes, skipping finished runs. One thread per run
+# (THREADS, default 1), so that two datasets run at once on a 2-core machine.
 set -euo pipefail
 DATASET=${1:?usage: bash benchmarks/leaderboard.sh LosLoop|SZTaxi}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,16 +27,16 @@ if [ ! -f "datasets/$DATASET/meta.json" ]; then
 fi
 export STVFM_BACKBONE_WEIGHTS=${STVFM_BACKBONE_WEIGHTS:-$SHARED/weights}
 
-# BUDGET: the same for every model. 3 epochs at most (early stopping on validation MAE, patience 3), seed 1.
-# Every frozen foundation backbone uses its first 2 blocks/layers (ST-VFM: DINOv2-S/14; GPT4TS and ST-LLM:
-# all-MiniLM-L6-v2, the language model these machines have; ST-LLM trains the attention of its last layer).
-# Cheap models first, so that a cut-short run still ranks most of them.
+# BUDGET: the same for every model: convergence, i.e. early stopping on validation MAE (patience 10), at most
+# 100 epochs, at most 90 minutes of training per run (a run stopped by that cap is reported as not converged),
+# seeds 1 2 3. ST-VFM is its generic config (DINOv2-S/14, first 2 blocks). GPT4TS and ST-LLM use the
+# all-MiniLM-L6-v2 language model (the one these machines have), first 2 layers (ST-LLM trains the attention of
+# its last layer). Cheap models first, so that a cut-short run still ranks most of them.
 "$PY" -m stvfm_plugin.leaderboard run --dataset "$DATASET" \
-  --models STID DLinear StemGNN STVFM GWNet STLLM iTransformer PatchTST GPT4TS NHiTS DeepAR \
-  --epochs 3 --patience 3 --seeds 1 \
+  --models STID DLinear StemGNN PatchTST iTransformer GWNet NHiTS STVFM DeepAR STLLM GPT4TS \
+  --budget convergence --epochs 100 --patience 10 --max-minutes 90 --seeds 1 2 3 --threads "${THREADS:-1}" \
   --config-dir "$REPO/baselines_cfg" --out "$WORK/leaderboard/$DATASET" \
   --report-dir "$REPO/benchmarks/results/$DATASET" \
-  --set STVFM:model_config.vfm_layers=2 \
   --set GPT4TS:model_config.backbone=all-minilm-l6-v2 --set GPT4TS:model_config.llm_layers=2 \
   --set STLLM:model_config.backbone=all-minilm-l6-v2 --set STLLM:model_config.llm_layers=2 \
   --set STLLM:model_config.unfrozen_layers=1
