@@ -1,6 +1,7 @@
 """The one exception type whose message is shown to users as is (no traceback), and the exit codes of the commands."""
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -22,4 +23,7 @@ def exit_status(action: Callable[[], object], interrupted: str = "interrupted.")
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output has gone (e.g. `| head`): stop quietly, as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0

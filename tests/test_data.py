@@ -395,3 +395,15 @@ def test_temporary_folders_of_a_killed_preparation_are_removed(tmp_path):
     write_dataset(tmp_path, DatasetSpec(name="New", step_minutes=5), np.random.rand(200, 3) + 1)
     assert not stale.exists() and live.exists()
     assert only_dataset_dirs(tmp_path) == [live.name, "New"]
+
+
+def test_info_into_a_closed_pipe_stops_quietly(workdir):
+    import subprocess
+    import sys
+
+    synth = subprocess.run([sys.executable, "-m", "stvfm_plugin.data", "synth", "--nodes", "5", "--steps", "300"],
+                           capture_output=True, text=True)
+    assert synth.returncode == 0, synth.stderr
+    proc = subprocess.run(f"{sys.executable} -m stvfm_plugin.data info Synthetic | head -1", shell=True,
+                          capture_output=True, text=True)
+    assert proc.stdout.startswith("dataset     Synthetic") and "Traceback" not in proc.stderr, proc.stderr
