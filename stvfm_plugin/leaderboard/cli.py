@@ -14,6 +14,7 @@ EPILOG = """examples:
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --budget equal-epochs --epochs 3
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --set GPT4TS:model_config.backbone=all-minilm-l6-v2
   python -m stvfm_plugin.leaderboard report --dataset LosLoop
+  python -m stvfm_plugin.leaderboard costs benchmarks/results/LosLoop benchmarks/results/SZTaxi --write benchmarks/README.md
 
 Each model trains in its own process; a failure is recorded (and reported) and the next model goes on.
 Running the same command again skips finished models, resumes interrupted ones and retries failed ones."""
@@ -64,10 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--report-dir", help="report folder (default <out>/report)")
         if p is not run:
             p.add_argument("--dataset", required=True, help="dataset name")
+    costs = sub.add_parser("costs", help="the timing table of committed reports (from their summaries)")
+    costs.add_argument("report_dirs", nargs="+", metavar="REPORT_DIR", help="report folders, one per dataset")
+    costs.add_argument("--write", metavar="FILE", help="replace the generated table in FILE (between its markers) "
+                                                       "instead of printing it")
     return parser
 
 
 def _run(args: argparse.Namespace) -> None:
+    if args.command == "costs":
+        from .report import cost_table, replace_generated
+
+        table = cost_table([Path(d) for d in args.report_dirs])
+        if args.write:
+            replace_generated(Path(args.write), table)
+            print(f"wrote the cost table into {args.write}", flush=True)
+        else:
+            print(table)
+        return
     out = Path(args.out or f"leaderboard/{args.dataset}")
     if args.command == "run":
         convergence = args.budget == "convergence"
