@@ -197,7 +197,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
             status + (f": {errors.replace('|', '/')}" if errors else "")]) + " |")
     lines += close_ranks(rows) + ablations(rows)
     lines += ["", "## Per horizon (all metrics)", "",
-              "| Model | " + " | ".join(f"{m} h{h}" for h in HORIZONS for m in METRICS) + " |",
+              "| Model | " + " | ".join(f"{m}{' %' if m == 'MAPE' else ''} h{h}" for h in HORIZONS for m in METRICS) + " |",
               "|---|" + "---:|" * (len(HORIZONS) * len(METRICS))]
     for row in rows:
         if row.finished:
