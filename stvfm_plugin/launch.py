@@ -5,10 +5,12 @@ import os
 import shutil
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from easytorch.device import set_device_type
 from easytorch.launcher.dist_wrap import dist_wrap
 
+from .data.layout import process_alive
 from .errors import UserError
 from .run_options import RunOptions
 from .runner import PluginRunner
@@ -45,20 +47,52 @@ def _train(cfg, options: RunOptions) -> None:
         raise
 
 
+LOCK_FILE = "run.lock"
+
+
+@contextmanager
+def run_folder_lock(run_dir: Path):
+    """Hold `run_dir` for this process: a second run (or `--resume`) pointed at a folder whose run is still alive
+    stops with one line instead of colliding on its checkpoints. A lock left by a killed process is taken over."""
+    path = Path(run_dir) / LOCK_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                owner = int(path.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                owner = None
+            if owner is not None and process_alive(owner):
+                raise UserError(f"{run_dir} is in use by another run (process {owner}); wait for it to end or stop it, "
+                                "or use another --run-dir.") from None
+            path.unlink(missing_ok=True)  # its process is gone (killed): take the folder over
+    else:
+        raise UserError(f"{run_dir}: could not take its lock file {path}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{os.getpid()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def launch_training(cfg, options: RunOptions) -> Path:
     """Train (and evaluate the best-validation checkpoint) in `options.run_dir`; returns that folder."""
     run_dir = options.run_dir
     os.makedirs(run_dir, exist_ok=True)
-    with open(Path(run_dir) / "cfg.json", "w", encoding="utf-8") as f:
-        f.write(str(cfg))
-    if cfg.gpus:
-        set_device_type("gpu")
-        device_num = cfg.gpu_num
-    else:
-        set_device_type("cpu")
-        device_num = 0
-    dist_wrap(_train, node_num=cfg.get("dist_node_num", 1), device_num=device_num,
-              dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg, options)
+    with run_folder_lock(run_dir):
+        with open(Path(run_dir) / "cfg.json", "w", encoding="utf-8") as f:
+            f.write(str(cfg))
+        if cfg.gpus:
+            set_device_type("gpu")
+            device_num = cfg.gpu_num
+        else:
+            set_device_type("cpu")
+            device_num = 0
+        dist_wrap(_train, node_num=cfg.get("dist_node_num", 1), device_num=device_num,
+                  dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg, options)
     return Path(run_dir)
 
 

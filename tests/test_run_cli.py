@@ -418,3 +418,19 @@ def test_the_run_writes_its_status_and_why_it_stopped(tiny_dataset, workdir):
     assert main(["-c", cfg, "--run-dir", "broken", "--set", "lr=abc"]) == 2
     status = json.loads((workdir / "broken" / "status.json").read_text())
     assert status["state"] == "failed" and status["error"] == "--set lr='abc': give a number above 0."
+
+
+def test_a_run_folder_in_use_is_refused_and_a_dead_runs_lock_is_taken_over(tiny_dataset, workdir, capsys):
+    cfg = str(write_config(workdir, STID_TINY))
+    (workdir / "busy").mkdir()
+    (workdir / "busy" / "run.lock").write_text(f"{os.getpid()} 2026-01-01 00:00:00\n")  # a live process holds it
+    assert main(["-c", cfg, "--run-dir", "busy", "--set", "num_epochs=1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: busy is in use by another run (process {os.getpid()}); wait for it to end or stop it, or use another "
+        "--run-dir.")
+    assert sorted(p.name for p in (workdir / "busy").iterdir()) == ["run.lock"]
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its id belongs to no process now
+    (workdir / "busy" / "run.lock").write_text(f"{dead.pid} 2026-01-01 00:00:00\n")
+    assert main(["-c", cfg, "--run-dir", "busy", "--set", "num_epochs=1"]) == 0
+    assert (workdir / "busy" / "test_metrics.json").is_file() and not (workdir / "busy" / "run.lock").exists()

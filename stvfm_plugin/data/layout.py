@@ -252,14 +252,15 @@ def remove_stale_temporaries(root: Path) -> List[Path]:
     removed = []
     for path in root.glob(".*.*-*-*") if root.is_dir() else []:
         parts = path.name.rsplit(".", 1)[-1].split("-")
-        if len(parts) < 3 or parts[0] not in ("tmp", "old") or not parts[1].isdigit() or _alive(int(parts[1])):
+        if len(parts) < 3 or parts[0] not in ("tmp", "old") or not parts[1].isdigit() or process_alive(int(parts[1])):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """A process with this id exists (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
