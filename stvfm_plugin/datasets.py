@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .data.info import DATASETS_ROOT, DatasetInfo, dataset_folder
 from .data.layout import DATA_FILES, META_FILE, TIMESTAMP_FILES, read_meta
@@ -131,13 +131,13 @@ def bind_dataset(cfg, info: DatasetInfo) -> List[str]:
         lines.append("null_val from the dataset: " + ("none, every reading is scored" if info.null_val is None
                                                       else f"{info.null_val:g}, those readings are masked"))
     model_config = cfg.model_config
-    notes = dict((n.split(" (")[0], n) for n in info.calendar_notes())
+    off = info.calendar_off()
     for name, fact in _COUNTS.items():
         if name not in model_config:
             continue
         value, wanted = model_config[name], fact(info)
         if value is None:
-            _set(model_config, name, wanted)
+            setattr(model_config, name, wanted)  # model configs are EasyDicts: the item follows
         elif wanted is not None and value != wanted:
             raise UserError(f"model_config.{name}={value}, but dataset {info.name} has {wanted}. Leave {name} out of "
                             "the config: it comes from the dataset.")
@@ -146,14 +146,11 @@ def bind_dataset(cfg, info: DatasetInfo) -> List[str]:
             continue
         value, usable = model_config[name], getattr(info, fact)
         if value is None or (value and not usable):
-            _set(model_config, name, usable)
+            setattr(model_config, name, usable)
             if not usable:
-                key = "time of day off" if fact == "time_of_day" else "day of week off"
-                lines.append(f"model_config.{name} = False: {notes.get(key, key)}")
+                lines.append(f"model_config.{name} = False: {off[fact]}")
     cfg._md5, cfg._serialized = "", {}
     return lines
 
 
-def _set(model_config: Any, name: str, value: Any) -> None:
-    setattr(model_config, name, value)  # model configs are EasyDicts: the item follows
 

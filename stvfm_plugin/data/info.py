@@ -93,19 +93,22 @@ class DatasetInfo:
     def _train_days(self) -> float:
         return self.split_lengths.get("train", 0) * self.step_minutes / MINUTES_PER_DAY
 
-    def calendar_notes(self) -> List[str]:
-        """Why a calendar feature is off for this dataset (empty when both are on)."""
-        notes = []
+    def calendar_off(self) -> Dict[str, str]:
+        """`time_of_day` / `day_of_week` -> why that feature is off for this dataset (absent when it is on)."""
+        off = {}
         if not self.time_of_day:
-            why = ("steps of a day or more" if self.step_minutes >= MINUTES_PER_DAY
-                   else f"a {self.step_minutes}-minute step does not divide a day")
-            notes.append(f"time of day off ({why})")
+            off["time_of_day"] = ("time of day off (steps of a day or more)" if self.step_minutes >= MINUTES_PER_DAY
+                                  else f"time of day off (a {self.step_minutes}-minute step does not divide a day)")
         if self.step_minutes > MINUTES_PER_DAY:
-            notes.append("day of week off (steps of more than a day)")
+            off["day_of_week"] = "day of week off (steps of more than a day)"
         elif not self.day_of_week:
-            notes.append(f"day of week off (the training split covers {self._train_days():.1f} days, so some "
-                         "weekdays of the test split never occur in training)")
-        return notes
+            off["day_of_week"] = (f"day of week off (the training split covers {self._train_days():.1f} days, so "
+                                  "some weekdays of the test split never occur in training)")
+        return off
+
+    def calendar_notes(self) -> List[str]:
+        """Why calendar features are off for this dataset, one line each (empty when both are on)."""
+        return list(self.calendar_off().values())
 
     # ---- protocol and structure ------------------------------------------------------------------
     @property
