@@ -39,8 +39,9 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
             raise UserError("prepare without --preset needs --data FILE, --name NAME and --step-minutes M "
                             f"(or use a preset: {', '.join(PRESETS)}).")
         data, node_ids, start = _read_signal(Path(args.data), args.format, args.key, channels, args.header)
-        if node_ids is None and args.header is None and _ids_in_first_row(args, data.shape[1]):
-            data, node_ids, start = _read_signal(Path(args.data), args.format, args.key, channels, True)
+        header = _ids_in_first_row(args, data.shape[1]) if node_ids is None and args.header is None else None
+        if header:
+            data, node_ids = data[1:], header
             notes.append(f"{Path(args.data).name}: its first row holds the sensor ids the edge list names: read as a "
                          "header (--no-header to keep it as data)")
         adj = _read_graph(args, data.shape[1], node_ids, notes)
@@ -78,16 +79,17 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
     return folder
 
 
-def _ids_in_first_row(args: argparse.Namespace, num_nodes: int) -> bool:
-    """A numeric first row of a CSV signal is a header of sensor ids when the edge list names exactly those."""
+def _ids_in_first_row(args: argparse.Namespace, num_nodes: int) -> Optional[list[str]]:
+    """The sensor ids in a numeric first row of a CSV signal (read as data so far), when the edge list names exactly
+    those; else None."""
     if not (args.graph and Path(args.graph).is_file() and Path(args.data).suffix.lower() == ".csv"):
-        return False
+        return None
     if (args.graph_format or graph_format(Path(args.graph))) not in EDGE_FORMATS or args.graph_ids is False:
-        return False
-    rows = readers.csv_rows(Path(args.data))
-    first = [c.strip() for c in rows[0]] if rows else []
+        return None
+    first = readers.first_csv_row(Path(args.data))
     names = graphs.edge_names(Path(args.graph))
-    return names <= set(first) and (args.graph_ids or not graphs.fits_indices(names, num_nodes))
+    found = names <= set(first) and (args.graph_ids or not graphs.fits_indices(names, num_nodes))
+    return first if found else None
 
 
 def parse_null_value(text: str) -> Optional[float]:

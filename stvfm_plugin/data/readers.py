@@ -42,6 +42,15 @@ def csv_rows(path: Path) -> list[list[str]]:
         raise UserError(f"{path}: not a readable CSV file ({e}).") from None
 
 
+def first_csv_row(path: Path) -> list[str]:
+    """The first non-blank row of a CSV file that has been read once already (so it decodes), cells stripped."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for row in csv.reader(f):
+            if any(cell.strip() for cell in row):
+                return [cell.strip() for cell in row]
+    return []
+
+
 def read_csv_matrix(path: Path, header: Optional[bool] = None) -> tuple[np.ndarray, Optional[list[str]]]:
     """A numeric CSV table, time x nodes (or nodes x nodes), with an optional header row.
 
