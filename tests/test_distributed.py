@@ -64,6 +64,7 @@ def _worker(rank: int, workdir: str, config: str, run_dir: str, rendezvous: str)
 def test_two_gloo_ranks_train_with_averaged_gradients_and_rank0_checkpoints(tiny_dataset, workdir, body):
     config = write_config(workdir, body)
     run_dir = workdir / "run"
+    run_dir.mkdir()  # as `launch_training` does before the ranks start (BasicTS's runner would race to create it)
     mp.spawn(_worker, args=(str(workdir), str(config), str(run_dir), str(workdir / "rendezvous")), nprocs=WORLD,
              join=True)
     ranks = [torch.load(workdir / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
