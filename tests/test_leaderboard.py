@@ -12,7 +12,7 @@ import pytest
 
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.leaderboard.cli import _overrides, main
-from stvfm_plugin.leaderboard.report import collect, write_report
+from stvfm_plugin.leaderboard.report import ModelRow, SeedRun, ablations, collect, write_report
 from stvfm_plugin.leaderboard.runs import Budget, run_leaderboard
 
 from conftest import STID_TINY, python, write_config
@@ -51,8 +51,8 @@ def fixture_leaderboard(tmp_path) -> Path:
               "config_dir": "cfg"}
     (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "software": {"torch": "x", "cpu_threads": "7"},
                                                       "device": "cpu", "dataset_meta": {}}))
-    fake_run(out, "Small", 1, 4.0)
-    fake_run(out, "Small", 2, 5.0)
+    fake_run(out, "Small", 1, 3.4)  # within Big's std: the close-ranks note
+    fake_run(out, "Small", 2, 3.6)
     fake_run(out, "Big", 1, 3.0, trainable=10, total=2_000_000)
     fake_run(out, "Big", 2, 3.5, trainable=10, total=2_000_000)
     fake_run(out, "Broken", 1, 0, state="failed", error="CUDA out of memory")
@@ -96,28 +96,48 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
     md = paths[0].read_text()
     assert ("| 1 | Big | 3.250 ± 0.354 | 6.500 ± 0.707 | 3.250 ± 0.354 | 2.600 ± 0.283 | 3.250 ± 0.354 "
-            "| 4.225 ± 0.460 | 10 | 2,000,000 | 2/2 | early stopping x2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
-    assert ("| 3 | Small | 4.500 ± 0.707 | 9.000 ± 1.414 | 4.500 ± 0.707 | 3.600 ± 0.566 | 4.500 ± 0.707 "
-            "| 5.850 ± 0.919 | 100 | 1,000 | 2/2 | early stopping x2 | 11.0 | 6.5 (batch 64) | 502 | finished |") in md
+            "| 4.225 ± 0.460 | 10 | 2,000,000 | 2/2 | early stopping x2 | 11.0 | 6.5 (batch 64) | 502 | finished x2 |") in md
+    assert ("| 2 | Small | 3.500 ± 0.141 | 7.000 ± 0.283 | 3.500 ± 0.141 | 2.800 ± 0.113 | 3.500 ± 0.141 "
+            "| 4.550 ± 0.184 | 100 | 1,000 | 2/2 | early stopping x2 | 11.0 | 6.5 (batch 64) | 502 | finished x2 |") in md
     assert "| — | Broken | — | — | — | — | — | — | — | — | — | — | — | — | — | failed: CUDA out of memory |" in md
     assert ("- Budget: **convergence**, early stopping on validation MAE with patience 2, at most 3 epochs, at most 30 "
             "minutes of training per run (a run stopped by this cap is marked not converged and left out of means and "
             "ranks); seeds 1, 2") in md
-    assert "| — | Slow | — | — | — | — | — | — | — | — | — | — | — | — | — | not converged (time cap) |" in md
-    assert ("- Ranks 1 and 2 (Big, Big:vfm_layers=0) are closer than their std: MAE gap 0.250 < std 0.354; this order "
+    assert "| — | Slow | — | — | — | — | — | — | — | — | — | — | — | — | — | not converged (time cap) x2 |" in md
+    assert ("## Runs stopped by the time cap (not converged: not in the means and ranks)" in md
+            and "| Slow | 1 | 2 | 11.0 | 1.000 | 2.000 |\n| Slow | 2 | 2 | 11.0 | 1.100 | 2.200 |" in md)
+    assert "| — | Big:vfm_layers=0 |" not in md and "| 2 | Big:vfm_layers=0 |" not in md  # ablations are not ranked
+    assert ("- Ranks 1 and 2 (Big, Small) are closer than their std: MAE gap 0.250 < std 0.354; this order "
             "is not settled by these seeds.") in md
-    assert "| Big:vfm_layers=0 | 3.500 ± 0.141 | +0.250 (+7.7 %) |" in md
+    assert ("| Big:vfm_layers=0 | 2 | 3.500 ± 0.141 | 7.000 ± 0.283 | 2/2 | early stopping x2 | +0.250 (+7.7 %) | no "
+            "| finished x2 |") in md
     assert "Big: model_config.vfm_layers=2" in md and "- Big: Big backbone weights: file w.safetensors" in md
     assert "All finished runs share the same dataset" in md
     assert "- Peak memory: peak resident memory of the training process" in md
     assert "on cpu, 1 torch CPU thread(s) per run." in md and "software: torch x\n" in md
     rows = list(csv.DictReader(paths[1].open()))
-    assert [(r["rank"], r["model"], r["status"]) for r in rows] == [("1", "Big", "finished"), ("2", "Big:vfm_layers=0", "finished"), ("3", "Small", "finished"),
-                                                                    ("", "Broken", "failed"), ("", "Slow", "not converged (time cap)")]
+    assert [(r["rank"], r["model"], r["status"]) for r in rows] == [("1", "Big", "finished x2"), ("2", "Small", "finished x2"),
+                                                                    ("", "Broken", "failed"),
+                                                                    ("", "Slow", "not converged (time cap) x2"),
+                                                                    ("", "Big:vfm_layers=0", "finished x2")]
     assert float(rows[0]["MAE"]) == pytest.approx(3.25) and float(rows[0]["MAE_std"]) == pytest.approx(0.353553, 1e-5)
-    assert float(rows[2]["MAPE_h12"]) == pytest.approx(5.85) and rows[3]["error"] == "CUDA out of memory"
+    assert float(rows[1]["MAPE_h12"]) == pytest.approx(4.55) and rows[2]["error"] == "CUDA out of memory"
     again = write_report(fixture_leaderboard, tmp_path / "report2")
     assert again[0].read_text() == md and again[1].read_text() == paths[1].read_text()
+
+
+def test_ablation_beyond_the_std_needs_a_gap_larger_than_both_stds():
+    def row(model, *maes):
+        info = {"epochs_run": 5, "stop_reason": "early stopping"}
+        return ModelRow(model, [SeedRun(k, "finished", {"overall": {"MAE": m, "RMSE": 2 * m}}, info)
+                                for k, m in enumerate(maes, 1)])
+
+    lines = ablations([row("M", 3.0, 3.1, 3.2), row("M:pretrained=False", 3.5, 3.6, 3.7),
+                       row("M:vfm_layers=0", 3.05, 3.15, 3.25), row("M:one_seed=1", 9.0)])
+    table = "\n".join(lines)
+    assert "| M:pretrained=False | 3 | 3.600 ± 0.100 | 7.200 ± 0.200 | 5/5/5 | early stopping x3 | +0.500 (+16.1 %) | yes |" in table
+    assert "| M:vfm_layers=0 | 3 | 3.150 ± 0.100 | 6.300 ± 0.200 | 5/5/5 | early stopping x3 | +0.050 (+1.6 %) | no |" in table
+    assert "| M:one_seed=1 | 1 | 9.000 | 18.000 | 5 | early stopping | +5.900 (+190.3 %) | — |" in table  # no std: undecided
 
 
 def test_report_flags_runs_that_do_not_share_the_protocol(fixture_leaderboard, tmp_path):
@@ -131,11 +151,11 @@ def test_report_gives_the_threads_each_run_recorded_not_the_latest_call(fixture_
     info = fixture_leaderboard / "Small" / "seed-2" / "run_info.json"
     info.write_text(info.read_text().replace('"cpu_threads": [1]', '"cpu_threads": [1, 2]'))
     md = write_report(fixture_leaderboard, tmp_path / "r")[0].read_text()
-    assert "on cpu, torch CPU threads per run: Big 1; Big:vfm_layers=0 1; Small 1/2." in md
+    assert "on cpu, torch CPU threads per run: Big 1; Small 1/2; Big:vfm_layers=0 1." in md
     for path in (fixture_leaderboard / "Big").glob("seed-*/run_info.json"):
         path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "cpu_threads"}))
     md = write_report(fixture_leaderboard, tmp_path / "r2")[0].read_text()
-    assert ("torch CPU threads per run: Big:vfm_layers=0 1; Small 1/2 (Big: not recorded by the run; the latest `leaderboard run` call "
+    assert ("torch CPU threads per run: Small 1/2; Big:vfm_layers=0 1 (Big: not recorded by the run; the latest `leaderboard run` call "
             "had 7).") in md
 
 

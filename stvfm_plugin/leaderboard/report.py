@@ -52,6 +52,21 @@ class ModelRow:
     def finished(self) -> List[SeedRun]:
         return [r for r in self.runs if r.state == "finished"]
 
+    @property
+    def is_variant(self) -> bool:
+        """An ablation row (`MODEL:key=value`), reported against its model, not ranked."""
+        return ":" in self.model
+
+    @property
+    def capped(self) -> List[SeedRun]:
+        """Runs stopped by the time cap: tested, but left out of means and ranks."""
+        return [r for r in self.runs if r.state.startswith("not converged")]
+
+    def states(self) -> str:
+        """The runs' states with counts, e.g. `finished x2, running`."""
+        found = [r.state for r in self.runs]
+        return ", ".join(f"{k}{f' x{found.count(k)}' if found.count(k) > 1 else ''}" for k in sorted(set(found)))
+
     def values(self, group: str, metric: str) -> List[float]:
         scale = 100.0 if metric == "MAPE" else 1.0  # MAPE in %
         return [r.metrics[group][metric] * scale for r in self.finished if group in r.metrics]
@@ -181,8 +196,8 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
              "| Rank | Model | MAE | RMSE | MAPE % | MAE h3 | MAE h6 | MAE h12 | Trainable params | Total params "
              "| Epochs run | Stopped by | Train s/epoch | Inference ms/batch | Peak memory MB | Status |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
-    for row in rows:
-        status = ", ".join(sorted({r.state for r in row.runs}))
+    for row in (r for r in rows if not r.is_variant):
+        status = row.states()
         errors = "; ".join(sorted({r.error for r in row.runs if r.error}))
         batch = next((r.info.get("batch_size") for r in row.finished if r.info.get("batch_size")), None)
         lines.append("| " + " | ".join([
@@ -195,7 +210,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
             _fmt(row.info_mean("inference_ms_per_batch"), digits=1) + (f" (batch {batch})" if batch else ""),
             _fmt(row.peak_memory(), digits=0),
             status + (f": {errors.replace('|', '/')}" if errors else "")]) + " |")
-    lines += close_ranks(rows) + ablations(rows)
+    lines += close_ranks(rows) + capped_runs(rows) + ablations(rows)
     lines += ["", "## Per horizon (all metrics)", "",
               "| Model | " + " | ".join(f"{m}{' %' if m == 'MAPE' else ''} h{h}" for h in HORIZONS for m in METRICS) + " |",
               "|---|" + "---:|" * (len(HORIZONS) * len(METRICS))]
@@ -278,7 +293,7 @@ def csv_rows(rows: List[ModelRow]) -> List[dict]:
     table = []
     for row in rows:
         entry = {"rank": row.rank or "", "model": row.model, "seeds_finished": len(row.finished),
-                 "status": ";".join(sorted({r.state for r in row.runs}))}
+                 "status": row.states().replace(", ", ";")}
         for group in ["overall"] + [f"horizon_{h}" for h in HORIZONS]:
             for m in METRICS:
                 key = f"{m}{'' if group == 'overall' else '_h' + group.split('_')[1]}"
@@ -448,7 +463,8 @@ def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
 
 
 def _rank(rows: List[ModelRow]) -> None:
-    ranked = sorted((r for r in rows if r.finished), key=lambda r: r.mean("overall", "MAE"))
+    """Rank the models (not their ablation rows) with a converged run by mean test MAE."""
+    ranked = sorted((r for r in rows if r.finished and not r.is_variant), key=lambda r: r.mean("overall", "MAE"))
     for i, row in enumerate(ranked, 1):
         row.rank = i
 
@@ -457,7 +473,7 @@ def forecast_figure(rows: List[ModelRow], dataset: str, folder: Path) -> List[Pa
     """`forecasts.png`: truth against ST-VFM and the best-ranked other model, a few sensors at a rush hour."""
     stvfm = next((r for r in rows if r.model == "STVFM" and r.runs and r.runs[0].forecast), None)
     best = next((r for r in sorted(rows, key=lambda r: r.rank or 1e9)
-                 if r.rank and r.model != "STVFM" and ":" not in r.model and r.runs and r.runs[0].forecast), None)
+                 if r.rank and r.model != "STVFM" and r.runs and r.runs[0].forecast), None)
     shown = [r for r in (stvfm, best) if r is not None]
     if not shown:
         return []
@@ -580,19 +596,49 @@ def close_ranks(rows: List[ModelRow]) -> List[str]:
     return ["", *notes] if notes else []
 
 
+def capped_runs(rows: List[ModelRow]) -> List[str]:
+    """The runs the time cap stopped, with what they reached: not converged, so not in the means and ranks."""
+    found = [(row, run) for row in rows for run in row.capped]
+    if not found:
+        return []
+    lines = ["", "## Runs stopped by the time cap (not converged: not in the means and ranks)", "",
+             "What they reached when the cap stopped them; a converged run of these models may well do better.", "",
+             "| Model | Seed | Epochs run | Train s/epoch | Test MAE at the cap | Test RMSE at the cap |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for row, run in found:
+        seconds = run.info.get("seconds_per_epoch") or []
+        overall = run.metrics.get("overall", {})
+        lines.append(f"| {row.model} | {run.seed} | {run.info.get('epochs_run', '?')} | "
+                     f"{_fmt(sum(seconds) / len(seconds) if seconds else None, digits=1)} | "
+                     f"{_fmt(overall.get('MAE'))} | {_fmt(overall.get('RMSE'))} |")
+    return lines
+
+
 def ablations(rows: List[ModelRow]) -> List[str]:
-    """The ablation rows (`MODEL:key=value`) against their full model: test MAE and the change."""
+    """The ablation rows (`MODEL:key=value`) against their full model: test metrics, the change, and whether the
+    change is larger than the seeds' spread (the larger of the two stds)."""
     by_name = {r.model: r for r in rows}
-    variants = [r for r in rows if ":" in r.model and split_variant(r.model)[0] in by_name]
+    variants = [r for r in rows if r.is_variant and split_variant(r.model)[0] in by_name]
     if not variants:
         return []
-    lines = ["", "## Ablations", "", "| Variant | Test MAE | Change against the full model |", "|---|---:|---:|"]
+    lines = ["", "## Ablations", "",
+             "Each row is its model with the overrides after `:`, trained under the same budget and seeds. "
+             "\"Beyond the std\": the change in mean test MAE is larger than the larger of the two rows' stds.", "",
+             "| Variant | Seeds | Test MAE | Test RMSE | Epochs run | Stopped by | Change in MAE against the full model "
+             "| Beyond the std | Status |",
+             "|---|---:|---:|---:|---:|---|---:|---|---|"]
     for row in sorted(variants, key=lambda r: r.model):
         full = by_name[split_variant(row.model)[0]]
         mine, ref = row.mean("overall", "MAE"), full.mean("overall", "MAE")
-        change = (f"{mine - ref:+.3f} ({100 * (mine - ref) / ref:+.1f} %)" if mine is not None and ref is not None
-                  else "—")
-        lines.append(f"| {row.model} | {_fmt(mine, row.std('overall', 'MAE'))} | {change} |")
+        change = beyond = "—"
+        if mine is not None and ref is not None:
+            change = f"{mine - ref:+.3f} ({100 * (mine - ref) / ref:+.1f} %)"
+            spread = max(row.std("overall", "MAE") or 0.0, full.std("overall", "MAE") or 0.0)
+            if len(row.finished) > 1 and len(full.finished) > 1:
+                beyond = "yes" if abs(mine - ref) > spread else "no"
+        lines.append(f"| {row.model} | {len(row.finished)} | {_fmt(mine, row.std('overall', 'MAE'))} | "
+                     f"{_fmt(row.mean('overall', 'RMSE'), row.std('overall', 'RMSE'))} | {row.epochs_run() or '—'} | "
+                     f"{row.stop_reasons() or '—'} | {change} | {beyond} | {row.states()} |")
     return lines
 
 
