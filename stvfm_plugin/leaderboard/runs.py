@@ -86,6 +86,17 @@ def software_versions() -> Dict[str, str]:
     return found
 
 
+def describe_device(gpus: str) -> str:
+    """`cpu`, or the GPUs a `-g` value names with their model, e.g. `GPU 0 (NVIDIA H100 80GB HBM3)`."""
+    if gpus == "cpu":
+        return "cpu"
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ", ".join(f"GPU {i}" + (f" ({torch.cuda.get_device_name(int(i))})" if i.isdigit() and int(i) < count else "")
+                     for i in (part.strip() for part in gpus.split(",")))
+
+
 def read_json(path: Path) -> dict:
     """A JSON file of a run or leaderboard folder ({} when absent); a damaged one is a `UserError` naming it."""
     if not path.is_file():
@@ -146,7 +157,7 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
                         + f". Known models: {', '.join(MODELS)}.")
     out.mkdir(parents=True, exist_ok=True)
     (out / "leaderboard.json").write_text(json.dumps(
-        {"budget": asdict(budget), "software": software_versions(), "device": device,
+        {"budget": asdict(budget), "software": software_versions(), "device": describe_device(device),
          "dataset_meta": dataset_meta(budget.dataset)}, indent=2))
     states: Dict[str, str] = {}
     total = len(budget.models) * len(budget.seeds)
