@@ -15,7 +15,7 @@ from stvfm_plugin.leaderboard.cli import _overrides, main
 from stvfm_plugin.leaderboard.report import ModelRow, SeedRun, ablations, collect, write_report
 from stvfm_plugin.leaderboard.runs import Budget, run_leaderboard
 
-from conftest import STID_TINY, python, write_config
+from conftest import REPO, STID_TINY, python, write_config
 
 
 # ---- report from fixture run folders ----------------------------------------------------------
@@ -63,7 +63,7 @@ def fixture_leaderboard(tmp_path) -> Path:
     return out
 
 
-ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|home|root|usr|var|mnt|Users)/")
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|home|root|usr|var|mnt|opt|Users)/")
 
 
 def test_report_rebuilds_byte_for_byte_from_its_summaries_without_paths(fixture_leaderboard, tmp_path):
@@ -88,6 +88,20 @@ def test_report_rebuilds_byte_for_byte_from_its_summaries_without_paths(fixture_
     assert "- Big: ST-VFM backbone weights: file dinov2_vits14.safetensors (sha256 ab12)" in again["leaderboard.md"].decode()
     summary = json.loads((report / "runs" / "Big" / "seed-1.json").read_text())
     assert len(summary["cfg"]["config_sha256"]) == 64 and summary["info"]["stop_reason"] == "early stopping"
+
+
+def test_no_committed_report_benchmark_file_or_readme_holds_an_absolute_path():
+    """The committed reports, their summaries, the benchmark pages and scripts, and the README (benchmarks/work/ holds
+    the run folders and is not committed)."""
+    benchmarks = REPO / "benchmarks"
+    files = [REPO / "README.md"] + [p for p in benchmarks.rglob("*") if p.is_file() and p.suffix in
+                                    {".md", ".csv", ".json", ".py", ".sh"} and p.relative_to(benchmarks).parts[0] != "work"]
+    assert any(p.parent.name == "runs" or p.parent.parent.name == "runs" for p in files) or not list(
+        benchmarks.glob("results/*/runs")), "the committed run summaries were not searched"
+    found = [f"{p.relative_to(REPO)}:{k}: {line.strip()}" for p in files
+             for k, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if not line.startswith("#!") and ABSOLUTE_PATH.search(line)]
+    assert not found, "\n".join(found)
 
 
 def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
