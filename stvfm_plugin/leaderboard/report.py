@@ -514,7 +514,8 @@ COSTS_END = "<!-- end of cost table -->"
 
 def cost_table(report_dirs: List[Path]) -> str:
     """What each model's runs cost, per dataset, from the summaries of committed reports: minutes of training per
-    run (mean over its trained seeds, converged or not), epochs, seconds per epoch, and core-hours of all runs."""
+    run (mean over its ended runs, converged or stopped by the cap; not over unfinished ones), epochs, seconds per
+    epoch, and core-hours of those runs."""
     reports = [(collect_summaries(d)) for d in report_dirs]
     datasets = [settings["budget"]["dataset"] for settings, _ in reports]
     models = list(dict.fromkeys(row.model for _, rows in reports for row in rows))
@@ -526,7 +527,7 @@ def cost_table(report_dirs: List[Path]) -> str:
         cells = []
         for k, (_, rows) in enumerate(reports):
             row = next((r for r in rows if r.model == model), None)
-            trained = [r for r in (row.runs if row else []) if r.info.get("seconds_per_epoch")]
+            trained = [r for r in (row.finished + row.capped if row else []) if r.info.get("seconds_per_epoch")]
             if not trained:
                 cells.append("—")
                 continue
