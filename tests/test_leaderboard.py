@@ -202,6 +202,8 @@ def test_failing_model_is_reported_not_fatal_and_finished_models_are_skipped(tin
     states = run_leaderboard(Budget(dataset="Tiny", models=["Good"], seeds=[1], epochs=1, patience=1,
                                     config_dir=str(configs)), workdir / "lb", echo=lines.append)
     assert states == {"Good/1": "finished"} and lines == ["[Tiny 1/1] Good seed 1: already finished, skipped"]
+    saved = json.loads((workdir / "lb" / "leaderboard.json").read_text())["budget"]["models"]
+    assert saved == ["Good", "Bad"]  # a call with fewer rows keeps the earlier ones in the report
 
 
 def test_leaderboard_command_end_to_end(tiny_dataset, workdir):

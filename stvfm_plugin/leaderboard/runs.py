@@ -2,7 +2,8 @@
 
 Folder of one leaderboard (`--out`, default `leaderboard/<dataset>`):
 
-    leaderboard.json            the budget, models, seeds, overrides and software versions
+    leaderboard.json            the budget, models, seeds, overrides and software versions of the latest call; its
+                                models are that call's, then those of earlier calls here (the report keeps them)
     started.json                every run ever started here ("<Model>/<seed>" -> time), so that a deleted run
                                 folder is reported as deleted, not as never started
     <Model>/seed-<k>/           the BasicTS run folder (cfg.json, checkpoints, test_metrics.json, run_info.json)
@@ -156,8 +157,10 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
                         + ", ".join(str(budget.config_path(m)) for m in missing)
                         + f". Known models: {', '.join(MODELS)}.")
     out.mkdir(parents=True, exist_ok=True)
+    earlier = read_json(out / "leaderboard.json").get("budget", {}).get("models", [])
+    saved = dict(asdict(budget), models=budget.models + [m for m in earlier if m not in budget.models])
     (out / "leaderboard.json").write_text(json.dumps(
-        {"budget": asdict(budget), "software": software_versions(), "device": describe_device(device),
+        {"budget": saved, "software": software_versions(), "device": describe_device(device),
          "dataset_meta": dataset_meta(budget.dataset)}, indent=2))
     states: Dict[str, str] = {}
     total = len(budget.models) * len(budget.seeds)
