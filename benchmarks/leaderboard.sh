@@ -36,7 +36,7 @@ export STVFM_BACKBONE_WEIGHTS=${STVFM_BACKBONE_WEIGHTS:-$SHARED/weights}
 # minutes per epoch on one core), then the other ablations, so that a cut-short run answers the main question.
 case $DATASET in
   LosLoop) FIRST_ABLATIONS="STVFM:pretrained=False STVFM:vfm_layers=0"
-           LATER_ABLATIONS="STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0 STVFM:use_cross_prompt=False STVFM:flow_loss_weight=0 STVFM:use_temporal_context=False STVFM:use_learned_pos_embed=False" ;;
+           LATER_ABLATIONS="STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0 STVFM:use_cross_prompt=False STVFM:flow_loss_weight=0 STVFM:use_temporal_context=False STVFM:use_learned_pos_embed=False STVFM:layout=spectral STVFM:layout=identity STVFM:vfm_layers=6 STVFM:vfm_layers=12" ;;
   *) FIRST_ABLATIONS="" LATER_ABLATIONS="" ;;
 esac
 # shellcheck disable=SC2086  # the ablation lists are word lists on purpose
