@@ -14,6 +14,7 @@ from .data.layout import process_alive
 from .errors import UserError
 from .run_options import RunOptions
 from .runner import PluginRunner
+from .status import LOCK_FILE
 
 
 def new_run_dir(cfg) -> Path:
@@ -47,7 +48,6 @@ def _train(cfg, options: RunOptions) -> None:
         raise
 
 
-LOCK_FILE = "run.lock"
 
 
 @contextmanager

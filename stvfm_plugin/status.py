@@ -19,6 +19,21 @@ STATUS_FILE = "status.json"
 STOP_REASONS = {"early stopping": True, "max epochs": True, "time cap": False}
 
 
+#: held by the process that trains in a run folder: "<pid> <time>" (see `stvfm_plugin.launch.run_folder_lock`)
+LOCK_FILE = "run.lock"
+
+
+def run_process_alive(folder: os.PathLike) -> bool:
+    """Whether the process holding the run folder's lock is still alive (False without a lock: a killed run
+    leaves its status at "running")."""
+    from .data.layout import process_alive
+
+    try:
+        return process_alive(int((Path(folder) / LOCK_FILE).read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 #: files that make a folder a run folder: a run's config or status, or the leaderboard's launch record
 RUN_FOLDER_FILES = ("cfg.json", STATUS_FILE, "launch.json")
 

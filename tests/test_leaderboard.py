@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -138,6 +139,15 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
     assert float(rows[1]["MAPE_h12"]) == pytest.approx(4.55) and rows[2]["error"] == "CUDA out of memory"
     again = write_report(fixture_leaderboard, tmp_path / "report2")
     assert again[0].read_text() == md and again[1].read_text() == paths[1].read_text()
+
+
+def test_a_run_left_running_by_a_dead_process_is_reported_as_interrupted(fixture_leaderboard):
+    fake_run(fixture_leaderboard, "Small", 3, 0, state="running")
+    states = {row.model: row.states() for row in collect(fixture_leaderboard)[1]}
+    assert states["Small"] == "finished x2, interrupted"
+    (fixture_leaderboard / "Small" / "seed-3" / "run.lock").write_text(f"{os.getpid()} 2026-01-01 00:00:00\n")
+    states = {row.model: row.states() for row in collect(fixture_leaderboard)[1]}
+    assert states["Small"] == "finished x2, running"  # its process (here: this one) is alive
 
 
 def test_ablation_beyond_the_std_needs_a_gap_larger_than_both_stds():

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from ..errors import UserError
+from ..status import run_process_alive
 from .runs import STARTED, dataset_meta, model_folder, read_json, read_status, run_dir, split_variant
 
 METRICS = ("MAE", "RMSE", "MAPE")
@@ -145,6 +146,8 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
                 state = "failed"
             if state == "finished" and status.get("converged") is False:
                 state = f"not converged ({status.get('stop_reason')})"
+            if state == "running" and not run_process_alive(folder):
+                state = "interrupted"  # killed without a word (e.g. the session ended); the same command resumes it
             cfg = read_json(folder / "cfg.json")
             runs.append(SeedRun(int(folder.name.split("-")[1]), state, metrics, read_json(folder / "run_info.json"),
                                 cfg, status.get("error", "").removeprefix("error: "),
