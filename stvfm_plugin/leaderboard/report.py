@@ -43,6 +43,11 @@ class SeedRun:
     forecast: dict = field(default_factory=dict)  # a slice of test forecasts for the figure (see forecast_sample)
 
 
+def _counted(items: List[str]) -> str:
+    """`a, b x2`: each distinct item once, with its count when above one."""
+    return ", ".join(f"{k}{f' x{items.count(k)}' if items.count(k) > 1 else ''}" for k in sorted(set(items)))
+
+
 @dataclass
 class ModelRow:
     model: str
@@ -66,7 +71,7 @@ class ModelRow:
     def states(self) -> str:
         """The runs' states with counts, e.g. `finished x2, running`."""
         found = [r.state for r in self.runs]
-        return ", ".join(f"{k}{f' x{found.count(k)}' if found.count(k) > 1 else ''}" for k in sorted(set(found)))
+        return _counted(found)
 
     def values(self, group: str, metric: str) -> List[float]:
         scale = 100.0 if metric == "MAPE" else 1.0  # MAPE in %
@@ -97,7 +102,7 @@ class ModelRow:
     def stop_reasons(self) -> str:
         """Why the finished runs stopped, e.g. `early stopping x2, max epochs`."""
         found = [r.info.get("stop_reason") or "?" for r in self.finished]
-        return ", ".join(f"{k}{f' x{found.count(k)}' if found.count(k) > 1 else ''}" for k in sorted(set(found)))
+        return _counted(found)
 
     def peak_memory(self) -> Optional[float]:
         v = [r.info["peak_memory_mb"]["mb"] for r in self.finished if r.info.get("peak_memory_mb")]
