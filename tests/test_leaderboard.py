@@ -13,7 +13,7 @@ import pytest
 
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.leaderboard.cli import _overrides, main
-from stvfm_plugin.leaderboard.report import ModelRow, SeedRun, ablations, collect, write_report
+from stvfm_plugin.leaderboard.report import ModelRow, SeedRun, ablations, collect, ended_summaries, write_report
 from stvfm_plugin.leaderboard.runs import Budget, run_leaderboard
 
 from conftest import REPO, STID_TINY, python, write_config
@@ -141,6 +141,91 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
     assert again[0].read_text() == md and again[1].read_text() == paths[1].read_text()
 
 
+def _new_call(tmp_path, models, seeds, **budget) -> Path:
+    """A second leaderboard folder (e.g. a later session's, after the first one's run folders are gone)."""
+    out = tmp_path / "later"
+    out.mkdir()
+    budget = {"dataset": "Fix", "models": models, "seeds": seeds, "epochs": 3, "patience": 2, "max_minutes": 30,
+              "kind": "convergence", "overrides": {}, "config_dir": "cfg", **budget}
+    (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "device": "cpu", "dataset_meta": {},
+                                                      "software": {"torch": "y", "cpu_threads": "1"}}))
+    return out
+
+
+def test_report_keeps_ended_runs_of_earlier_calls_whose_run_folders_are_gone(fixture_leaderboard, tmp_path):
+    report = tmp_path / "committed"
+    write_report(fixture_leaderboard, report)
+    before = {p.relative_to(report): json.loads(p.read_text()) for p in (report / "runs").glob("*/seed-*.json")}
+    later = _new_call(tmp_path, ["Small", "Big", "New"], [1, 3])
+    fake_run(later, "Small", 1, 5.0)  # ended again: the newer result wins
+    fake_run(later, "Small", 3, 3.5)  # a new seed
+    fake_run(later, "Big", 1, 0, state="running")  # its process is gone: interrupted, the finished summary stays
+    fake_run(later, "Broken", 1, 2.0)  # failed before, finished now
+    notes: list[str] = []
+    md = write_report(later, report, notes.append)[0].read_text()
+    assert notes == [f"note: 7 ended runs are kept from the summaries in {report} (no ended run of this leaderboard "
+                     "folder replaces them)"]
+    runs = {(p.parent.name, p.stem): json.loads(p.read_text()) for p in (report / "runs").glob("*/seed-*.json")}
+    assert {k: (v["state"], round(v["metrics"].get("overall", {}).get("MAE", 0), 3)) for k, v in runs.items()} == {
+        ("Small", "seed-1"): ("finished", 5.0), ("Small", "seed-2"): ("finished", 3.6),
+        ("Small", "seed-3"): ("finished", 3.5), ("Big", "seed-1"): ("finished", 3.0), ("Big", "seed-2"): ("finished", 3.5),
+        ("Broken", "seed-1"): ("finished", 2.0), ("Slow", "seed-1"): ("not converged (time cap)", 1.0),
+        ("Slow", "seed-2"): ("not converged (time cap)", 1.1), ("Big@vfm_layers=0", "seed-1"): ("finished", 3.4),
+        ("Big@vfm_layers=0", "seed-2"): ("finished", 3.6), ("New", "seed-0"): ("not started", 0)}
+    for path in ("Big/seed-1.json", "Slow/seed-2.json", "Big@vfm_layers=0/seed-1.json"):  # kept as they were
+        assert json.loads((report / "runs" / path).read_text()) == before[Path("runs", path)], path
+    settings = json.loads((report / "settings.json").read_text())
+    assert settings["budget"]["models"] == ["Small", "Big", "Broken", "Slow", "Big:vfm_layers=0", "New"]
+    assert settings["budget"]["seeds"] == [1, 2, 3]
+    assert settings["budget"]["overrides"] == {"Big": ["model_config.vfm_layers=2"]}  # an earlier call's override
+    assert "| 1 | Broken | 2.000 |" in md and "seeds 1, 2, 3" in md
+    assert "software: torch y\n- Runs kept from an earlier call ran with: torch x\n" in md
+    # the rebuild from the merged summaries alone is the same report
+    assert main(["report", "--dataset", "Fix", "--out", str(tmp_path / "absent"), "--report-dir", str(report)]) == 0
+    assert (report / "leaderboard.md").read_text() == md
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"patience": 5}, "patience 2 there, 5 here"),
+    ({"kind": "equal epochs", "max_minutes": None}, "kind 'convergence' there, 'equal epochs' here; max_minutes 30 "
+                                                    "there, None here"),
+])
+def test_a_report_of_another_budget_is_not_mixed_in(fixture_leaderboard, tmp_path, change, message):
+    report = tmp_path / "committed"
+    write_report(fixture_leaderboard, report)
+    later = _new_call(tmp_path, ["Small"], [1], **change)
+    fake_run(later, "Small", 1, 5.0)
+    expected = (f"{report} holds runs of another leaderboard ({message}): give this one its own --report-dir, or move "
+                "that folder away to replace its report.")
+    with pytest.raises(UserError) as error:
+        write_report(later, report)
+    assert str(error.value) == expected
+    with pytest.raises(UserError) as error:  # `run` checks it before training anything
+        ended_summaries(report, json.loads((later / "leaderboard.json").read_text()))
+    assert str(error.value) == expected
+    assert json.loads((report / "runs" / "Small" / "seed-1.json").read_text())["metrics"]["overall"]["MAE"] == 3.4
+
+
+def test_run_skips_the_runs_a_report_holds_as_ended_when_their_folders_are_gone(fixture_leaderboard, tmp_path):
+    report = tmp_path / "committed"
+    write_report(fixture_leaderboard, report)
+    recorded = ended_summaries(report, json.loads((fixture_leaderboard / "leaderboard.json").read_text()))
+    assert set(recorded) == {("Small", 1), ("Small", 2), ("Big", 1), ("Big", 2), ("Slow", 1), ("Slow", 2),
+                             ("Big:vfm_layers=0", 1), ("Big:vfm_layers=0", 2)}  # not the failed run
+    configs = tmp_path / "cfg"
+    configs.mkdir()
+    for name in ("Small", "Slow"):
+        (configs / f"{name}.py").write_text("")
+    lines: list[str] = []
+    states = run_leaderboard(Budget(dataset="Fix", models=["Small", "Slow"], seeds=[2], epochs=3, patience=2,
+                                    config_dir=str(configs)), tmp_path / "fresh", echo=lines.append, recorded=recorded)
+    assert states == {"Small/2": "finished", "Slow/2": "finished"}
+    assert lines == [f"[Fix 1/2] Small seed 2: ended in the report ({report / 'runs' / 'Small' / 'seed-2.json'}; its run "
+                     "folder is not here), skipped; delete that summary to train it again",
+                     f"[Fix 2/2] Slow seed 2: ended in the report ({report / 'runs' / 'Slow' / 'seed-2.json'}; its run "
+                     "folder is not here), skipped; delete that summary to train it again"]
+
+
 def test_a_run_left_running_by_a_dead_process_is_reported_as_interrupted(fixture_leaderboard):
     fake_run(fixture_leaderboard, "Small", 3, 0, state="running")
     states = {row.model: row.states() for row in collect(fixture_leaderboard)[1]}
@@ -238,14 +323,23 @@ def test_leaderboard_command_end_to_end(tiny_dataset, workdir):
     forecast = json.loads((report_dir / "runs" / "STID" / "seed-1.json").read_text())["forecast"]
     assert len(forecast["sensors"]) == 3 and len(forecast["truth"][0]) == len(forecast["times"]) == 60
 
-    shutil.rmtree(workdir / "leaderboard" / "Tiny" / "STID" / "seed-2")  # a deleted run folder is not "not started"
+    shutil.rmtree(workdir / "leaderboard" / "Tiny" / "STID" / "seed-2")
     report = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "report", "--dataset", "Tiny"],
                             capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert report.stderr.strip() == ("note: 1 ended run is kept from the summaries in leaderboard/Tiny/report (no ended "
+                                     "run of this leaderboard folder replaces them)")  # its summary is the record
+    assert "| 1 | STID |" in (report_dir / "leaderboard.md").read_text() and "finished x2 |" in (
+        report_dir / "leaderboard.md").read_text()
+
+    # a report without that summary: the deleted run folder is not "not started"
+    report = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "report", "--dataset", "Tiny",
+                             "--report-dir", "fresh"], capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
     (line,) = report.stderr.strip().splitlines()
     assert re.fullmatch(r"warning: STID seed 2: run folder leaderboard/Tiny/STID/seed-2 is gone \(started "
                         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\); run the leaderboard again to train it", line), line
-    md = (workdir / "leaderboard" / "Tiny" / "report" / "leaderboard.md").read_text()
+    md = (workdir / "fresh" / "leaderboard.md").read_text()
     assert "deleted, finished: run folder leaderboard/Tiny/STID/seed-2 is gone" in md
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError, exit_status
-from .runs import MODELS, Budget, run_leaderboard
+from .runs import MODELS, Budget, dataset_meta, run_leaderboard
 
 EPILOG = """examples:
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --models STVFM STID GWNet --seeds 1 2 3
@@ -97,7 +98,11 @@ def _run(args: argparse.Namespace) -> None:
                         overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
                         threads=args.threads, max_minutes=args.max_minutes if convergence else None,
                         kind="convergence" if convergence else "equal epochs")
-        states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True))
+        from .report import ended_summaries
+
+        recorded = ended_summaries(Path(args.report_dir or out / "report"),
+                                   {"budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)})
+        states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded)
         failed = [k for k, v in states.items() if v != "finished"]
         print(f"[{args.dataset}] done: {len(states) - len(failed)} finished, {len(failed)} failed"
               + (f" ({', '.join(failed)})" if failed else ""), flush=True)

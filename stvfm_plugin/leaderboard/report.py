@@ -42,6 +42,11 @@ class SeedRun:
     error: str = ""
     forecast: dict = field(default_factory=dict)  # a slice of test forecasts for the figure (see forecast_sample)
 
+    @property
+    def ended(self) -> bool:
+        """Will not train further: finished, or stopped by the time cap."""
+        return self.state == "finished" or self.state.startswith("not converged")
+
 
 def _counted(items: List[str]) -> str:
     """`a, b x2`: each distinct item once, with its count when above one."""
@@ -253,6 +258,10 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
         _budget_line(budget) + f"; seeds {', '.join(map(str, seeds))}",
         f"- Device: {settings.get('device')}; software: " + ", ".join(
             f"{k} {v}" for k, v in settings.get("software", {}).items() if k != "cpu_threads"),
+        *["- Runs kept from an earlier call ran with: " + ", ".join(
+            [f"device {call['device']}"] * (call.get("device") != settings.get("device")) +
+            [f"{k} {v}" for k, v in (call.get("software") or {}).items()
+             if k != "cpu_threads" and v != settings.get("software", {}).get(k)]) for call in settings.get("earlier_calls", [])],
     ]
     overrides = budget.get("overrides") or {}
     if overrides:
@@ -383,8 +392,9 @@ def without_paths(value):
 
 def _summary(run: SeedRun, with_forecast: bool) -> dict:
     cfg = {k: run.cfg[k] for k in PROTOCOL_KEYS if k in run.cfg}
-    if run.cfg:
-        cfg["config_sha256"] = hashlib.sha256(json.dumps(run.cfg, sort_keys=True).encode()).hexdigest()
+    if run.cfg:  # a run folder's full config, or a summary's part of it (which keeps its hash)
+        cfg["config_sha256"] = run.cfg.get("config_sha256") or hashlib.sha256(
+            json.dumps(run.cfg, sort_keys=True).encode()).hexdigest()
     summary = {"seed": run.seed, "state": run.state, "error": run.error, "metrics": run.metrics,
                "info": {k: run.info[k] for k in INFO_KEYS if k in run.info}, "cfg": cfg}
     if with_forecast and run.forecast:
@@ -451,8 +461,8 @@ def export_summaries(settings: dict, rows: List[ModelRow], report_dir: Path) -> 
                   {**_summary(run, with_forecast=run is row.runs[0]), "model": row.model, "order": position})
 
 
-def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
-    """The settings and rows of a report folder's summaries (the input of every report)."""
+def read_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
+    """The settings and rows (in their saved order) of a report folder's summaries."""
     report_dir = Path(report_dir)
     settings = read_json(report_dir / SETTINGS)
     if not settings:
@@ -464,10 +474,79 @@ def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
         found.setdefault(data.get("model", path.parent.name), []).append(
             (data.get("order", 0), SeedRun(data["seed"], data["state"], data.get("metrics", {}), data.get("info", {}),
                                            data.get("cfg", {}), data.get("error", ""), data.get("forecast", {}))))
-    rows = [ModelRow(model, sorted((r for _, r in runs), key=lambda r: r.seed))
-            for model, runs in sorted(found.items(), key=lambda item: min(o for o, _ in item[1]))]
+    return settings, [ModelRow(model, sorted((r for _, r in runs), key=lambda r: r.seed))
+                      for model, runs in sorted(found.items(), key=lambda item: min(o for o, _ in item[1]))]
+
+
+def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
+    """The settings and ranked rows of a report folder's summaries (the input of every report)."""
+    settings, rows = read_summaries(report_dir)
     _rank(rows)
     return settings, sorted(rows, key=lambda r: (r.rank is None, r.rank or 0))
+
+
+#: budget entries on which two leaderboard calls must agree for their runs to share one report
+SHARED_BUDGET = ("dataset", "kind", "epochs", "patience", "max_minutes")
+
+
+def _check_same_leaderboard(settings: dict, earlier: dict, report_dir: Path) -> None:
+    """Refuse to mix runs of another budget or of another preparation of the data into one report."""
+    new_budget, old_budget = settings["budget"], earlier["budget"]
+    differ = [f"{k} {old_budget.get(k)!r} there, {new_budget.get(k)!r} here" for k in SHARED_BUDGET
+              if old_budget.get(k) != new_budget.get(k)]
+    if earlier.get("dataset_meta") and without_paths(settings.get("dataset_meta")) != earlier["dataset_meta"]:
+        differ.append("the dataset was prepared differently (its meta.json)")
+    if differ:
+        raise UserError(f"{report_dir} holds runs of another leaderboard ({'; '.join(differ)}): give this one its own "
+                        "--report-dir, or move that folder away to replace its report.")
+
+
+def ended_summaries(report_dir: Path, settings: dict) -> Dict[tuple, str]:
+    """(model, seed) -> summary file, for each run that the summaries in `report_dir` hold as ended (none when it
+    holds no report); `settings` (budget and dataset_meta) must be those of the report's leaderboard."""
+    if not (Path(report_dir) / SETTINGS).is_file():
+        return {}
+    earlier, rows = read_summaries(report_dir)
+    _check_same_leaderboard(settings, earlier, report_dir)
+    return {(row.model, run.seed): str(Path(report_dir) / SUMMARIES / model_folder(row.model) / f"seed-{run.seed}.json")
+            for row in rows for run in row.runs if run.ended}
+
+
+def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
+                      note: Callable[[str], None]) -> tuple[dict, List[ModelRow]]:
+    """The leaderboard folder's runs merged with the ended runs already summarised in `report_dir`.
+
+    Run folders are working state (not committed, gone in a fresh checkout); the summaries are the record. So a run
+    the report holds as ended (finished, or stopped by the cap) stays in it unless the leaderboard folder has that
+    run ended too (then the newer result wins); every other run of the folder replaces its summary. Rows keep the
+    report's order, new models follow. Runs of another budget or another preparation of the data are refused.
+    """
+    earlier, old_rows = read_summaries(report_dir)
+    _check_same_leaderboard(settings, earlier, report_dir)
+    new_budget, old_budget = settings["budget"], earlier["budget"]
+    new_rows = {row.model: row for row in rows}
+    new_runs = {id(run) for row in rows for run in row.runs}
+    merged = []
+    for model in [r.model for r in old_rows] + [m for m in new_rows if m not in {r.model for r in old_rows}]:
+        runs = {r.seed: r for row in old_rows if row.model == model for r in row.runs}
+        for run in new_rows[model].runs if model in new_rows else []:
+            if not (run.seed in runs and runs[run.seed].ended and not run.ended):
+                runs[run.seed] = run
+        # seed 0 is the "not started" placeholder of a row without runs
+        merged.append(ModelRow(model, [r for _, r in sorted(runs.items()) if r.seed or len(runs) == 1]))
+    kept = sum(1 for row in merged for run in row.runs if run.ended and id(run) not in new_runs)
+    if kept:
+        note(f"note: {kept} ended run{'s are' if kept > 1 else ' is'} kept from the summaries in {report_dir} (no "
+             "ended run of this leaderboard folder replaces them)")
+    calls = [c for c in [{"device": earlier.get("device"), "software": earlier.get("software")},
+                         *earlier.get("earlier_calls", [])]
+             if c != {"device": settings.get("device"), "software": settings.get("software")}]
+    budget = {**old_budget, **new_budget, "models": [row.model for row in merged],
+              "seeds": sorted(set(old_budget.get("seeds", [])) | set(new_budget.get("seeds", []))),
+              "overrides": {**old_budget.get("overrides", {}), **new_budget.get("overrides", {})}}
+    distinct = [c for i, c in enumerate(calls) if c not in calls[:i]]
+    settings = dict(settings, budget=budget, **({"earlier_calls": distinct} if distinct else {}))
+    return settings, merged
 
 
 def _rank(rows: List[ModelRow]) -> None:
@@ -569,12 +648,15 @@ def deleted_runs(rows: List[ModelRow]) -> List[str]:
 def write_report(out: Optional[Path], report_dir: Path, warn: Callable[[str], None] = lambda s: None) -> List[Path]:
     """Write the report into `report_dir`; returns the files written.
 
-    With the leaderboard folder `out` (when it exists), the summaries are first exported from its run folders
-    (runs whose folder was deleted are shown as such, and each gets a `warn` line); without it, the report is
-    rebuilt from the summaries already in `report_dir`.
+    With the leaderboard folder `out` (when it exists), the summaries are first exported from its run folders,
+    keeping the ended runs `report_dir` already summarises (see `keep_earlier_runs`; a `warn` line says how many)
+    and showing runs whose folder was deleted as such (a `warn` line each); without it, the report is rebuilt from
+    the summaries already in `report_dir`.
     """
     if out is not None and (Path(out) / "leaderboard.json").is_file():
         settings, rows = collect(Path(out))
+        if (Path(report_dir) / SETTINGS).is_file():
+            settings, rows = keep_earlier_runs(settings, rows, Path(report_dir), warn)
         for line in deleted_runs(rows):
             warn(f"warning: {line}")
         export_summaries(settings, rows, Path(report_dir))

@@ -149,16 +149,22 @@ def train_command(budget: Budget, model: str, seed: int, folder: Path, device: s
     return command + (["--resume"] if resume else [])
 
 
-def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callable[[str], None] = print) -> Dict[str, str]:
-    """Train and test every (model, seed) not finished yet; returns model/seed -> final state."""
+def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callable[[str], None] = print,
+                    recorded: Optional[Dict[tuple, str]] = None) -> Dict[str, str]:
+    """Train and test every (model, seed) not finished yet; returns model/seed -> final state.
+
+    `recorded`: (model, seed) -> summary file of the runs a report already holds as ended; those are skipped when
+    their run folder is not here (a fresh checkout has the committed summaries, not the run folders).
+    """
     missing = [m for m in budget.models if not budget.config_path(m).is_file()]
     if missing:
         raise UserError(f"No config for {', '.join(missing)}: expected "
                         + ", ".join(str(budget.config_path(m)) for m in missing)
                         + f". Known models: {', '.join(MODELS)}.")
     out.mkdir(parents=True, exist_ok=True)
-    earlier = read_json(out / "leaderboard.json").get("budget", {}).get("models", [])
-    saved = dict(asdict(budget), models=budget.models + [m for m in earlier if m not in budget.models])
+    earlier = read_json(out / "leaderboard.json").get("budget", {})
+    saved = dict(asdict(budget), models=budget.models + [m for m in earlier.get("models", []) if m not in budget.models],
+                 overrides={**earlier.get("overrides", {}), **budget.overrides})
     (out / "leaderboard.json").write_text(json.dumps(
         {"budget": saved, "software": software_versions(), "device": describe_device(device),
          "dataset_meta": dataset_meta(budget.dataset)}, indent=2))
@@ -172,6 +178,11 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
             tag = f"[{budget.dataset} {k}/{total}] {model} seed {seed}"
             if read_status(folder).get("state") == "finished" and (folder / "test_metrics.json").is_file():
                 echo(f"{tag}: already finished, skipped")
+                states[f"{model}/{seed}"] = "finished"
+                continue
+            if (model, seed) in (recorded or {}) and not folder.is_dir():
+                echo(f"{tag}: ended in the report ({recorded[(model, seed)]}; its run folder is not here), skipped; "
+                     "delete that summary to train it again")
                 states[f"{model}/{seed}"] = "finished"
                 continue
             resume = folder.is_dir() and any(folder.glob("*.pt"))
