@@ -34,10 +34,11 @@ export STVFM_BACKBONE_WEIGHTS=${STVFM_BACKBONE_WEIGHTS:-$SHARED/weights}
 # all-MiniLM-L6-v2 language model (the one these machines have), first 2 layers (ST-LLM trains the attention of
 # its last layer). Order: the cheap baselines, ST-VFM and (Los-loop) the ablations that answer "does the frozen
 # backbone help?" (random backbone, no backbone), then the expensive baselines (PatchTST to GPT4TS take 2 to 11
-# minutes per epoch on one core), then the other ablations, so that a cut-short run answers the main question.
+# minutes per epoch on one core), then the other ablations (last: random LM and no LM for GPT4TS and ST-LLM;
+# they inherit their model's --set overrides below), so that a cut-short run answers the main question.
 case $DATASET in
   LosLoop) FIRST_ABLATIONS="STVFM:pretrained=False STVFM:vfm_layers=0"
-           LATER_ABLATIONS="STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0 STVFM:use_cross_prompt=False STVFM:flow_loss_weight=0 STVFM:use_temporal_context=False STVFM:use_learned_pos_embed=False STVFM:layout=spectral STVFM:layout=identity STVFM:vfm_layers=6 STVFM:vfm_layers=12" ;;
+           LATER_ABLATIONS="STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0 STVFM:use_cross_prompt=False STVFM:flow_loss_weight=0 STVFM:use_temporal_context=False STVFM:use_learned_pos_embed=False STVFM:layout=spectral STVFM:layout=identity STVFM:vfm_layers=6 STVFM:vfm_layers=12 GPT4TS:pretrained=False GPT4TS:llm_layers=0 STLLM:pretrained=False STLLM:llm_layers=0,unfrozen_layers=0" ;;
   *) FIRST_ABLATIONS="" LATER_ABLATIONS="" ;;
 esac
 # shellcheck disable=SC2086  # the ablation lists are word lists on purpose

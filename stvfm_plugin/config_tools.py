@@ -176,6 +176,8 @@ def apply_overrides(cfg: BasicTSConfig, overrides: Iterable[Tuple[str, Any]]) ->
         else:
             raise UserError(f"--set {key}: '{head}' is a {type(cfg[head]).__name__}, it has no fields to set.")
         applied.append(f"{key} = {value!r}")
+    if dataclasses.is_dataclass(cfg.model_config) and hasattr(cfg.model_config, "__post_init__"):
+        cfg.model_config.__post_init__()  # the model config's own checks, on the values it now holds
     refresh(cfg, default_dir)
     return applied
 

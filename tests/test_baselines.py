@@ -89,12 +89,13 @@ def test_gwnet_errors():
 
 
 # ---- LLM baselines ----------------------------------------------------------------------------
-def llm_model(kind: str, tiny_language_models, n: int = 5):
-    torch.manual_seed(0)
+def llm_model(kind: str, tiny_language_models, n: int = 5, llm_layers: int = 4, seed: int = 0, **options):
+    torch.manual_seed(seed)
     if kind == "GPT4TS":
-        return GPT4TS(GPT4TSConfig(num_features=n, backbone=str(tiny_language_models["gpt2"]), llm_layers=4))
-    return STLLM(STLLMConfig(num_features=n, backbone=str(tiny_language_models["bert"]), llm_layers=4,
-                             unfrozen_layers=2))
+        return GPT4TS(GPT4TSConfig(num_features=n, backbone=str(tiny_language_models["gpt2"]), llm_layers=llm_layers,
+                                   **options))
+    return STLLM(STLLMConfig(num_features=n, backbone=str(tiny_language_models["bert"]), llm_layers=llm_layers,
+                             unfrozen_layers=min(2, llm_layers), **options))
 
 
 def run_model(model, n: int = 5, b: int = 3):
@@ -155,12 +156,45 @@ def test_llm_baseline_checkpoint_holds_only_trained_tensors_and_round_trips(kind
     assert torch.equal(run_model(model), run_model(fresh))
 
 
+@pytest.mark.parametrize("kind", ["GPT4TS", "STLLM"])
+def test_llm_baselines_random_lm_is_the_same_architecture_with_other_weights_frozen_alike(kind, tiny_language_models):
+    pretrained = llm_model(kind, tiny_language_models)
+    random = llm_model(kind, tiny_language_models, pretrained=False, seed=1)  # the stand-in LMs were drawn at seed 0
+    ours, theirs = dict(pretrained.backbone.lm.named_parameters()), dict(random.backbone.lm.named_parameters())
+    assert {n: (p.shape, p.requires_grad) for n, p in ours.items()} == {
+        n: (p.shape, p.requires_grad) for n, p in theirs.items()}
+    weights = [n for n in ours if n.endswith("weight") and ours[n].dim() == 2 and "embed" not in n and n not in ("wte.weight", "wpe.weight")]
+    assert weights and all(not torch.equal(ours[n], theirs[n]) for n in weights)
+    assert any(line.endswith("weights: RANDOM (pretrained=False), architecture of local folder "
+                             f"{tiny_language_models['gpt2' if kind == 'GPT4TS' else 'bert']}")
+               for line in random.build_report), random.build_report
+    again = llm_model(kind, tiny_language_models, pretrained=False, seed=1)  # the same seed draws the same random LM
+    assert all(torch.equal(p, q) for p, q in zip(random.backbone.lm.parameters(), again.backbone.lm.parameters()))
+
+
+@pytest.mark.parametrize("kind", ["GPT4TS", "STLLM"])
+@pytest.mark.parametrize("b,n", [(1, 1), (2, 5)])
+def test_llm_baselines_without_lm_pass_the_embeddings_through_and_train_everything_else(kind, b, n,
+                                                                                         tiny_language_models):
+    model = llm_model(kind, tiny_language_models, n, llm_layers=0).train()
+    assert model.backbone.lm is None and not list(model.backbone.parameters())
+    embeddings = torch.randn(2, 3, 32)
+    assert model.backbone(embeddings) is embeddings
+    assert model.build_report[0].startswith(f"{'GPT4TS' if kind == 'GPT4TS' else 'ST-LLM'} NO language model "
+                                            "(llm_layers=0: the identity), width 32")
+    out = run_model(model, n, b)
+    assert out.shape == (b, 12, n)
+    out.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
+
+
 def test_language_backbone_errors(tmp_path, monkeypatch, tiny_language_models):
     with pytest.raises(UserError, match="has no config.json"):
         resolve_language_model(str(tmp_path))
     with pytest.raises(UserError, match="no such folder"):
         resolve_language_model(str(tmp_path / "nothing" / "here"))
-    with pytest.raises(UserError, match="llm_layers=9: the language model has 6 layers"):
+    with pytest.raises(UserError, match=r"llm_layers=9: the language model has 6 layers; choose 1..6 \(or 0: no "
+                                        r"language model, the identity\)."):
         LanguageBackbone.from_name(str(tiny_language_models["gpt2"]), 9)
     monkeypatch.setattr("stvfm_plugin.models.language_backbone.hub_reachable", lambda url: False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -170,6 +204,8 @@ def test_language_backbone_errors(tmp_path, monkeypatch, tiny_language_models):
         STLLM(STLLMConfig(num_features=100, backbone=str(tiny_language_models["bert"])))
     with pytest.raises(UserError, match="unfrozen_layers=7 must lie in 0..llm_layers"):
         STLLMConfig(num_features=3, unfrozen_layers=7)
+    with pytest.raises(UserError, match=r"unfrozen_layers=2 must lie in 0..llm_layers \(0\)"):
+        STLLMConfig(num_features=3, llm_layers=0)  # no LM: no attention to unfreeze
     with pytest.raises(UserError, match="do not fit input_len=12"):
         GPT4TSConfig(num_features=3, patch_len=20)
 

@@ -373,7 +373,7 @@ def test_report_names_a_damaged_json_file(tiny_dataset, workdir, capsys, name):
 def test_leaderboard_errors(workdir, capsys):
     with pytest.raises(UserError, match="write MODEL:KEY=VALUE"):
         _overrides(["vfm_layers=2"], ["STVFM"])
-    with pytest.raises(UserError, match="GWNet is not among --models"):
+    with pytest.raises(UserError, match=r"GWNet is not among --models \(STVFM\) nor the model of one of their ablation"):
         _overrides(["GWNet:num_epochs=2"], ["STVFM"])
     assert _overrides(["all:num_epochs=2"], ["A", "B"]) == {"A": ["num_epochs=2"], "B": ["num_epochs=2"]}
     assert main(["run", "--dataset", "Nowhere", "--models", "STID", "--config-dir", str(workdir)]) == 2
@@ -391,6 +391,14 @@ def test_ablation_rows_become_overrides_of_their_model():
     command = train_command(budget, "STVFM:pretrained=False", 1, Path("lb/STVFM@pretrained=False/seed-1"), "cpu", False)
     assert command[command.index("-c") + 1] == str(Path("baselines_cfg") / "STVFM.py")
     assert command[-2:] == ["--set", "model_config.pretrained=False"]
+    # an ablation row is its model with the model's own overrides, changed (here: the LM and its depth kept)
+    rows = ["GPT4TS", "GPT4TS:llm_layers=0"]
+    budget = Budget(dataset="LosLoop", models=rows, seeds=[1], epochs=5, patience=2, overrides=_overrides(
+        ["GPT4TS:model_config.backbone=all-minilm-l6-v2", "GPT4TS:model_config.llm_layers=2"], rows))
+    command = train_command(budget, rows[1], 1, Path("lb/x/seed-1"), "cpu", False)
+    assert [command[i + 1] for i, a in enumerate(command) if a == "--set"][1:] == [
+        "model_config.backbone=all-minilm-l6-v2", "model_config.llm_layers=2", "model_config.llm_layers=0"]
+    assert _overrides(["GPT4TS:num_epochs=2"], ["GPT4TS:pretrained=False"]) == {"GPT4TS": ["num_epochs=2"]}
     with pytest.raises(UserError, match="write an ablation as MODEL:key=value"):
         split_variant("STVFM:nothing")
 

@@ -358,6 +358,19 @@ def test_overrides_reach_the_objects_basicts_builds():
     assert cfg.md5 != md5  # a different config gets a different run folder group
 
 
+@pytest.mark.parametrize("items, message", [
+    (["model_config.unfrozen_layers=7"], r"STLLMConfig: unfrozen_layers=7 must lie in 0..llm_layers \(6\)"),
+    (["model_config.llm_layers=0"], r"STLLMConfig: unfrozen_layers=2 must lie in 0..llm_layers \(0\)"),
+])
+def test_overrides_are_checked_by_the_model_config_as_in_its_constructor(items, message):
+    cfg = load_config(CONFIGS / "STLLM.py")
+    with pytest.raises(UserError, match=message):
+        apply_overrides(cfg, map(parse_override, items))
+    cfg = load_config(CONFIGS / "STLLM.py")  # checked once all are applied: the order of --set does not matter
+    apply_overrides(cfg, map(parse_override, ["model_config.llm_layers=0", "model_config.unfrozen_layers=0"]))
+    assert (cfg.model_config.llm_layers, cfg.model_config.unfrozen_layers) == (0, 0)
+
+
 def test_stid_pems08_config_matches_basicts_protocol():
     cfg = load_config(CONFIGS / "STID_PEMS08.py")
     assert (cfg.input_len, cfg.output_len, cfg.null_val) == (12, 12, None)  # the null value: the dataset's

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError, exit_status
-from .runs import MODELS, Budget, dataset_meta, run_leaderboard
+from .runs import MODELS, Budget, dataset_meta, run_leaderboard, split_variant
 
 EPILOG = """examples:
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --models STVFM STID GWNet --seeds 1 2 3
@@ -30,8 +30,9 @@ def _overrides(items: List[str], models: List[str]) -> Dict[str, List[str]]:
                             "all:KEY=VALUE.")
         targets = models if model == "all" else [model]
         for target in targets:
-            if target not in models:
-                raise UserError(f"--set {item!r}: {target} is not among --models ({', '.join(models)}).")
+            if target not in models and target not in {split_variant(m)[0] for m in models}:
+                raise UserError(f"--set {item!r}: {target} is not among --models ({', '.join(models)}) nor the model "
+                                "of one of their ablation rows.")
             found.setdefault(target, []).append(setting)
     return found
 

@@ -144,7 +144,9 @@ def train_command(budget: Budget, model: str, seed: int, folder: Path, device: s
         command += ["--threads", str(budget.threads)]
     if budget.max_minutes is not None:
         command += ["--max-minutes", f"{budget.max_minutes:g}"]
-    for item in budget.overrides.get(model, []) + split_variant(model)[1]:
+    base, changes = split_variant(model)
+    inherited = budget.overrides.get(base, []) if base != model else []  # an ablation row is its model, changed
+    for item in inherited + budget.overrides.get(model, []) + changes:
         command += ["--set", item]
     return command + (["--resume"] if resume else [])
 
@@ -163,7 +165,8 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
                         + f". Known models: {', '.join(MODELS)}.")
     out.mkdir(parents=True, exist_ok=True)
     earlier = read_json(out / "leaderboard.json").get("budget", {})
-    saved = dict(asdict(budget), models=budget.models + [m for m in earlier.get("models", []) if m not in budget.models],
+    saved = dict(asdict(budget), models=budget.models + [m for m in earlier.get("models", [])
+                                                         if m not in budget.models],
                  overrides={**earlier.get("overrides", {}), **budget.overrides})
     (out / "leaderboard.json").write_text(json.dumps(
         {"budget": saved, "software": software_versions(), "device": describe_device(device),

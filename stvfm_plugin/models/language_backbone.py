@@ -9,13 +9,15 @@ The backbone is named by one config entry:
 
 `LanguageBackbone` keeps the first `num_layers` transformer layers, freezes everything, and lets the
 model unfreeze parts by name (`unfreeze`). Only `inputs_embeds` enter it, so its token embedding
-table is replaced by a 1-row stub; frozen tensors are left out of checkpoints.
+table is replaced by a 1-row stub; frozen tensors are left out of checkpoints. The two ablations of
+"are language models useful?": `pretrained=False` (the same architecture, random weights, frozen alike)
+and `num_layers=0` (no language model: the embeddings pass through unchanged, at the model's width).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -49,21 +51,28 @@ def resolve_language_model(name: str) -> Tuple[str, str]:
     return name, f"hub {name}"
 
 
-def load_language_model(name: str) -> Tuple[nn.Module, str]:
-    """The pretrained `transformers` model (no task head) and where it came from."""
-    from transformers import AutoModel
+def load_language_model(name: str, pretrained: bool = True) -> Tuple[nn.Module, str]:
+    """The `transformers` base model (no task head) and where it came from; `pretrained=False`: the same
+    architecture with random weights (drawn from torch's generator; only the model's config is read)."""
+    from transformers import AutoConfig, AutoModel
+
+    def load(where: str, **options) -> nn.Module:
+        if pretrained:
+            return AutoModel.from_pretrained(where, **options)
+        return AutoModel.from_config(AutoConfig.from_pretrained(where, **options))
 
     where, source = resolve_language_model(name)
+    source = source if pretrained else f"RANDOM (pretrained=False), architecture of {source}"
     if where != name or Path(where).is_dir():
-        return AutoModel.from_pretrained(where), source
+        return load(where), source
     try:
-        return AutoModel.from_pretrained(where, local_files_only=True), f"{source} (local cache)"
+        return load(where, local_files_only=True), f"{source} (local cache)"
     except OSError:
         pass
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     if hub_reachable(endpoint):
         try:
-            return AutoModel.from_pretrained(where), source
+            return load(where), source
         except OSError as e:
             problem = f"the download failed ({e})"
     else:
@@ -87,7 +96,7 @@ class LanguageBackbone(nn.Module):
     Args:
         model: A `transformers` base model (GPT-2, BERT, LLaMA, ...).
         source: Where its weights came from (for reports).
-        num_layers: Layers kept (None: all).
+        num_layers: Layers kept (None: all; 0: none, the identity at the model's width: the "no LM" ablation).
 
     Shapes:
         embeddings: [B, L, D] -> [B, L, D]
@@ -97,37 +106,43 @@ class LanguageBackbone(nn.Module):
         super().__init__()
         layers = _layer_list(model)
         depth = len(layers)
-        if num_layers is not None and not 1 <= num_layers <= depth:
-            raise UserError(f"llm_layers={num_layers}: the language model has {depth} layers; choose 1..{depth}.")
+        if num_layers is not None and not 0 <= num_layers <= depth:
+            raise UserError(f"llm_layers={num_layers}: the language model has {depth} layers; choose 1..{depth} "
+                            "(or 0: no language model, the identity).")
+        self.embed_dim = model.config.hidden_size
+        self.source = source
+        self.name = getattr(model.config, "_name_or_path", "") or type(model).__name__
+        self.lm: Optional[nn.Module] = None
+        self.max_positions = None
+        if num_layers == 0:
+            return
         kept = num_layers or depth
         del layers[kept:]
         model.config.num_hidden_layers = kept
-        self.embed_dim = model.config.hidden_size
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
         model.set_input_embeddings(nn.Embedding(1, self.embed_dim))  # only inputs_embeds are used
         if getattr(model, "pooler", None) is not None:
             model.pooler = None  # BERT-style pooler: unused
         model.requires_grad_(False)
         self.lm = model
-        self.source = source
-        self.name = getattr(model.config, "_name_or_path", "") or type(model).__name__
         keep_frozen_out_of_state_dict(self, "lm")
 
     @property
     def layers(self) -> nn.ModuleList:
-        """The kept transformer layers (inside `lm`)."""
-        return _layer_list(self.lm)
+        """The kept transformer layers (inside `lm`; none without a language model)."""
+        return _layer_list(self.lm) if self.lm is not None else nn.ModuleList()
 
     @classmethod
-    def from_name(cls, name: str, num_layers: int | None = None) -> "LanguageBackbone":
-        model, source = load_language_model(name)
+    def from_name(cls, name: str, num_layers: int | None = None, pretrained: bool = True) -> "LanguageBackbone":
+        """`num_layers=0` reads only the model's config (for its width): no weights are loaded."""
+        model, source = load_language_model(name, pretrained and num_layers != 0)
         return cls(model, source, num_layers)
 
     def unfreeze(self, kinds: Iterable[str], last_layers: int = 0) -> None:
         """Make parts trainable: "norm" (all normalisation layers), "position" (position embeddings),
         "attention" (the attention of the last `last_layers` layers)."""
         kinds = set(kinds)
-        for name, module in self.lm.named_modules():
+        for name, module in self.lm.named_modules() if self.lm is not None else []:
             if "norm" in kinds and ("Norm" in type(module).__name__ or name.split(".")[-1].startswith("ln")):
                 module.requires_grad_(True)
             if "position" in kinds and name.split(".")[-1] in ("wpe", "position_embeddings", "embed_positions"):
@@ -139,6 +154,8 @@ class LanguageBackbone(nn.Module):
                         module.requires_grad_(True)
 
     def describe(self) -> List[str]:
+        if self.lm is None:
+            return [f"NO language model (llm_layers=0: the identity), width {self.embed_dim} as {self.name}"]
         trainable = sum(p.numel() for p in self.lm.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in self.lm.parameters() if not p.requires_grad)
         return [f"language backbone: {self.name} ({type(self.lm).__name__}), {len(self.layers)} layers, "
@@ -147,6 +164,8 @@ class LanguageBackbone(nn.Module):
                 f"language backbone parameters: {trainable:,} trainable, {frozen:,} frozen"]
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        if self.lm is None:
+            return embeddings  # [B, L, D]: no language model
         if self.max_positions is not None and embeddings.shape[1] > self.max_positions:
             raise UserError(f"{embeddings.shape[1]} tokens per sequence, but the language model has "
                             f"{self.max_positions} positions.")

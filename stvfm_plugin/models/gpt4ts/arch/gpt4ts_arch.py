@@ -32,7 +32,7 @@ class GPT4TS(nn.Module):
     def __init__(self, config: GPT4TSConfig, backbone: Optional[LanguageBackbone] = None) -> None:
         super().__init__()
         self.config = config
-        self.backbone = backbone or LanguageBackbone.from_name(config.backbone, config.llm_layers)
+        self.backbone = backbone or LanguageBackbone.from_name(config.backbone, config.llm_layers, config.pretrained)
         self.backbone.unfreeze(["norm", "position"])
         dim = self.backbone.embed_dim
         self.num_patches = (config.input_len + config.patch_stride - config.patch_len) // config.patch_stride + 1

