@@ -436,3 +436,22 @@ def test_cost_table_is_generated_from_committed_summaries(fixture_leaderboard, t
     (tmp_path / "nomarkers.md").write_text("# no table here\n")
     assert main(["costs", str(tmp_path / "Fix"), "--write", str(tmp_path / "nomarkers.md")]) == 2
     assert (tmp_path / "nomarkers.md").read_text() == "# no table here\n"
+
+
+def test_every_row_of_the_committed_leaderboard_script_is_a_valid_config():
+    """A misspelt ablation key or override in benchmarks/leaderboard.sh would cost hours before its run fails."""
+    from stvfm_plugin.config_tools import apply_overrides, load_config, parse_override
+    from stvfm_plugin.leaderboard.runs import train_command
+
+    text = "\n".join(line for line in (REPO / "benchmarks" / "leaderboard.sh").read_text().splitlines()
+                     if not line.lstrip().startswith("#"))
+    ablations = [row for group in re.findall(r'_ABLATIONS="([^"]*)"', text) for row in group.split()]
+    models = [m for m in re.search(r"--models (.*?)\\\n", text).group(1).split() if not m.startswith("$")]
+    assert "STVFM:pretrained=False" in ablations and "GPT4TS:llm_layers=0" in ablations and len(models) == 11
+    rows = models + ablations
+    budget = Budget(dataset="LosLoop", models=rows, seeds=[1], epochs=1, patience=1, config_dir=str(REPO / "baselines_cfg"),
+                    overrides=_overrides(re.findall(r"--set (\S+)", text), rows))
+    for row in rows:
+        command = train_command(budget, row, 1, Path("x"), "cpu", False)
+        cfg = load_config(Path(command[command.index("-c") + 1]))
+        apply_overrides(cfg, [parse_override(command[i + 1]) for i, arg in enumerate(command) if arg == "--set"])
