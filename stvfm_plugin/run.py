@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "use); recorded in run_info.json")
     parser.add_argument("--save-results", action="store_true",
                         help="also write test inputs/predictions/targets as .npy files in the run folder")
+    parser.add_argument("--no-test", action="store_true",
+                        help="validation only: train, keep the best-validation checkpoint, and never evaluate the test "
+                             "split (for tuning; run_info.json holds the best validation MAE)")
     return parser
 
 
@@ -114,12 +117,15 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     """The parsed command line as `RunOptions`."""
     from .config_tools import parse_override
 
+    if args.no_test and (args.eval or args.save_results):
+        raise UserError(f"--no-test never evaluates the test split, so {'--eval' if args.eval else '--save-results'} "
+                        "(test predictions) cannot go with it.")
     return RunOptions(
         config=Path(args.cfg), dataset=args.dataset, overrides=[parse_override(item) for item in args.set], seed=args.seed, ckpt_dir=args.ckpt_dir,
         run_dir=Path(args.run_dir) if args.run_dir else None, resume=args.resume, patience=args.patience,
         max_minutes=args.max_minutes,
         eval_checkpoint=Path(args.eval) if args.eval else None, gpus=_select_gpus(args.gpus), threads=args.threads,
-        save_results=args.save_results)
+        save_results=args.save_results, test=not args.no_test)
 
 
 def prepared_config(options: RunOptions, logger: logging.Logger):
@@ -136,6 +142,9 @@ def prepared_config(options: RunOptions, logger: logging.Logger):
             set_top_level(cfg, key, value)
     if options.save_results:
         cfg.save_results = True
+    if not options.test:
+        cfg.eval_after_train = False
+        logger.info("Validation only (--no-test): the test split is not evaluated")
     refresh(cfg, default_dir)
     for line in apply_overrides(cfg, options.overrides):
         logger.info(f"Override: {line}")
@@ -174,7 +183,7 @@ def run(options: RunOptions) -> Path:
         else:
             chosen = latest_run_dir(cfg) if options.resume else new_run_dir(cfg)
         run_dir = launch_training(cfg, replace(options, run_dir=chosen))
-    logger.info(f"Results in {run_dir} (test_metrics.json, run_info.json).")
+    logger.info(f"Results in {run_dir} ({'test_metrics.json, ' if options.test else ''}run_info.json).")
     return run_dir
 
 

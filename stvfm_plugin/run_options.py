@@ -31,3 +31,6 @@ class RunOptions:
     threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads (None: every available core)."})
     save_results: bool = field(default=False, metadata={
         "help": "Also write test inputs / predictions / targets as .npy files."})
+    test: bool = field(default=True, metadata={
+        "help": "Evaluate the best-validation checkpoint on the test split after training; False: validation only "
+                "(for tuning: the test split is never evaluated)."})

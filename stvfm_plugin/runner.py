@@ -195,6 +195,14 @@ class PluginRunner(BasicTSRunner):
             self._write_status("running", epoch)
         self._write_run_info()
 
+    def train(self) -> None:
+        super().train()
+        if not self.cfg.get("eval_after_train", True) and is_master():  # --no-test: the test split stays unseen
+            self._write_run_info()
+            self._write_status("finished")
+            self.logger.info("Not tested (--no-test): the best validation "
+                             f"{self.target_metric} is in run_info.json (best_metrics).")
+
     def _write_status(self, state: str, epoch: Optional[int] = None) -> None:
         best = self.best_metrics.get(f"val/{self.target_metric}")
         fields = dict(state=state, epoch=epoch if epoch is not None else len(self.epoch_seconds),
@@ -301,6 +309,7 @@ class PluginRunner(BasicTSRunner):
             "stop_reason": self.stop_reason,
             "converged": STOP_REASONS.get(self.stop_reason) if self.stop_reason else None,
             "max_minutes": self.options.max_minutes,
+            "tested": bool(self.cfg.get("eval_after_train", True)),
             "best_metrics": {k: float(v) for k, v in getattr(self, "best_metrics", {}).items()},
             "build_report": list(getattr(model, "build_report", [])),
             "warnings": list(getattr(model, "run_warnings", [])),

@@ -343,6 +343,33 @@ def test_leaderboard_command_end_to_end(tiny_dataset, workdir):
     assert "deleted, finished: run folder leaderboard/Tiny/STID/seed-2 is gone" in md
 
 
+def test_tune_trains_candidates_on_validation_only_and_ranks_them(tiny_dataset, workdir):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY, "STID_Tiny.py")
+    proc = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "tune", "--dataset", "Tiny", "--models", "STID",
+                           "STID:num_layers=2", "STID:num_features=13", "--epochs", "2", "--patience", "3", "--seeds",
+                           "1", "2", "--config-dir", str(configs)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = workdir / "tune" / "Tiny"
+    assert not list(out.rglob("test_metrics.json")) and not list(out.rglob("test_results"))  # never tested
+    launch = json.loads((out / "STID" / "seed-1" / "launch.json").read_text())
+    assert "--no-test" in launch["command"] and "--save-results" not in launch["command"]
+    assert "[Tiny 2/6] STID seed 2: finished" in proc.stdout and "(not tested)" in proc.stdout
+    table = (out / "tune.md").read_text()
+    assert table in proc.stdout and "the test split was never evaluated" in table
+    best = {m: [json.loads((out / m.replace(":", "@") / f"seed-{k}" / "run_info.json").read_text())["best_metrics"]
+                ["val/MAE"] for k in (1, 2)] for m in ("STID", "STID:num_layers=2")}
+    means = {m: sum(v) / 2 for m, v in best.items()}
+    chosen = min(means, key=means.get)
+    rows = [line for line in table.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert rows[0].startswith(f"| 1 | {chosen} | 2 | {means[chosen]:.4f} ± ")
+    assert f"Chosen on validation: **{chosen}**" in table
+    assert "| — | STID:num_features=13 | 0 | — | — | — | — | failed x2: model_config.num_features=13, but dataset " \
+           "Tiny has 12." in table
+    assert not (out / "report").exists()  # no leaderboard report from a tuning folder
+
+
 def test_leaderboard_run_where_every_model_fails_exits_2(tiny_dataset, workdir):
     configs = workdir / "cfgs"
     configs.mkdir()

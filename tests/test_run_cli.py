@@ -433,6 +433,29 @@ def test_the_run_writes_its_status_and_why_it_stopped(tiny_dataset, workdir):
     assert status["state"] == "failed" and status["error"] == "--set lr='abc': give a number above 0."
 
 
+def test_no_test_trains_and_selects_on_validation_without_ever_testing(tiny_dataset, workdir, capsys, monkeypatch):
+    from basicts.runners import BasicTSRunner
+
+    def no_test_pass(*args, **kwargs):
+        raise AssertionError("the test split was evaluated")
+
+    monkeypatch.setattr(BasicTSRunner, "eval", no_test_pass)
+    monkeypatch.setattr(BasicTSRunner, "_test", no_test_pass)
+    cfg = str(write_config(workdir, STID_TINY))
+    assert main(["-c", cfg, "--run-dir", "val", "--no-test"]) == 0
+    status = json.loads((workdir / "val" / "status.json").read_text())
+    info = json.loads((workdir / "val" / "run_info.json").read_text())
+    assert (status["state"], status["stop_reason"], info["tested"], info["epochs_run"]) == (
+        "finished", "max epochs", False, 2)
+    assert info["best_metrics"]["val/MAE"] == status["best_val"] > 0
+    assert not (workdir / "val" / "test_metrics.json").exists() and any((workdir / "val").glob("*best_val*.pt"))
+    assert "Validation only (--no-test): the test split is not evaluated" in capsys.readouterr().err
+    for other in ("--save-results", "--eval=x.pt"):
+        assert main(["-c", cfg, "--no-test", other]) == 2
+        assert capsys.readouterr().err.strip() == (f"error: --no-test never evaluates the test split, so "
+                                                   f"{other.split('=')[0]} (test predictions) cannot go with it.")
+
+
 def test_a_run_folder_in_use_is_refused_and_a_dead_runs_lock_is_taken_over(tiny_dataset, workdir, capsys):
     cfg = str(write_config(workdir, STID_TINY))
     (workdir / "busy").mkdir()

@@ -43,25 +43,31 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train and test the models not finished yet, then write the report")
-    run.add_argument("--dataset", required=True, help="dataset name (configs are <Model>_<dataset>.py)")
-    run.add_argument("--models", nargs="+", default=MODELS, help=f"models (default: {' '.join(MODELS)})")
-    run.add_argument("--budget", choices=["convergence", "equal-epochs"], default="convergence",
-                     help="convergence (default): early stopping on validation MAE, at most --epochs, a --max-minutes "
-                          "cap per run; equal-epochs: every model trains exactly --epochs epochs")
-    run.add_argument("--epochs", type=int, help="maximum epochs (convergence, default 100) or the epochs "
-                                                "(equal-epochs, default 10)")
-    run.add_argument("--patience", type=int, default=10,
-                     help="convergence budget: early stopping after N epochs without a better validation MAE (default 10)")
-    run.add_argument("--max-minutes", type=float, default=120.0,
-                     help="convergence budget: cap on each run's training minutes; a run stopped by it is marked as "
-                          "not converged (default 120)")
-    run.add_argument("--seeds", nargs="+", type=int, default=[1], help="seeds (default: 1)")
-    run.add_argument("--set", action="append", default=[], metavar="MODEL:KEY=VALUE",
-                     help="config override for one model (or all:KEY=VALUE), recorded in the report")
-    run.add_argument("--threads", type=int, metavar="N",
-                     help="torch CPU threads of each run (default: $OMP_NUM_THREADS, else every core)")
-    run.add_argument("--config-dir", default="baselines_cfg", help="folder of the configs (default baselines_cfg)")
-    run.add_argument("-g", "--gpus", default="cpu", help="'cpu' (default) or a GPU index")
+    tune = sub.add_parser("tune", help="train candidate rows on validation only (the test split is never evaluated) "
+                                       "and rank them by best validation MAE; run the chosen one with `run`")
+    for p in (run, tune):
+        p.add_argument("--dataset", required=True, help="dataset name (configs are <Model>_<dataset>.py)")
+        p.add_argument("--models", nargs="+", default=MODELS if p is run else None, required=p is tune,
+                       help=f"models (default: {' '.join(MODELS)})" if p is run else
+                       "candidate rows, e.g. STVFM STVFM:patch_size=1 STVFM:optimizer_params.lr=5e-4")
+        p.add_argument("--budget", choices=["convergence", "equal-epochs"], default="convergence",
+                       help="convergence (default): early stopping on validation MAE, at most --epochs, a "
+                            "--max-minutes cap per run; equal-epochs: every model trains exactly --epochs epochs")
+        p.add_argument("--epochs", type=int, help="maximum epochs (convergence, default 100) or the epochs "
+                                                  "(equal-epochs, default 10)")
+        p.add_argument("--patience", type=int, default=10, help="convergence budget: early stopping after N epochs "
+                                                                "without a better validation MAE (default 10)")
+        p.add_argument("--max-minutes", type=float, default=120.0,
+                       help="convergence budget: cap on each run's training minutes; a run stopped by it is marked as "
+                            "not converged (default 120)")
+        p.add_argument("--seeds", nargs="+", type=int, default=[1], help="seeds (default: 1)")
+        p.add_argument("--set", action="append", default=[], metavar="MODEL:KEY=VALUE",
+                       help="config override for one model (or all:KEY=VALUE), recorded in the report")
+        p.add_argument("--threads", type=int, metavar="N",
+                       help="torch CPU threads of each run (default: $OMP_NUM_THREADS, else every core)")
+        p.add_argument("--config-dir", default="baselines_cfg", help="folder of the configs (default baselines_cfg)")
+        p.add_argument("-g", "--gpus", default="cpu", help="'cpu' (default) or a GPU index")
+    tune.add_argument("--out", help="tuning folder (default tune/<dataset>); its table goes to <out>/tune.md")
     for p in (run, sub.add_parser("report", help="build the report from finished run folders, without training")):
         p.add_argument("--out", help="leaderboard folder (default leaderboard/<dataset>)")
         p.add_argument("--report-dir", help="report folder (default <out>/report)")
@@ -72,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--write", metavar="FILE", help="replace the generated table in FILE (between its markers) "
                                                        "instead of printing it")
     return parser
+
+
+#: the table a `tune` call writes into its folder
+TUNE_TABLE = "tune.md"
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -85,35 +95,47 @@ def _run(args: argparse.Namespace) -> None:
         else:
             print(table)
         return
-    out = Path(args.out or f"leaderboard/{args.dataset}")
-    if args.command == "run":
-        convergence = args.budget == "convergence"
-        epochs = args.epochs if args.epochs is not None else (100 if convergence else 10)
-        if epochs < 1:
-            raise UserError(f"--epochs {epochs}: give at least 1.")
-        if convergence and (args.patience < 1 or args.max_minutes <= 0):
-            raise UserError("--budget convergence needs --patience of at least 1 and a positive --max-minutes "
-                            "(use --budget equal-epochs for a fixed number of epochs).")
-        budget = Budget(dataset=args.dataset, models=list(args.models), seeds=list(args.seeds),
-                        epochs=epochs, patience=args.patience if convergence else 0,
-                        overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
-                        threads=args.threads, max_minutes=args.max_minutes if convergence else None,
-                        kind="convergence" if convergence else "equal epochs")
+    out = Path(args.out or f"{'tune' if args.command == 'tune' else 'leaderboard'}/{args.dataset}")
+    if args.command in ("run", "tune"):
+        budget = _budget(args)
         from .report import ended_summaries
 
-        recorded = ended_summaries(Path(args.report_dir or out / "report"),
-                                   {"budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)})
+        recorded = ended_summaries(Path(args.report_dir or out / "report"), {
+            "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if budget.test else {}
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded)
         failed = [k for k, v in states.items() if v != "finished"]
         print(f"[{args.dataset}] done: {len(states) - len(failed)} finished, {len(failed)} failed"
               + (f" ({', '.join(failed)})" if failed else ""), flush=True)
-    from .report import write_report
+    if args.command == "tune":
+        from .report import tune_table
 
-    warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    for path in write_report(out, Path(args.report_dir or out / "report"), warn):
-        print(f"wrote {path}", flush=True)
-    if args.command == "run" and not any(v == "finished" for v in states.values()):
-        raise UserError(f"every run failed ({', '.join(states)}); the report shows each error, the logs are in {out}.")
+        (out / TUNE_TABLE).write_text(tune_table(out), encoding="utf-8")
+        print((out / TUNE_TABLE).read_text() + f"\nwrote {out / TUNE_TABLE}", flush=True)
+    else:
+        from .report import write_report
+
+        warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        for path in write_report(out, Path(args.report_dir or out / "report"), warn):
+            print(f"wrote {path}", flush=True)
+    if args.command != "report" and not any(v == "finished" for v in states.values()):
+        raise UserError(f"every run failed ({', '.join(states)}); the {'table' if args.command == 'tune' else 'report'} "
+                        f"shows each error, the logs are in {out}.")
+
+
+def _budget(args: argparse.Namespace) -> Budget:
+    """The budget of a `run` or `tune` call (a `tune` never tests)."""
+    convergence = args.budget == "convergence"
+    epochs = args.epochs if args.epochs is not None else (100 if convergence else 10)
+    if epochs < 1:
+        raise UserError(f"--epochs {epochs}: give at least 1.")
+    if convergence and (args.patience < 1 or args.max_minutes <= 0):
+        raise UserError("--budget convergence needs --patience of at least 1 and a positive --max-minutes "
+                        "(use --budget equal-epochs for a fixed number of epochs).")
+    return Budget(dataset=args.dataset, models=list(args.models), seeds=list(args.seeds),
+                  epochs=epochs, patience=args.patience if convergence else 0,
+                  overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
+                  threads=args.threads, max_minutes=args.max_minutes if convergence else None,
+                  kind="convergence" if convergence else "equal epochs", test=args.command == "run")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

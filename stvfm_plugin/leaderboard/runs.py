@@ -49,6 +49,7 @@ class Budget:
     threads: Optional[int] = None  # torch CPU threads per run (None: the runner's default)
     max_minutes: Optional[float] = None  # wall-clock cap on each run's training (None: none)
     kind: str = "convergence"  # "convergence" (early stopping) or "equal epochs" (every model the same epochs)
+    test: bool = True  # False: validation only (`tune`): runs train with --no-test, the test split stays unseen
 
     def config_path(self, model: str) -> Path:
         """The model's config for this dataset: its own file where it has one, else the generic one."""
@@ -138,8 +139,8 @@ def _write_launch(folder: Path, **launch) -> None:
 def train_command(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool) -> List[str]:
     command = [sys.executable, "-m", "stvfm_plugin.run", "-c", str(budget.config_path(model)),
                "--dataset", budget.dataset, "-g", device,
-               "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience), "--save-results",
-               "--set", f"num_epochs={budget.epochs}"]
+               "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience),
+               "--save-results" if budget.test else "--no-test", "--set", f"num_epochs={budget.epochs}"]
     if budget.threads is not None:
         command += ["--threads", str(budget.threads)]
     if budget.max_minutes is not None:
@@ -179,7 +180,7 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
             k += 1
             folder = run_dir(out, model, seed)
             tag = f"[{budget.dataset} {k}/{total}] {model} seed {seed}"
-            if read_status(folder).get("state") == "finished" and (folder / "test_metrics.json").is_file():
+            if read_status(folder).get("state") == "finished" and _has_result(folder, budget):
                 echo(f"{tag}: already finished, skipped")
                 states[f"{model}/{seed}"] = "finished"
                 continue
@@ -239,16 +240,24 @@ def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str,
     _write_launch(folder, command=command, started=started, log=str(log_path), wall_seconds=seconds,
                   returncode=process.returncode)
     status = _status_or_empty(folder)
-    if process.returncode == 0 and status.get("state") == "finished" and (folder / "test_metrics.json").is_file():
-        metrics = read_json(folder / "test_metrics.json")["overall"]
+    if process.returncode == 0 and status.get("state") == "finished" and _has_result(folder, budget):
         converged = "" if status.get("converged", True) else ", NOT converged"
+        result = (f"test MAE {read_json(folder / 'test_metrics.json')['overall']['MAE']:.4f}" if budget.test
+                  else f"best validation {status.get('metric', 'MAE')} {status.get('best_val', float('nan')):.4f} (not tested)")
         echo(f"{tag}: finished in {seconds / 60:.1f} min ({status.get('stop_reason', '?')} after epoch "
-             f"{status.get('epoch')}{converged}), test MAE {metrics['MAE']:.4f}")
+             f"{status.get('epoch')}{converged}), {result}")
         return "finished"
     error = status.get("error") or f"exit status {process.returncode} without a recorded error"
     echo(f"{tag}: FAILED (exit {process.returncode}): {error} -- full output in {log_path}; "
          "going on with the next model")
     return "failed"
+
+
+def _has_result(folder: Path, budget: Budget) -> bool:
+    """What a finished run leaves: its test metrics, or (validation only) its best validation metric."""
+    if budget.test:
+        return (folder / "test_metrics.json").is_file()
+    return bool(read_json(folder / "run_info.json").get("best_metrics"))
 
 
 def _status_or_empty(folder: Path) -> dict:
