@@ -185,6 +185,16 @@ def test_report_keeps_ended_runs_of_earlier_calls_whose_run_folders_are_gone(fix
     assert (report / "leaderboard.md").read_text() == md
 
 
+def test_a_report_whose_runs_are_all_rerun_names_no_earlier_software(fixture_leaderboard, tmp_path):
+    report = tmp_path / "committed"
+    write_report(fixture_leaderboard, report)
+    settings = json.loads((fixture_leaderboard / "leaderboard.json").read_text())
+    (fixture_leaderboard / "leaderboard.json").write_text(json.dumps(dict(settings, software={"torch": "z"})))
+    notes: list[str] = []
+    md = write_report(fixture_leaderboard, report, notes.append)[0].read_text()  # every ended run replaced
+    assert notes == [] and "software: torch z\n" in md and "earlier call" not in md
+
+
 @pytest.mark.parametrize("change, message", [
     ({"patience": 5}, "patience 2 there, 5 here"),
     ({"kind": "equal epochs", "max_minutes": None}, "kind 'convergence' there, 'equal epochs' here; max_minutes 30 "

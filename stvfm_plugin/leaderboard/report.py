@@ -540,7 +540,7 @@ def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
              "ended run of this leaderboard folder replaces them)")
     calls = [c for c in [{"device": earlier.get("device"), "software": earlier.get("software")},
                          *earlier.get("earlier_calls", [])]
-             if c != {"device": settings.get("device"), "software": settings.get("software")}]
+             if kept and c != {"device": settings.get("device"), "software": settings.get("software")}]
     budget = {**old_budget, **new_budget, "models": [row.model for row in merged],
               "seeds": sorted(set(old_budget.get("seeds", [])) | set(new_budget.get("seeds", []))),
               "overrides": {**old_budget.get("overrides", {}), **new_budget.get("overrides", {})}}
