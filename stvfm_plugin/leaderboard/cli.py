@@ -1,4 +1,4 @@
-"""Command line: `python -m stvfm_plugin.leaderboard run|report`."""
+"""Command line: `python -m stvfm_plugin.leaderboard run|tune|report|costs`."""
 from __future__ import annotations
 
 import argparse
@@ -15,10 +15,12 @@ EPILOG = """examples:
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --budget equal-epochs --epochs 3
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --set GPT4TS:model_config.backbone=all-minilm-l6-v2
   python -m stvfm_plugin.leaderboard report --dataset LosLoop
+  python -m stvfm_plugin.leaderboard tune --dataset LosLoop --models STVFM STVFM:patch_size=1 --seeds 1 2
   python -m stvfm_plugin.leaderboard costs benchmarks/results/LosLoop benchmarks/results/SZTaxi --write benchmarks/README.md
 
 Each model trains in its own process; a failure is recorded (and reported) and the next model goes on.
-Running the same command again skips finished models, resumes interrupted ones and retries failed ones."""
+Running the same command again skips finished models, resumes interrupted ones and retries failed ones;
+runs the report folder's summaries hold as ended are skipped too, and kept in the report."""
 
 
 def _overrides(items: List[str], models: List[str]) -> Dict[str, List[str]]:
