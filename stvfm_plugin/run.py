@@ -83,6 +83,21 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def flush_denormals() -> str:
+    """Flush subnormal floats to zero in CPU ops: once tiny activations or gradients appear, x86 CPUs compute on
+    them up to ~100x slower (measured: a StemGNN epoch on SZ-taxi went from 37 s to 430 s within ten epochs, and
+    back to ~40 s with this; values below 1.2e-38 become 0, far below float32's resolution of any metric).
+
+    Returns:
+        A log line.
+    """
+    import torch
+
+    if torch.set_flush_denormal(True):
+        return "CPU: subnormal floats are flushed to zero (keeps CPU training at full speed)"
+    return "CPU: this CPU cannot flush subnormal floats to zero; training may slow down if tiny values appear"
+
+
 def set_threads(requested: Optional[int]) -> str:
     """Set torch's CPU threads: `requested`, else `$OMP_NUM_THREADS`, else every available core.
 
@@ -167,6 +182,7 @@ def run(options: RunOptions) -> Path:
         if type(handler) is logging.StreamHandler:
             handler.stream = sys.stderr
     logger.info(set_threads(options.threads))
+    logger.info(flush_denormals())
     cfg = prepared_config(options, logger)
 
     if options.eval_checkpoint:

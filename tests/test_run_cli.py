@@ -129,6 +129,14 @@ def test_validation_and_test_run_under_inference_mode(tiny_dataset, workdir, mon
     assert modes[RunnerStatus.VALIDATING] == {True} and modes[RunnerStatus.EVALUATING] == {True}
 
 
+def test_a_run_flushes_subnormal_floats_on_the_cpu(tiny_dataset, workdir, capsys):
+    torch.set_flush_denormal(False)
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0.0  # a subnormal float survives by default
+    assert main(["-c", str(write_config(workdir, STID_TINY)), "--set", "num_epochs=1"]) == 0
+    assert "CPU: subnormal floats are flushed to zero" in capsys.readouterr().err
+    assert (torch.tensor([1e-39]) * 1.0).item() == 0.0
+
+
 def test_threads_default_to_every_available_core_unless_told_otherwise(monkeypatch):
     before = torch.get_num_threads()
     try:
