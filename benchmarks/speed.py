@@ -38,7 +38,7 @@ from stvfm_plugin.data.info import DatasetInfo
 from stvfm_plugin.data.synth import SynthOptions
 from stvfm_plugin.datasets import config_folder, synthetic_name
 from stvfm_plugin.errors import exit_status
-from stvfm_plugin.run import available_cores, prepared_config
+from stvfm_plugin.run import available_cores, flush_denormals, prepared_config
 from stvfm_plugin.run_options import RunOptions
 from stvfm_plugin.runner import structure_for
 
@@ -196,6 +196,7 @@ def measure(row: Row, dataset: Optional[str], min_seconds: float, echo: Callable
     """Every figure of one row, on `dataset` (prepared, or a synthetic set's name: generated on first use; None:
     the config's own)."""
     torch.set_num_threads(row.threads)
+    flush_denormals()  # as every run does
     torch.manual_seed(0)
     options = RunOptions(config=Path(row.config), dataset=dataset,
                          overrides=[parse_override(o) for o in list(row.overrides) + list(overrides)])
