@@ -13,7 +13,8 @@ import pytest
 
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.leaderboard.cli import _overrides, main
-from stvfm_plugin.leaderboard.report import ModelRow, SeedRun, ablations, collect, ended_summaries, write_report
+from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, collect, ended_summaries, verdict,
+                                             write_report)
 from stvfm_plugin.leaderboard.runs import Budget, run_leaderboard
 
 from conftest import REPO, STID_TINY, python, write_config
@@ -245,18 +246,50 @@ def test_a_run_left_running_by_a_dead_process_is_reported_as_interrupted(fixture
     assert states["Small"] == "finished x2, running"  # its process (here: this one) is alive
 
 
-def test_ablation_beyond_the_std_needs_a_gap_larger_than_both_stds():
-    def row(model, *maes):
-        info = {"epochs_run": 5, "stop_reason": "early stopping"}
-        return ModelRow(model, [SeedRun(k, "finished", {"overall": {"MAE": m, "RMSE": 2 * m}}, info)
-                                for k, m in enumerate(maes, 1)])
+def _finished_row(model, *maes, rank=None, state="finished"):
+    info = {"epochs_run": 5, "stop_reason": "early stopping" if state == "finished" else "time cap"}
+    return ModelRow(model, [SeedRun(k, state, {"overall": {"MAE": m, "RMSE": 2 * m}}, info)
+                            for k, m in enumerate(maes, 1)], rank=rank)
 
+
+def test_ablation_beyond_the_std_needs_a_gap_larger_than_both_stds():
+    row = _finished_row
     lines = ablations([row("M", 3.0, 3.1, 3.2), row("M:pretrained=False", 3.5, 3.6, 3.7),
                        row("M:vfm_layers=0", 3.05, 3.15, 3.25), row("M:one_seed=1", 9.0)])
     table = "\n".join(lines)
     assert "| M:pretrained=False | 3 | 3.600 ± 0.100 | 7.200 ± 0.200 | 5/5/5 | early stopping x3 | +0.500 (+16.1 %) | yes |" in table
     assert "| M:vfm_layers=0 | 3 | 3.150 ± 0.100 | 6.300 ± 0.200 | 5/5/5 | early stopping x3 | +0.050 (+1.6 %) | no |" in table
     assert "| M:one_seed=1 | 1 | 9.000 | 18.000 | 5 | early stopping | +5.900 (+190.3 %) | — |" in table  # no std: undecided
+
+
+def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
+    stid = _finished_row("STID", 3.55, 3.60, 3.65, rank=1)
+    text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2),
+                               _finished_row("STVFM:pretrained=False", 3.70, 3.73, 3.76),
+                               _finished_row("STVFM:vfm_layers=0", 3.60, 3.68),
+                               _finished_row("GWNet", 3.1, 3.2, 3.3, state="not converged (time cap)"),
+                               ModelRow("NHiTS", [])], seeds=[1, 2, 3]))
+    assert "- ST-VFM / best baseline (STID): 3.720 / 3.600 = 1.033: **target (at most 0.97) not reached**." in text
+    assert ("against a random backbone (`STVFM:pretrained=False`): 3.720 ± 0.020 against 3.730 ± 0.030: pretrained "
+            "better by 0.010, less than the std 0.030: **does not beat it**.") in text
+    assert ("against no backbone (`STVFM:vfm_layers=0`): 3.720 ± 0.020 against 3.640 ± 0.057: pretrained worse by "
+            "0.080, more than the std 0.057: **does not beat it**.") in text
+    assert "**Targets: not reached.**" in text
+    assert "may change: STVFM:vfm_layers=0 (finished x2), NHiTS (not started)." in text  # a capped row is ended
+    assert "Not compared (every run stopped by the time cap, not converged): GWNet." in text
+
+    text = "\n".join(verdict([_finished_row("STVFM", 3.0, 3.02, rank=1), _finished_row("STID", 3.2, 3.3, rank=2),
+                               _finished_row("STVFM:pretrained=False", 3.2, 3.25),
+                               _finished_row("STVFM:vfm_layers=0", 3.3)], seeds=[1, 2]))
+    assert "(STID): 3.010 / 3.250 = 0.926: **target (at most 0.97) reached**." in text
+    assert "pretrained better by 0.215, more than the std 0.035: **beats it**." in text
+    assert "3.010 ± 0.014 against 3.300: undecided (fewer than two seeds on one side, no std)." in text
+    assert "**Targets: undecided.**" in text and "may change: STVFM:vfm_layers=0 (finished)." in text
+
+    text = "\n".join(verdict([_finished_row("STVFM", 3.0, 3.02, rank=1)], seeds=[1, 2]))
+    assert "best baseline: undecided (no finished run of any baseline)." in text
+    assert "(`STVFM:pretrained=False`): undecided (no finished run of the variant: not in this leaderboard)." in text
+    assert verdict([stid], seeds=[1, 2, 3]) == []  # a leaderboard without ST-VFM has no such section
 
 
 def test_report_flags_runs_that_do_not_share_the_protocol(fixture_leaderboard, tmp_path):

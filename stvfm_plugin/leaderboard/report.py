@@ -228,7 +228,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
             _fmt(row.info_mean("inference_ms_per_batch"), digits=1) + (f" (batch {batch})" if batch else ""),
             _fmt(row.peak_memory(), digits=0),
             status + (f": {errors.replace('|', '/')}" if errors else "")]) + " |")
-    lines += close_ranks(rows) + capped_runs(rows) + ablations(rows)
+    lines += close_ranks(rows) + capped_runs(rows) + ablations(rows) + verdict(rows, seeds)
     lines += ["", "## Per horizon (all metrics)", "",
               "| Model | " + " | ".join(f"{m}{' %' if m == 'MAPE' else ''} h{h}" for h in HORIZONS for m in METRICS) + " |",
               "|---|" + "---:|" * (len(HORIZONS) * len(METRICS))]
@@ -768,6 +768,71 @@ def ablations(rows: List[ModelRow]) -> List[str]:
         lines.append(f"| {row.model} | {len(row.finished)} | {_fmt(mine, row.std('overall', 'MAE'))} | "
                      f"{_fmt(row.mean('overall', 'RMSE'), row.std('overall', 'RMSE'))} | {row.epochs_run() or '—'} | "
                      f"{row.stop_reasons() or '—'} | {change} | {beyond} | {row.states()} |")
+    return lines
+
+
+#: the project's targets for ST-VFM (issue 12): mean test MAE at most this times the best baseline's, and the
+#: pretrained backbone better than each of these variants by more than the larger of the two stds
+SUBJECT = "STVFM"
+TARGET_RATIO = 0.97
+BACKBONE_VARIANTS = (("a random backbone", "pretrained=False"), ("no backbone", "vfm_layers=0"))
+
+
+def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
+    """Whether ST-VFM reaches the project's targets on these rows, said plainly, with what is still missing."""
+    by_name = {r.model: r for r in rows}
+    subject = by_name.get(SUBJECT)
+    if subject is None:
+        return []
+    mae, std = subject.mean("overall", "MAE"), subject.std("overall", "MAE")
+    lines = ["", "## Does ST-VFM win, and does its frozen backbone help?", "",
+             f"The project's targets: ST-VFM's mean test MAE at most {TARGET_RATIO}x the best baseline's; and the "
+             "pretrained backbone beating both "
+             + " and ".join(f"{label} (`{SUBJECT}:{key}`)" for label, key in BACKBONE_VARIANTS)
+             + " by more than the larger of the two stds. Checked on the rows above as they stand:", ""]
+    answers = []
+    baselines = [r for r in rows if r.rank and r.model != SUBJECT]
+    if mae is None or not baselines:
+        answers.append(None)
+        lines.append(f"- ST-VFM against the best baseline: undecided (no finished run of "
+                     f"{'ST-VFM' if mae is None else 'any baseline'}).")
+    else:
+        best = min(baselines, key=lambda r: r.mean("overall", "MAE"))
+        ref = best.mean("overall", "MAE")
+        answers.append(mae / ref <= TARGET_RATIO)
+        lines.append(f"- ST-VFM / best baseline ({best.model}): {mae:.3f} / {ref:.3f} = {mae / ref:.3f}: **target "
+                     f"(at most {TARGET_RATIO}) {'reached' if answers[-1] else 'not reached'}**.")
+    for label, key in BACKBONE_VARIANTS:
+        variant = by_name.get(f"{SUBJECT}:{key}")
+        other = variant.mean("overall", "MAE") if variant else None
+        head = f"- Pretrained backbone against {label} (`{SUBJECT}:{key}`)"
+        if mae is None or other is None:
+            answers.append(None)
+            missing = "ST-VFM" if mae is None else "the variant" if variant else "the variant: not in this leaderboard"
+            lines.append(f"{head}: undecided (no finished run of {missing}).")
+            continue
+        gap = other - mae  # > 0: the pretrained backbone is better
+        spread = max(std or 0.0, variant.std("overall", "MAE") or 0.0)
+        figures = f"{_fmt(mae, std)} against {_fmt(other, variant.std('overall', 'MAE'))}"
+        if len(subject.finished) < 2 or len(variant.finished) < 2:
+            answers.append(None)
+            lines.append(f"{head}: {figures}: undecided (fewer than two seeds on one side, no std).")
+            continue
+        answers.append(gap > spread)
+        lines.append(f"{head}: {figures}: pretrained {'better' if gap > 0 else 'worse'} by {abs(gap):.3f}, "
+                     f"{'more' if abs(gap) > spread else 'less'} than the std {spread:.3f}: **"
+                     f"{'beats it' if answers[-1] else 'does not beat it'}**.")
+    overall = "not reached" if False in answers else "reached" if all(answers) else "undecided"
+    lines += ["", f"**Targets: {overall}.**"]
+    short = [f"{r.model} ({r.states() or 'not started'})" for r in rows
+             if (not r.is_variant or r.model in {f"{SUBJECT}:{k}" for _, k in BACKBONE_VARIANTS})
+             and len(r.finished) + len(r.capped) < len(seeds)]
+    capped = [r.model for r in rows if not r.is_variant and r.capped and not r.finished]
+    if short:
+        lines += ["", "Interim: these rows do not have every seed yet, so the best baseline and the answers above "
+                  "may change: " + ", ".join(short) + "."]
+    if capped:
+        lines += ["", "Not compared (every run stopped by the time cap, not converged): " + ", ".join(capped) + "."]
     return lines
 
 
