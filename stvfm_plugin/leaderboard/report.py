@@ -743,6 +743,14 @@ def capped_runs(rows: List[ModelRow]) -> List[str]:
     return lines
 
 
+def seed_spread(row: ModelRow, other: ModelRow) -> Optional[float]:
+    """The larger of two rows' test MAE stds, the bar a difference of their means must clear; None unless both
+    have at least two finished seeds (no std, so undecided)."""
+    if len(row.finished) < 2 or len(other.finished) < 2:
+        return None
+    return max(row.std("overall", "MAE"), other.std("overall", "MAE"))
+
+
 def ablations(rows: List[ModelRow]) -> List[str]:
     """The ablation rows (`MODEL:key=value`) against their full model: test metrics, the change, and whether the
     change is larger than the seeds' spread (the larger of the two stds)."""
@@ -762,8 +770,8 @@ def ablations(rows: List[ModelRow]) -> List[str]:
         change = beyond = "—"
         if mine is not None and ref is not None:
             change = f"{mine - ref:+.3f} ({100 * (mine - ref) / ref:+.1f} %)"
-            spread = max(row.std("overall", "MAE") or 0.0, full.std("overall", "MAE") or 0.0)
-            if len(row.finished) > 1 and len(full.finished) > 1:
+            spread = seed_spread(row, full)
+            if spread is not None:
                 beyond = "yes" if abs(mine - ref) > spread else "no"
         lines.append(f"| {row.model} | {len(row.finished)} | {_fmt(mine, row.std('overall', 'MAE'))} | "
                      f"{_fmt(row.mean('overall', 'RMSE'), row.std('overall', 'RMSE'))} | {row.epochs_run() or '—'} | "
@@ -812,9 +820,9 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
             lines.append(f"{head}: undecided (no finished run of {missing}).")
             continue
         gap = other - mae  # > 0: the pretrained backbone is better
-        spread = max(std or 0.0, variant.std("overall", "MAE") or 0.0)
+        spread = seed_spread(subject, variant)
         figures = f"{_fmt(mae, std)} against {_fmt(other, variant.std('overall', 'MAE'))}"
-        if len(subject.finished) < 2 or len(variant.finished) < 2:
+        if spread is None:
             answers.append(None)
             lines.append(f"{head}: {figures}: undecided (fewer than two seeds on one side, no std).")
             continue
