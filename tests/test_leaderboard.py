@@ -13,8 +13,8 @@ import pytest
 
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.leaderboard.cli import _overrides, main
-from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, collect, ended_summaries, verdict,
-                                             write_report)
+from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, collect, ended_summaries, tune_markdown,
+                                             verdict, write_report)
 from stvfm_plugin.leaderboard.runs import Budget, run_leaderboard
 
 from conftest import REPO, STID_TINY, python, write_config
@@ -411,6 +411,29 @@ def test_tune_trains_candidates_on_validation_only_and_ranks_them(tiny_dataset, 
     assert "| — | STID:num_features=13 | 0 | — | — | — | — | failed x2: model_config.num_features=13, but dataset " \
            "Tiny has 12." in table
     assert not (out / "report").exists()  # no leaderboard report from a tuning folder
+
+
+def _validated_row(model, *vals):
+    return ModelRow(model, [SeedRun(k, "finished", None, {"epochs_run": 5, "stop_reason": "early stopping",
+                                                          "best_metrics": {"val/MAE": v}})
+                            for k, v in enumerate(vals, 1)])
+
+
+@pytest.mark.parametrize("rows, says, never", [
+    ([("M", 3.0, 3.1), ("M:a=1", 3.5, 3.6)], ["Chosen on validation: **M**."], ["not a candidate", "Nothing to"]),
+    ([("M:a=1", 3.5)], ["Nothing to choose between: only M:a=1 has a validation result.",
+                        "The committed config of M is not a candidate here", "(`--models M M:...`)"], ["Chosen"]),
+    ([("M:a=1", 3.5), ("M:a=2", 3.0)], ["Chosen on validation: **M:a=2**.", "The committed config of M is not a "
+                                        "candidate here, so this table cannot say whether a change beats it"], []),
+    ([("M", 3.0), ("M:a=1",)], ["Nothing to choose between: only M has a validation result."], ["Chosen"]),
+])
+def test_tune_table_chooses_only_between_two_results_and_names_a_missing_reference(rows, says, never):
+    budget = {"dataset": "Tiny", "seeds": [1, 2], "kind": "convergence", "patience": 3, "epochs": 9}
+    table = tune_markdown(budget, [_validated_row(model, *vals) for model, *vals in rows])
+    for text in says:
+        assert text in table
+    for text in never:
+        assert text not in table
 
 
 def test_leaderboard_run_where_every_model_fails_exits_2(tiny_dataset, workdir):

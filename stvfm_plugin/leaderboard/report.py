@@ -680,11 +680,15 @@ def write_report(out: Optional[Path], report_dir: Path, warn: Callable[[str], No
 
 
 def tune_table(out: Path) -> str:
-    """The `tune` table of a folder of validation-only runs: each candidate's best validation MAE (mean ± std over
-    seeds), ranked. These runs were never tested, so the choice cannot have looked at the test split."""
+    """The `tune` table of a folder of validation-only runs (see `tune_markdown`)."""
     settings, rows = collect(Path(out))
-    budget = settings["budget"]
+    return tune_markdown(settings["budget"], rows)
 
+
+def tune_markdown(budget: dict, rows: List[ModelRow]) -> str:
+    """Each candidate's best validation MAE (mean ± std over seeds), ranked, and the choice. These runs were never
+    tested, so the choice cannot have looked at the test split. A choice needs two candidates with results, and it
+    only says something about the committed config when that config is one of them."""
     best_val = {row.model: [r.info["best_metrics"]["val/MAE"] for r in row.finished
                             if "val/MAE" in r.info.get("best_metrics", {})] for row in rows}
     scored = sorted((mean_std(best_val[r.model]) + (r,) for r in rows if best_val[r.model]), key=lambda item: item[0])
@@ -702,7 +706,14 @@ def tune_table(out: Path) -> str:
     for row in (r for r in rows if not best_val[r.model]):
         errors = "; ".join(sorted({r.error for r in row.runs if r.error}))
         lines.append(f"| — | {row.model} | 0 | — | — | — | — | {row.states()}{': ' + errors if errors else ''} |")
-    if scored:
+    bases = sorted({row.model.split(":")[0] for row in rows} - {row.model for row in rows})
+    if bases:
+        lines += ["", f"The committed config of {', '.join(bases)} is not a candidate here, so this table cannot say "
+                  "whether a change beats it: name the bare model as a candidate too (`--models "
+                  f"{bases[0]} {bases[0]}:...`)."]
+    if len(scored) == 1:
+        lines += ["", f"Nothing to choose between: only {scored[0][2].model} has a validation result."]
+    elif scored:
         best_mean, best_std, best = scored[0]
         close = [row.model for mean, std, row in scored[1:] if mean - best_mean < max(best_std or 0.0, std or 0.0)]
         lines += ["", f"Chosen on validation: **{best.model}**" + (
