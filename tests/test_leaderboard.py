@@ -15,7 +15,7 @@ from stvfm_plugin.errors import UserError
 from stvfm_plugin.leaderboard.cli import _overrides, main
 from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, collect, ended_summaries, tune_markdown,
                                              verdict, write_report)
-from stvfm_plugin.leaderboard.runs import Budget, run_leaderboard
+from stvfm_plugin.leaderboard.runs import LOCK_FILE, Budget, exclusive_use, run_leaderboard
 
 from conftest import REPO, STID_TINY, python, write_config
 
@@ -446,6 +446,32 @@ def test_leaderboard_run_where_every_model_fails_exits_2(tiny_dataset, workdir):
     assert proc.stderr.strip().splitlines()[-1] == ("error: every run failed (Bad/1); the report shows each error, the "
                                                     "logs are in leaderboard/Tiny.")
     assert (workdir / "leaderboard" / "Tiny" / "report" / "leaderboard.md").is_file()
+
+
+def test_a_second_call_on_a_folder_in_use_fails_at_once_and_a_killed_call_leaves_it_free(tiny_dataset, workdir,
+                                                                                            capsys):
+    out = workdir / "lb"
+    argv = ["run", "--dataset", "Tiny", "--models", "Good", "--epochs", "1", "--out", str(out)]
+    with exclusive_use(out):
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"error: {re.escape(str(out))} is in use by another leaderboard call \(pid {os.getpid()}, "
+                        r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)\. Wait for it to end, or give this call its own "
+                        r"--out and merge the two later with `python -m stvfm_plugin\.leaderboard report --out <that "
+                        r"folder> --report-dir <the report folder>`\.", err.strip()), err
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing trained, nothing written
+    holder = subprocess.Popen([python(), "-c", "import sys, time; from pathlib import Path; from stvfm_plugin."
+                               "leaderboard.runs import exclusive_use\nwith exclusive_use(Path(sys.argv[1])):\n"
+                               "    print('held', flush=True); time.sleep(600)", str(out)], stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline() == "held\n"
+    with pytest.raises(UserError, match=rf"in use by another leaderboard call \(pid {holder.pid}, since "):
+        with exclusive_use(out):
+            pass
+    holder.kill()
+    holder.wait(timeout=60)
+    with exclusive_use(out):  # the lock went with the killed process
+        assert (out / LOCK_FILE).read_text().startswith(f"pid {os.getpid()}, since ")
 
 
 @pytest.mark.parametrize("name", ["run_info.json", "test_metrics.json", "status.json"])

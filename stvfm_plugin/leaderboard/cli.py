@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError, exit_status
-from .runs import MODELS, Budget, dataset_meta, run_leaderboard, split_variant
+from .runs import MODELS, Budget, dataset_meta, exclusive_use, run_leaderboard, split_variant
 
 EPILOG = """examples:
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --models STVFM STID GWNet --seeds 1 2 3
@@ -98,8 +99,16 @@ def _run(args: argparse.Namespace) -> None:
             print(table)
         return
     out = Path(args.out or f"{'tune' if args.command == 'tune' else 'leaderboard'}/{args.dataset}")
-    if args.command in ("run", "tune"):
-        budget = _budget(args)
+    budget = _budget(args) if args.command in ("run", "tune") else None
+    with exclusive_use(out) if budget is not None else nullcontext():
+        _train_and_report(args, out, budget)
+
+
+def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budget]) -> None:
+    """With a budget (`run`, `tune`): train what is not finished, then write the report or the tuning table; without
+    (`report`): only write the report."""
+    states: Dict[str, str] = {}
+    if budget is not None:
         from .report import ended_summaries
 
         recorded = ended_summaries(Path(args.report_dir or out / "report"), {

@@ -10,6 +10,7 @@ Folder of one leaderboard (`--out`, default `leaderboard/<dataset>`):
     <Model>/seed-<k>/status.json  written by the run itself: state, epoch, validation metric, stop reason, error
     <Model>/seed-<k>/launch.json  written here: the command, when it started, wall seconds, exit status
     <Model>/seed-<k>.log        the full output of that run (kept for people; nothing here reads it)
+    in-use.lock                 held by the `run` or `tune` call working here (see `exclusive_use`)
 """
 from __future__ import annotations
 
@@ -20,9 +21,15 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there a second call on one folder is not detected
+    fcntl = None
 
 from ..data.info import dataset_folder
 from ..data.layout import META_FILE
@@ -150,6 +157,33 @@ def train_command(budget: Budget, model: str, seed: int, folder: Path, device: s
     for item in inherited + budget.overrides.get(model, []) + changes:
         command += ["--set", item]
     return command + (["--resume"] if resume else [])
+
+
+#: the lock file of a leaderboard folder in use
+LOCK_FILE = "in-use.lock"
+
+
+@contextmanager
+def exclusive_use(out: Path) -> Iterator[None]:
+    """Hold the folder `out` for one `run` or `tune` call. A second call on the same folder fails at once: both would
+    rewrite `leaderboard.json` and its report, and could train the same run twice. The lock goes with the process,
+    so a killed call never leaves the folder locked."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_FILE, "a+", encoding="utf-8") as f:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "holder unknown"
+                raise UserError(f"{out} is in use by another leaderboard call ({holder}). Wait for it to end, or give "
+                                "this call its own --out and merge the two later with `python -m stvfm_plugin."
+                                "leaderboard report --out <that folder> --report-dir <the report folder>`.") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        yield
 
 
 def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callable[[str], None] = print,
