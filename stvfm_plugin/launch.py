@@ -5,16 +5,14 @@ import os
 import shutil
 import time
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 from easytorch.device import set_device_type
 from easytorch.launcher.dist_wrap import dist_wrap
 
-from .data.layout import process_alive
 from .errors import UserError
 from .run_options import RunOptions
 from .runner import PluginRunner
-from .status import LOCK_FILE
+from .status import LOCK_FILE, folder_lock
 
 
 def new_run_dir(cfg) -> Path:
@@ -50,32 +48,12 @@ def _train(cfg, options: RunOptions) -> None:
 
 
 
-@contextmanager
 def run_folder_lock(run_dir: Path):
     """Hold `run_dir` for this process: a second run (or `--resume`) pointed at a folder whose run is still alive
-    stops with one line instead of colliding on its checkpoints. A lock left by a killed process is taken over."""
-    path = Path(run_dir) / LOCK_FILE
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                owner = int(path.read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                owner = None
-            if owner is not None and process_alive(owner):
-                raise UserError(f"{run_dir} is in use by another run (process {owner}); wait for it to end or stop it, "
-                                "or use another --run-dir.") from None
-            path.unlink(missing_ok=True)  # its process is gone (killed): take the folder over
-    else:
-        raise UserError(f"{run_dir}: could not take its lock file {path}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
+    stops with one line instead of colliding on its checkpoints."""
+    return folder_lock(Path(run_dir) / LOCK_FILE, lambda owner, since: (
+        f"{run_dir} is in use by another run (process {owner}); wait for it to end or stop it, or use another "
+        "--run-dir."))
 
 
 def launch_training(cfg, options: RunOptions) -> Path:

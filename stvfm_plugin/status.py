@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 STATUS_FILE = "status.json"
 #: why training ended -> whether the run counts as converged
@@ -21,6 +23,36 @@ STOP_REASONS = {"early stopping": True, "max epochs": True, "time cap": False}
 
 #: held by the process that trains in a run folder: "<pid> <time>" (see `stvfm_plugin.launch.run_folder_lock`)
 LOCK_FILE = "run.lock"
+
+
+@contextmanager
+def folder_lock(lock: Path, in_use: Callable[[int, str], str]) -> Iterator[None]:
+    """Hold the folder of the file `lock` for this process (it holds "<pid> <time>"). While the holder is alive,
+    another process stops with `UserError(in_use(pid, since))`; a lock left by a killed process is taken over."""
+    from .data.layout import process_alive
+    from .errors import UserError
+
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                owner, since = lock.read_text().split(maxsplit=1)
+                owner, since = int(owner), since.strip()
+            except (OSError, ValueError):
+                owner = None
+            if owner is not None and process_alive(owner):
+                raise UserError(in_use(owner, since)) from None
+            lock.unlink(missing_ok=True)  # its process is gone (killed): take the folder over
+    else:
+        raise UserError(f"{lock.parent}: could not take its lock file {lock}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{os.getpid()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def run_process_alive(folder: os.PathLike) -> bool:

@@ -10,7 +10,7 @@ Folder of one leaderboard (`--out`, default `leaderboard/<dataset>`):
     <Model>/seed-<k>/status.json  written by the run itself: state, epoch, validation metric, stop reason, error
     <Model>/seed-<k>/launch.json  written here: the command, when it started, wall seconds, exit status
     <Model>/seed-<k>.log        the full output of that run (kept for people; nothing here reads it)
-    in-use.lock                 held by the `run` or `tune` call working here (see `exclusive_use`)
+    in-use.lock                 "<pid> <time>" of the `run` or `tune` call working here (see `exclusive_use`)
 """
 from __future__ import annotations
 
@@ -21,20 +21,14 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
-
-try:
-    import fcntl
-except ImportError:  # not on Windows: there a second call on one folder is not detected
-    fcntl = None
+from typing import Callable, Dict, List, Optional
 
 from ..data.info import dataset_folder
 from ..data.layout import META_FILE
 from ..errors import UserError
-from ..status import STATUS_FILE
+from ..status import STATUS_FILE, folder_lock
 
 #: leaderboard names = config file stems: baselines_cfg/<Model>_<Dataset>.py where a dataset has tuned settings,
 #: else the generic baselines_cfg/<Model>.py run with --dataset <Dataset>
@@ -163,27 +157,15 @@ def train_command(budget: Budget, model: str, seed: int, folder: Path, device: s
 LOCK_FILE = "in-use.lock"
 
 
-@contextmanager
-def exclusive_use(out: Path) -> Iterator[None]:
+def exclusive_use(out: Path):
     """Hold the folder `out` for one `run` or `tune` call. A second call on the same folder fails at once: both would
-    rewrite `leaderboard.json` and its report, and could train the same run twice. The lock goes with the process,
-    so a killed call never leaves the folder locked."""
+    rewrite `leaderboard.json` and its report, and could train the same run twice. A lock left by a killed call is
+    taken over."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK_FILE, "a+", encoding="utf-8") as f:
-        if fcntl is not None:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                holder = f.read().strip() or "holder unknown"
-                raise UserError(f"{out} is in use by another leaderboard call ({holder}). Wait for it to end, or give "
-                                "this call its own --out and merge the two later with `python -m stvfm_plugin."
-                                "leaderboard report --out <that folder> --report-dir <the report folder>`.") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        f.flush()
-        yield
+    return folder_lock(out / LOCK_FILE, lambda owner, since: (
+        f"{out} is in use by another leaderboard call (pid {owner}, since {since}). Wait for it to end, or give this "
+        "call its own --out and merge the two later with `python -m stvfm_plugin.leaderboard report --out <that "
+        "folder> --report-dir <the report folder>`."))
 
 
 def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callable[[str], None] = print,
