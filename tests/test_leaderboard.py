@@ -276,7 +276,12 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
             "0.080, more than the std 0.057: **does not beat it**.") in text
     assert "**Targets: not reached.**" in text
     assert "may change: STVFM:vfm_layers=0 (finished x2), NHiTS (not started)." in text  # a capped row is ended
-    assert "Not compared (every run stopped by the time cap, not converged): GWNet." in text
+    assert "Not compared (no converged run: every run that ended was stopped by the time cap): GWNet." in text
+
+    partly = _finished_row("GWNet", 3.1, state="not converged (time cap)")  # one seed of three ended, capped
+    text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), partly], seeds=[1, 2, 3]))
+    assert "may change: GWNet (not converged (time cap))." in text  # its two other seeds are still to run
+    assert "every run that ended was stopped by the time cap): GWNet." in text
 
     text = "\n".join(verdict([_finished_row("STVFM", 3.0, 3.02, rank=1), _finished_row("STID", 3.2, 3.3, rank=2),
                                _finished_row("STVFM:pretrained=False", 3.2, 3.25),

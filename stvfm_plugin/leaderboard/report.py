@@ -851,7 +851,7 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
         lines += ["", "Interim: these rows do not have every seed yet, so the best baseline and the answers above "
                   "may change: " + ", ".join(short) + "."]
     if capped:
-        lines += ["", "Not compared (every run stopped by the time cap, not converged): " + ", ".join(capped) + "."]
+        lines += ["", "Not compared (no converged run: every run that ended was stopped by the time cap): " + ", ".join(capped) + "."]
     return lines
 
 
