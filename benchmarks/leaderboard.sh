@@ -30,12 +30,13 @@ export STVFM_BACKBONE_WEIGHTS=${STVFM_BACKBONE_WEIGHTS:-$SHARED/weights}
 
 # BUDGET: the same for every model: convergence, i.e. early stopping on validation MAE (patience 10), at most
 # 100 epochs, at most 90 minutes of training per run (a run stopped by that cap is reported as not converged),
-# seeds 1 2 3. ST-VFM is its generic config (DINOv2-S/14, first 2 blocks). GPT4TS and ST-LLM use the
-# all-MiniLM-L6-v2 language model (the one these machines have), first 2 layers (ST-LLM trains the attention of
-# its last layer). Order: the cheap baselines, ST-VFM and the ablations that answer "does the frozen backbone
-# help?" (random backbone, no backbone; on both datasets), then the expensive baselines (PatchTST to GPT4TS take 2
-# to 11 minutes per epoch on one core), then (Los-loop) the other ablations (last: random LM and no LM for GPT4TS
-# and ST-LLM; they inherit their model's --set overrides below), so that a cut-short run answers the main question.
+# seeds 1 2 3; once a seed of a model is stopped by the cap, its other seeds are skipped (--skip-seeds-after-cap).
+# ST-VFM is its generic config (DINOv2-S/14, first 2 blocks). GPT4TS and ST-LLM use the all-MiniLM-L6-v2
+# language model (the one these machines have), first 2 layers (ST-LLM trains the attention of its last layer).
+# Order: the cheap baselines, ST-VFM and the ablations that answer "does the frozen backbone help?" (random
+# backbone, no backbone; on both datasets), then the expensive baselines (PatchTST to GPT4TS take 2 to 11 minutes
+# per epoch on one core), then (Los-loop) the other ablations (last: random LM and no LM for GPT4TS and ST-LLM;
+# they inherit their model's --set overrides below), so that a cut-short run answers the main question.
 case $DATASET in
   LosLoop) FIRST_ABLATIONS="STVFM:pretrained=False STVFM:vfm_layers=0"
            LATER_ABLATIONS="STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0 STVFM:use_cross_prompt=False STVFM:flow_loss_weight=0 STVFM:use_temporal_context=False STVFM:use_learned_pos_embed=False STVFM:layout=spectral STVFM:layout=identity STVFM:vfm_layers=6 STVFM:vfm_layers=12 GPT4TS:pretrained=False GPT4TS:llm_layers=0 STLLM:pretrained=False STLLM:llm_layers=0,unfrozen_layers=0" ;;
@@ -45,7 +46,8 @@ esac
 "$PY" -m stvfm_plugin.leaderboard run --dataset "$DATASET" \
   --models STID DLinear StemGNN STVFM $FIRST_ABLATIONS NHiTS PatchTST iTransformer GWNet DeepAR STLLM GPT4TS \
   $LATER_ABLATIONS \
-  --budget convergence --epochs 100 --patience 10 --max-minutes 90 --seeds 1 2 3 --threads "${THREADS:-1}" \
+  --budget convergence --epochs 100 --patience 10 --max-minutes 90 --seeds 1 2 3 --skip-seeds-after-cap \
+  --threads "${THREADS:-1}" \
   --config-dir "$REPO/baselines_cfg" --out "$WORK/leaderboard/$DATASET" \
   --report-dir "$REPO/benchmarks/results/$DATASET" \
   --set GPT4TS:model_config.backbone=all-minilm-l6-v2 --set GPT4TS:model_config.llm_layers=2 \

@@ -15,7 +15,7 @@ from stvfm_plugin.errors import UserError
 from stvfm_plugin.leaderboard.cli import _overrides, main
 from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, collect, ended_summaries, tune_markdown,
                                              verdict, write_report)
-from stvfm_plugin.leaderboard.runs import LOCK_FILE, Budget, exclusive_use, run_leaderboard
+from stvfm_plugin.leaderboard.runs import LOCK_FILE, SKIPPED_STATE, Budget, exclusive_use, run_leaderboard
 
 from conftest import REPO, STID_TINY, python, write_config
 
@@ -237,6 +237,36 @@ def test_run_skips_the_runs_a_report_holds_as_ended_when_their_folders_are_gone(
                      "folder is not here), skipped; delete that summary to train it again"]
 
 
+def test_skip_seeds_after_cap_trains_no_other_seed_of_a_capped_model_and_the_report_says_so(fixture_leaderboard,
+                                                                                           tmp_path):
+    configs = tmp_path / "cfg"
+    configs.mkdir()
+    (configs / "Slow.py").write_text("")  # never run: a training attempt would fail on it
+    fake_run(fixture_leaderboard, "Slow", 3, 0, state="interrupted")  # started once, then left
+    lines: list[str] = []
+    budget = dict(dataset="Fix", models=["Slow"], epochs=3, patience=2, max_minutes=30, config_dir=str(configs),
+                  skip_after_cap=True)
+    states = run_leaderboard(Budget(seeds=[1, 2, 3], **budget), fixture_leaderboard, echo=lines.append)
+    assert states == {"Slow/1": "finished", "Slow/2": "finished", "Slow/3": SKIPPED_STATE}
+    assert lines[-1] == ("[Fix 3/3] Slow seed 3: not trained: seed 1 was stopped by the 30-minute time cap "
+                         "(--skip-seeds-after-cap: each seed would cost the full cap and could not enter the means "
+                         "and ranks)")
+    report = tmp_path / "committed"
+    md = write_report(fixture_leaderboard, report)[0].read_text()
+    assert "| — | Slow | — |" in md and "| not converged (time cap) x2, skipped after the time cap |" in md
+    assert ("Not trained (`--skip-seeds-after-cap`: once a seed of a model is stopped by the cap, its other seeds are "
+            "skipped, since each would cost the full cap and could not enter the means and ranks): Slow seed 3.") in md
+
+    # a fresh folder learns the capped seed from the report's summaries (its run folders are not there)
+    recorded = ended_summaries(report, json.loads((fixture_leaderboard / "leaderboard.json").read_text()))
+    assert ("Slow", 3) in recorded  # skipped is ended: a later call does not train it either
+    lines.clear()
+    states = run_leaderboard(Budget(seeds=[4], **budget), tmp_path / "fresh", echo=lines.append, recorded=recorded)
+    assert states == {"Slow/4": SKIPPED_STATE} and "seed 1 was stopped by the 30-minute time cap" in lines[0]
+    assert json.loads((tmp_path / "fresh" / "skipped.json").read_text()) == {
+        "Slow/4": "seed 1 was stopped by the 30-minute time cap"}
+
+
 def test_a_run_left_running_by_a_dead_process_is_reported_as_interrupted(fixture_leaderboard):
     fake_run(fixture_leaderboard, "Small", 3, 0, state="running")
     states = {row.model: row.states() for row in collect(fixture_leaderboard)[1]}
@@ -276,12 +306,16 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
             "0.080, more than the std 0.057: **does not beat it**.") in text
     assert "**Targets: not reached.**" in text
     assert "may change: STVFM:vfm_layers=0 (finished x2), NHiTS (not started)." in text  # a capped row is ended
-    assert "Not compared (no converged run: every run that ended was stopped by the time cap): GWNet." in text
+    assert "Not compared (no converged run: each of its runs that ended training was stopped by the time cap): GWNet." in text
 
     partly = _finished_row("GWNet", 3.1, state="not converged (time cap)")  # one seed of three ended, capped
     text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), partly], seeds=[1, 2, 3]))
     assert "may change: GWNet (not converged (time cap))." in text  # its two other seeds are still to run
-    assert "every run that ended was stopped by the time cap): GWNet." in text
+
+    partly.runs += [SeedRun(2, SKIPPED_STATE), SeedRun(3, SKIPPED_STATE)]  # left by --skip-seeds-after-cap: ended
+    text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), partly], seeds=[1, 2, 3]))
+    assert "may change" not in text and "ended training was stopped by the time cap): GWNet." in text
+    assert "ended training was stopped by the time cap): GWNet." in text
 
     text = "\n".join(verdict([_finished_row("STVFM", 3.0, 3.02, rank=1), _finished_row("STID", 3.2, 3.3, rank=2),
                                _finished_row("STVFM:pretrained=False", 3.2, 3.25),
@@ -505,6 +539,9 @@ def test_leaderboard_errors(workdir, capsys):
     assert f"No config for STID: expected {workdir / 'STID.py'}" in capsys.readouterr().err
     assert main(["run", "--dataset", "Tiny", "--epochs", "0"]) == 2
     assert "--epochs 0: give at least 1" in capsys.readouterr().err
+    assert main(["run", "--dataset", "Tiny", "--budget", "equal-epochs", "--skip-seeds-after-cap"]) == 2
+    assert ("--skip-seeds-after-cap needs --budget convergence: the equal-epochs budget has no time cap."
+            in capsys.readouterr().err)
 
 
 def test_ablation_rows_become_overrides_of_their_model():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError, exit_status
-from .runs import MODELS, Budget, dataset_meta, exclusive_use, run_leaderboard, split_variant
+from .runs import MODELS, SKIPPED_STATE, Budget, dataset_meta, exclusive_use, run_leaderboard, split_variant
 
 EPILOG = """examples:
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --models STVFM STID GWNet --seeds 1 2 3
@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="convergence budget: cap on each run's training minutes; a run stopped by it is marked as "
                             "not converged (default 120)")
         p.add_argument("--seeds", nargs="+", type=int, default=[1], help="seeds (default: 1)")
+        p.add_argument("--skip-seeds-after-cap", action="store_true",
+                       help="convergence budget: once a seed of a model is stopped by the time cap (here or in the "
+                            "report's summaries), do not train its other seeds: each would cost the full cap and "
+                            "could not enter the means and ranks; the report lists them as skipped")
         p.add_argument("--set", action="append", default=[], metavar="MODEL:KEY=VALUE",
                        help="config override for one model (or all:KEY=VALUE), recorded in the report")
         p.add_argument("--threads", type=int, metavar="N",
@@ -114,8 +118,10 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
         recorded = ended_summaries(Path(args.report_dir or out / "report"), {
             "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if budget.test else {}
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded)
-        failed = [k for k, v in states.items() if v != "finished"]
-        print(f"[{args.dataset}] done: {len(states) - len(failed)} finished, {len(failed)} failed"
+        failed = [k for k, v in states.items() if v not in ("finished", SKIPPED_STATE)]
+        skipped = sum(v == SKIPPED_STATE for v in states.values())
+        print(f"[{args.dataset}] done: {len(states) - len(failed) - skipped} finished, "
+              + (f"{skipped} skipped after the time cap, " if skipped else "") + f"{len(failed)} failed"
               + (f" ({', '.join(failed)})" if failed else ""), flush=True)
     if args.command == "tune":
         from .report import tune_table
@@ -128,7 +134,7 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
         warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         for path in write_report(out, Path(args.report_dir or out / "report"), warn):
             print(f"wrote {path}", flush=True)
-    if args.command != "report" and not any(v == "finished" for v in states.values()):
+    if args.command != "report" and not any(v in ("finished", SKIPPED_STATE) for v in states.values()):
         raise UserError(f"every run failed ({', '.join(states)}); the {'table' if args.command == 'tune' else 'report'} "
                         f"shows each error, the logs are in {out}.")
 
@@ -142,11 +148,14 @@ def _budget(args: argparse.Namespace) -> Budget:
     if convergence and (args.patience < 1 or args.max_minutes <= 0):
         raise UserError("--budget convergence needs --patience of at least 1 and a positive --max-minutes "
                         "(use --budget equal-epochs for a fixed number of epochs).")
+    if args.skip_seeds_after_cap and not convergence:
+        raise UserError("--skip-seeds-after-cap needs --budget convergence: the equal-epochs budget has no time cap.")
     return Budget(dataset=args.dataset, models=list(args.models), seeds=list(args.seeds),
                   epochs=epochs, patience=args.patience if convergence else 0,
                   overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
                   threads=args.threads, max_minutes=args.max_minutes if convergence else None,
-                  kind="convergence" if convergence else "equal epochs", test=args.command == "run")
+                  kind="convergence" if convergence else "equal epochs", test=args.command == "run",
+                  skip_after_cap=args.skip_seeds_after_cap)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

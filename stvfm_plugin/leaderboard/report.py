@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional
 
 from ..errors import UserError
 from ..status import run_process_alive
-from .runs import STARTED, dataset_meta, model_folder, read_json, read_status, run_dir, split_variant
+from .runs import SKIPPED, SKIPPED_STATE, STARTED, dataset_meta, model_folder, read_json, read_status, run_dir, split_variant
 
 METRICS = ("MAE", "RMSE", "MAPE")
 HORIZONS = (3, 6, 12)
@@ -44,8 +44,8 @@ class SeedRun:
 
     @property
     def ended(self) -> bool:
-        """Will not train further: finished, or stopped by the time cap."""
-        return self.state == "finished" or self.state.startswith("not converged")
+        """Will not train further: finished, stopped by the time cap, or skipped after another seed was."""
+        return self.state in ("finished", SKIPPED_STATE) or self.state.startswith("not converged")
 
 
 def mean_std(values: List[float]) -> tuple[Optional[float], Optional[float]]:
@@ -144,7 +144,7 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
     if not settings:
         raise UserError(f"{out} holds no leaderboard.json: run `python -m stvfm_plugin.leaderboard run` first "
                         "(or point --out at its folder).")
-    started = read_json(out / STARTED)
+    started, skipped = read_json(out / STARTED), read_json(out / SKIPPED)
     models = list(settings["budget"]["models"])
     folders_of = {model_folder(m) for m in models}
     models += sorted(p.name.replace("@", ":", 1) for p in out.iterdir() if p.is_dir() and p.name not in folders_of
@@ -163,18 +163,21 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
                 state = f"not converged ({status.get('stop_reason')})"
             if state == "running" and not run_process_alive(folder):
                 state = "interrupted"  # killed without a word (e.g. the session ended); the same command resumes it
+            if f"{model}/{folder.name[5:]}" in skipped and state != "finished":
+                state = SKIPPED_STATE  # started once, then left by --skip-seeds-after-cap
             cfg = read_json(folder / "cfg.json")
             runs.append(SeedRun(int(folder.name.split("-")[1]), state, metrics, info,
                                 cfg, status.get("error", "").removeprefix("error: "),
                                 forecast_sample(folder, settings.get("dataset_meta") or {}, cfg)
                                 if state == "finished" else {}))
-        seen = {r.seed for r in runs}
-        for key, when in started.items():
-            name, _, seed = key.rpartition("/")
-            if name == model and seed.isdigit() and int(seed) not in seen:
-                folder = run_dir(out, model, int(seed))
-                runs.append(SeedRun(int(seed), "deleted", error=f"run folder {folder} is gone (started {when}); "
-                                                                "run the leaderboard again to train it"))
+        for ledger, state in ((skipped, SKIPPED_STATE), (started, "deleted")):
+            for key, value in ledger.items():
+                name, _, seed = key.rpartition("/")
+                if name == model and seed.isdigit() and int(seed) not in {r.seed for r in runs}:
+                    error = "" if state == SKIPPED_STATE else (
+                        f"run folder {run_dir(out, model, int(seed))} is gone (started {value}); run the leaderboard "
+                        "again to train it")
+                    runs.append(SeedRun(int(seed), state, error=error))
         runs.sort(key=lambda r: r.seed)
         rows.append(ModelRow(model, runs or [SeedRun(0, "not started")]))
     return settings, rows
@@ -751,6 +754,13 @@ def capped_runs(rows: List[ModelRow]) -> List[str]:
         lines.append(f"| {row.model} | {run.seed} | {run.info.get('epochs_run', '?')} | "
                      f"{_fmt(sum(seconds) / len(seconds) if seconds else None, digits=1)} | "
                      f"{_fmt(overall.get('MAE'))} | {_fmt(overall.get('RMSE'))} |")
+    skipped = [(row.model, [run.seed for run in row.runs if run.state == SKIPPED_STATE]) for row in rows]
+    skipped = [f"{model} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+               for model, seeds in skipped if seeds]
+    if skipped:
+        lines += ["", "Not trained (`--skip-seeds-after-cap`: once a seed of a model is stopped by the cap, its other "
+                  "seeds are skipped, since each would cost the full cap and could not enter the means and ranks): "
+                  + "; ".join(skipped) + "."]
     return lines
 
 
@@ -845,13 +855,13 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
     lines += ["", f"**Targets: {overall}.**"]
     short = [f"{r.model} ({r.states() or 'not started'})" for r in rows
              if (not r.is_variant or r.model in {f"{SUBJECT}:{k}" for _, k in BACKBONE_VARIANTS})
-             and len(r.finished) + len(r.capped) < len(seeds)]
+             and sum(run.ended for run in r.runs) < len(seeds)]
     capped = [r.model for r in rows if not r.is_variant and r.capped and not r.finished]
     if short:
         lines += ["", "Interim: these rows do not have every seed yet, so the best baseline and the answers above "
                   "may change: " + ", ".join(short) + "."]
     if capped:
-        lines += ["", "Not compared (no converged run: every run that ended was stopped by the time cap): " + ", ".join(capped) + "."]
+        lines += ["", "Not compared (no converged run: each of its runs that ended training was stopped by the time cap): " + ", ".join(capped) + "."]
     return lines
 
 

@@ -6,6 +6,8 @@ Folder of one leaderboard (`--out`, default `leaderboard/<dataset>`):
                                 models are that call's, then those of earlier calls here (the report keeps them)
     started.json                every run ever started here ("<Model>/<seed>" -> time), so that a deleted run
                                 folder is reported as deleted, not as never started
+    skipped.json                the runs not trained because an earlier seed of their model was stopped by the time
+                                cap ("<Model>/<seed>" -> why; only with `Budget.skip_after_cap`)
     <Model>/seed-<k>/           the BasicTS run folder (cfg.json, checkpoints, test_metrics.json, run_info.json)
     <Model>/seed-<k>/status.json  written by the run itself: state, epoch, validation metric, stop reason, error
     <Model>/seed-<k>/launch.json  written here: the command, when it started, wall seconds, exit status
@@ -51,6 +53,7 @@ class Budget:
     max_minutes: Optional[float] = None  # wall-clock cap on each run's training (None: none)
     kind: str = "convergence"  # "convergence" (early stopping) or "equal epochs" (every model the same epochs)
     test: bool = True  # False: validation only (`tune`): runs train with --no-test, the test split stays unseen
+    skip_after_cap: bool = False  # once a seed of a model is stopped by the time cap, do not train its other seeds
 
     def config_path(self, model: str) -> Path:
         """The model's config for this dataset: its own file where it has one, else the generic one."""
@@ -155,6 +158,11 @@ def train_command(budget: Budget, model: str, seed: int, folder: Path, device: s
 
 #: the lock file of a leaderboard folder in use
 LOCK_FILE = "in-use.lock"
+#: ledgers of the leaderboard folder (see the module docstring)
+STARTED = "started.json"
+SKIPPED = "skipped.json"
+#: the state of a run that `Budget.skip_after_cap` left untrained (ended: it will not train unless asked again)
+SKIPPED_STATE = "skipped after the time cap"
 
 
 def exclusive_use(out: Path):
@@ -189,6 +197,7 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
         {"budget": saved, "software": software_versions(), "device": describe_device(device),
          "dataset_meta": dataset_meta(budget.dataset)}, indent=2))
     states: Dict[str, str] = {}
+    capped = _capped_seeds(budget, out, recorded or {})
     total = len(budget.models) * len(budget.seeds)
     k = 0
     for model in budget.models:
@@ -205,25 +214,46 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
                      "delete that summary to train it again")
                 states[f"{model}/{seed}"] = "finished"
                 continue
+            if budget.skip_after_cap and model in capped:
+                why = f"seed {capped[model]} was stopped by the {budget.max_minutes:g}-minute time cap"
+                echo(f"{tag}: not trained: {why} (--skip-seeds-after-cap: each seed would cost the full cap and could "
+                     "not enter the means and ranks)")
+                _record(out, SKIPPED, model, seed, why)
+                states[f"{model}/{seed}"] = SKIPPED_STATE
+                continue
             resume = folder.is_dir() and any(folder.glob("*.pt"))
             states[f"{model}/{seed}"] = _train_one(budget, model, seed, folder, device, resume, tag, echo)
+            if states[f"{model}/{seed}"] == "finished" and read_status(folder).get("converged") is False:
+                capped.setdefault(model, seed)
     return states
 
 
-STARTED = "started.json"
+def _capped_seeds(budget: Budget, out: Path, recorded: Dict[tuple, str]) -> Dict[str, int]:
+    """model -> its first seed (of any call) that the time cap stopped, in this folder or in the report's summaries."""
+    capped: Dict[str, int] = {}
+    for model in budget.models:
+        here = [int(folder.name[5:]) for folder in (out / model_folder(model)).glob("seed-*")
+                if folder.name[5:].isdigit() and read_status(folder).get("state") == "finished"
+                and read_status(folder).get("converged") is False]
+        there = [seed for (name, seed), summary in recorded.items()
+                 if name == model and read_json(Path(summary)).get("state", "").startswith("not converged")]
+        if here or there:
+            capped[model] = min(here + there)
+    return capped
 
 
-def _record_start(out: Path, model: str, seed: int) -> None:
-    ledger = read_json(out / STARTED)
-    ledger.setdefault(f"{model}/{seed}", time.strftime("%Y-%m-%d %H:%M:%S"))
-    tmp = out / f"{STARTED}.tmp"
+def _record(out: Path, ledger_file: str, model: str, seed: int, value: str) -> None:
+    """Enter "<model>/<seed>" -> value into a ledger of the leaderboard folder (the first entry of a run stays)."""
+    ledger = read_json(out / ledger_file)
+    ledger.setdefault(f"{model}/{seed}", value)
+    tmp = out / f"{ledger_file}.tmp"
     tmp.write_text(json.dumps(ledger, indent=2))
-    os.replace(tmp, out / STARTED)
+    os.replace(tmp, out / ledger_file)
 
 
 def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool, tag: str,
                echo: Callable[[str], None], poll_seconds: float = 0.5) -> str:
-    _record_start(folder.parent.parent, model, seed)
+    _record(folder.parent.parent, STARTED, model, seed, time.strftime("%Y-%m-%d %H:%M:%S"))
     command = train_command(budget, model, seed, folder, device, resume)
     log_path = folder.parent / f"{folder.name}.log"
     folder.mkdir(parents=True, exist_ok=True)
