@@ -15,6 +15,7 @@ from stvfm_plugin.errors import UserError
 from stvfm_plugin.leaderboard.cli import _overrides, main
 from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, collect, ended_summaries, tune_markdown,
                                              verdict, write_report)
+from stvfm_plugin.leaderboard import runs
 from stvfm_plugin.leaderboard.runs import LOCK_FILE, SKIPPED_STATE, Budget, exclusive_use, run_leaderboard
 
 from conftest import REPO, STID_TINY, python, write_config
@@ -238,7 +239,7 @@ def test_run_skips_the_runs_a_report_holds_as_ended_when_their_folders_are_gone(
 
 
 def test_skip_seeds_after_cap_trains_no_other_seed_of_a_capped_model_and_the_report_says_so(fixture_leaderboard,
-                                                                                           tmp_path):
+                                                                                           tmp_path, monkeypatch):
     configs = tmp_path / "cfg"
     configs.mkdir()
     (configs / "Slow.py").write_text("")  # never run: a training attempt would fail on it
@@ -265,6 +266,14 @@ def test_skip_seeds_after_cap_trains_no_other_seed_of_a_capped_model_and_the_rep
     assert states == {"Slow/4": SKIPPED_STATE} and "seed 1 was stopped by the 30-minute time cap" in lines[0]
     assert json.loads((tmp_path / "fresh" / "skipped.json").read_text()) == {
         "Slow/4": "seed 1 was stopped by the 30-minute time cap"}
+
+    # a call without the flag trains it after all: it leaves the ledger, and the report shows its own state
+    monkeypatch.setattr(runs, "_train_one", lambda *args: "failed")
+    assert run_leaderboard(Budget(seeds=[3], **dict(budget, skip_after_cap=False)), fixture_leaderboard,
+                           echo=lines.append) == {"Slow/3": "failed"}
+    assert json.loads((fixture_leaderboard / "skipped.json").read_text()) == {}
+    md = write_report(fixture_leaderboard, tmp_path / "again")[0].read_text()
+    assert "| interrupted, not converged (time cap) x2 |" in md and "Not trained" not in md
 
 
 def test_a_run_left_running_by_a_dead_process_is_reported_as_interrupted(fixture_leaderboard):

@@ -222,6 +222,7 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
                 states[f"{model}/{seed}"] = SKIPPED_STATE
                 continue
             resume = folder.is_dir() and any(folder.glob("*.pt"))
+            _record(out, SKIPPED, model, seed, None)  # trained after all (by a call without --skip-seeds-after-cap)
             states[f"{model}/{seed}"] = _train_one(budget, model, seed, folder, device, resume, tag, echo)
             if states[f"{model}/{seed}"] == "finished" and read_status(folder).get("converged") is False:
                 capped.setdefault(model, seed)
@@ -242,10 +243,16 @@ def _capped_seeds(budget: Budget, out: Path, recorded: Dict[tuple, str]) -> Dict
     return capped
 
 
-def _record(out: Path, ledger_file: str, model: str, seed: int, value: str) -> None:
-    """Enter "<model>/<seed>" -> value into a ledger of the leaderboard folder (the first entry of a run stays)."""
-    ledger = read_json(out / ledger_file)
-    ledger.setdefault(f"{model}/{seed}", value)
+def _record(out: Path, ledger_file: str, model: str, seed: int, value: Optional[str]) -> None:
+    """Enter "<model>/<seed>" -> value into a ledger of the leaderboard folder (the first entry of a run stays), or
+    take the run out of it (value None)."""
+    ledger, key = read_json(out / ledger_file), f"{model}/{seed}"
+    if value is None and key not in ledger:
+        return
+    if value is None:
+        del ledger[key]
+    else:
+        ledger.setdefault(key, value)
     tmp = out / f"{ledger_file}.tmp"
     tmp.write_text(json.dumps(ledger, indent=2))
     os.replace(tmp, out / ledger_file)
