@@ -20,7 +20,8 @@ from typing import Callable, Dict, List, Optional
 
 from ..errors import UserError
 from ..status import run_process_alive
-from .runs import SKIPPED, SKIPPED_STATE, STARTED, dataset_meta, model_folder, read_json, read_status, run_dir, split_variant
+from .runs import (SKIPPED, SKIPPED_STATE, STARTED, dataset_meta, model_folder, read_json, read_status, run_dir,
+                   split_variant)
 
 METRICS = ("MAE", "RMSE", "MAPE")
 HORIZONS = (3, 6, 12)
@@ -861,7 +862,8 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
         lines += ["", "Interim: these rows do not have every seed yet, so the best baseline and the answers above "
                   "may change: " + ", ".join(short) + "."]
     if capped:
-        lines += ["", "Not compared (no converged run: each of its runs that ended training was stopped by the time cap): " + ", ".join(capped) + "."]
+        lines += ["", "Not compared (no converged run: each of its runs that ended training was stopped by the time "
+                  "cap): " + ", ".join(capped) + "."]
     return lines
 
 
