@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional
 from ..errors import UserError
 from ..status import run_process_alive
 from .runs import (SKIPPED, SKIPPED_STATE, STARTED, dataset_meta, model_folder, read_json, read_status, run_dir,
-                   split_variant)
+                   split_variant, stopped_by_cap)
 
 METRICS = ("MAE", "RMSE", "MAPE")
 HORIZONS = (3, 6, 12)
@@ -160,7 +160,7 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
             metrics, info = read_json(folder / "test_metrics.json"), read_json(folder / "run_info.json")
             if state == "finished" and not metrics and info.get("tested", True):  # (untested: a `tune` run)
                 state = "failed"
-            if state == "finished" and status.get("converged") is False:
+            if stopped_by_cap(status):
                 state = f"not converged ({status.get('stop_reason')})"
             if state == "running" and not run_process_alive(folder):
                 state = "interrupted"  # killed without a word (e.g. the session ended); the same command resumes it

@@ -133,6 +133,11 @@ def read_status(folder: Path) -> dict:
     return read_json(folder / STATUS_FILE)
 
 
+def stopped_by_cap(status: dict) -> bool:
+    """A run's status says it ended by the time cap: tested, but not converged."""
+    return status.get("state") == "finished" and status.get("converged") is False
+
+
 def _write_launch(folder: Path, **launch) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "launch.json.tmp"
@@ -224,7 +229,7 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
             resume = folder.is_dir() and any(folder.glob("*.pt"))
             _record(out, SKIPPED, model, seed, None)  # trained after all (by a call without --skip-seeds-after-cap)
             states[f"{model}/{seed}"] = _train_one(budget, model, seed, folder, device, resume, tag, echo)
-            if states[f"{model}/{seed}"] == "finished" and read_status(folder).get("converged") is False:
+            if stopped_by_cap(read_status(folder)):
                 capped.setdefault(model, seed)
     return states
 
@@ -234,8 +239,7 @@ def _capped_seeds(budget: Budget, out: Path, recorded: Dict[tuple, str]) -> Dict
     capped: Dict[str, int] = {}
     for model in budget.models:
         here = [int(folder.name[5:]) for folder in (out / model_folder(model)).glob("seed-*")
-                if folder.name[5:].isdigit() and read_status(folder).get("state") == "finished"
-                and read_status(folder).get("converged") is False]
+                if folder.name[5:].isdigit() and stopped_by_cap(read_status(folder))]
         there = [seed for (name, seed), summary in recorded.items()
                  if name == model and read_json(Path(summary)).get("state", "").startswith("not converged")]
         if here or there:
