@@ -36,7 +36,7 @@ def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finishe
     (folder / "run_info.json").write_text(json.dumps({
         "epochs_run": len(seconds), "seconds_per_epoch": list(seconds), "cpu_threads": [1], "stop_reason": stop,
         "trainable_params": trainable, "total_params": total, "batch_size": 64, "inference_ms_per_batch": 5.0 + seed,
-        "peak_memory_mb": {"kind": "process_peak_rss", "mb": 500.0 + seed},
+        "peak_memory_mb": {"kind": "process_peak_rss", "mb": 500.0 + seed}, "best_metrics": {"val/MAE": mae - 0.5},
         "build_report": [f"{model} backbone weights: file w.safetensors"] if model == "Big" else []}))
     (folder / "cfg.json").write_text(json.dumps({
         "dataset_name": "Fix", "null_val": 0.0, "scaler": {"name": "ZScoreScalerFixed"}, "norm_each_channel": False,
@@ -126,8 +126,9 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
     assert "| — | Big:vfm_layers=0 |" not in md and "| 2 | Big:vfm_layers=0 |" not in md  # ablations are not ranked
     assert ("- Ranks 1 and 2 (Big, Small) are closer than their std: MAE gap 0.250 < std 0.354; this order "
             "is not settled by these seeds.") in md
-    assert ("| Big:vfm_layers=0 | 2 | 3.500 ± 0.141 | 7.000 ± 0.283 | 2/2 | early stopping x2 | +0.250 (+7.7 %) | no "
-            "| finished x2 |") in md
+    assert ("| Big:vfm_layers=0 | 2 | 3.500 ± 0.141 | 7.000 ± 0.283 | 3.000 ± 0.141 | 2/2 | early stopping x2 "
+            "| +0.250 (+7.7 %) | no | finished x2 |\n| Big (full model) | 2 | 3.250 ± 0.354 | 6.500 ± 0.707 "
+            "| 2.750 ± 0.354 | 2/2 | early stopping x2 | — | — | finished x2 |") in md
     assert "Big: model_config.vfm_layers=2" in md and "- Big: Big backbone weights: file w.safetensors" in md
     assert "All finished runs share the same dataset" in md
     assert "- Peak memory: peak resident memory of the training process" in md
@@ -139,6 +140,7 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
                                                                     ("", "Big:vfm_layers=0", "finished x2")]
     assert float(rows[0]["MAE"]) == pytest.approx(3.25) and float(rows[0]["MAE_std"]) == pytest.approx(0.353553, 1e-5)
     assert float(rows[1]["MAPE_h12"]) == pytest.approx(4.55) and rows[2]["error"] == "CUDA out of memory"
+    assert float(rows[0]["best_val_MAE"]) == pytest.approx(2.75) and rows[2]["best_val_MAE"] == ""
     again = write_report(fixture_leaderboard, tmp_path / "report2")
     assert again[0].read_text() == md and again[1].read_text() == paths[1].read_text()
 
@@ -287,18 +289,24 @@ def test_a_run_left_running_by_a_dead_process_is_reported_as_interrupted(fixture
 
 def _finished_row(model, *maes, rank=None, state="finished"):
     info = {"epochs_run": 5, "stop_reason": "early stopping" if state == "finished" else "time cap"}
-    return ModelRow(model, [SeedRun(k, state, {"overall": {"MAE": m, "RMSE": 2 * m}}, info)
+    return ModelRow(model, [SeedRun(k, state, {"overall": {"MAE": m, "RMSE": 2 * m}}, dict(info))
                             for k, m in enumerate(maes, 1)], rank=rank)
 
 
 def test_ablation_beyond_the_std_needs_a_gap_larger_than_both_stds():
     row = _finished_row
-    lines = ablations([row("M", 3.0, 3.1, 3.2), row("M:pretrained=False", 3.5, 3.6, 3.7),
-                       row("M:vfm_layers=0", 3.05, 3.15, 3.25), row("M:one_seed=1", 9.0)])
+    full, random = row("M", 3.0, 3.1, 3.2), row("M:pretrained=False", 3.5, 3.6, 3.7)
+    for run, val in zip(full.runs, (2.9, 3.0, 3.1)):
+        run.info["best_metrics"] = {"val/MAE": val}
+    random.runs[0].info["best_metrics"] = {"val/MAE": 3.4}  # a summary from before best_metrics was kept: 1 of 3
+    lines = ablations([full, random, row("M:vfm_layers=0", 3.05, 3.15, 3.25), row("M:one_seed=1", 9.0)])
     table = "\n".join(lines)
-    assert "| M:pretrained=False | 3 | 3.600 ± 0.100 | 7.200 ± 0.200 | 5/5/5 | early stopping x3 | +0.500 (+16.1 %) | yes |" in table
-    assert "| M:vfm_layers=0 | 3 | 3.150 ± 0.100 | 6.300 ± 0.200 | 5/5/5 | early stopping x3 | +0.050 (+1.6 %) | no |" in table
-    assert "| M:one_seed=1 | 1 | 9.000 | 18.000 | 5 | early stopping | +5.900 (+190.3 %) | — |" in table  # no std: undecided
+    assert ("| M:pretrained=False | 3 | 3.600 ± 0.100 | 7.200 ± 0.200 | 3.400 (1 of 3 seeds) | 5/5/5 | early stopping x3 "
+            "| +0.500 (+16.1 %) | yes |") in table
+    assert "| M:vfm_layers=0 | 3 | 3.150 ± 0.100 | 6.300 ± 0.200 | — | 5/5/5 | early stopping x3 | +0.050 (+1.6 %) | no |" in table
+    assert "| M:one_seed=1 | 1 | 9.000 | 18.000 | — | 5 | early stopping | +5.900 (+190.3 %) | — |" in table  # no std: undecided
+    assert table.endswith("| M (full model) | 3 | 3.100 ± 0.100 | 6.200 ± 0.200 | 3.000 ± 0.100 | 5/5/5 "
+                          "| early stopping x3 | — | — | finished x3 |")
 
 
 def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():

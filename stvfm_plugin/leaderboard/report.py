@@ -99,6 +99,19 @@ class ModelRow:
     def std(self, group: str, metric: str) -> Optional[float]:
         return mean_std(self.values(group, metric))[1]
 
+    def best_val(self) -> List[float]:
+        """Best validation MAE of each finished run that recorded it (summaries written before 2026-11-29 did not)."""
+        return [r.info["best_metrics"]["val/MAE"] for r in self.finished
+                if "val/MAE" in (r.info.get("best_metrics") or {})]
+
+    def best_val_cell(self) -> str:
+        """`mean ± std` of the best validation MAE, with how many seeds recorded it when not all did."""
+        values = self.best_val()
+        if not values:
+            return "—"
+        partial = f" ({len(values)} of {len(self.finished)} seeds)" if len(values) < len(self.finished) else ""
+        return _fmt(*mean_std(values)) + partial
+
     def info_mean(self, key: str) -> Optional[float]:
         v = [r.info[key] for r in self.finished if isinstance(r.info.get(key), (int, float))]
         return sum(v) / len(v) if v else None
@@ -325,9 +338,12 @@ def csv_rows(rows: List[ModelRow]) -> List[dict]:
                 key = f"{m}{'' if group == 'overall' else '_h' + group.split('_')[1]}"
                 entry[key] = "" if row.mean(group, m) is None else round(row.mean(group, m), 6)
                 entry[f"{key}_std"] = "" if row.std(group, m) is None else round(row.std(group, m), 6)
+        val_mean, val_std = mean_std(row.best_val())
         entry.update(trainable_params=row.info_mean("trainable_params") or "",
                      total_params=row.info_mean("total_params") or "", epochs_run=row.epochs_run(),
                      stopped_by=row.stop_reasons(),
+                     best_val_MAE="" if val_mean is None else round(val_mean, 6),
+                     best_val_MAE_std="" if val_std is None else round(val_std, 6),
                      train_seconds_per_epoch=row.seconds_per_epoch() or "",
                      inference_ms_per_batch=row.info_mean("inference_ms_per_batch") or "",
                      peak_memory_mb=row.peak_memory() or "",
@@ -384,7 +400,7 @@ SUMMARIES, SETTINGS = "runs", "settings.json"
 #: run_info.json entries a summary keeps
 INFO_KEYS = ("epochs_run", "seconds_per_epoch", "trainable_params", "total_params", "batch_size",
              "inference_ms_per_batch", "peak_memory_mb", "cpu_threads", "stop_reason", "converged", "max_minutes",
-             "build_report", "seed")
+             "build_report", "seed", "best_metrics")
 _PATH = re.compile(r"(?<![\w.])(?:/[^\s/:,;()'\"|]+)+/([^\s/:,;()'\"|]+)")
 
 
@@ -693,8 +709,7 @@ def tune_markdown(budget: dict, rows: List[ModelRow]) -> str:
     """Each candidate's best validation MAE (mean ± std over seeds), ranked, and the choice. These runs were never
     tested, so the choice cannot have looked at the test split. A choice needs two candidates with results, and it
     only says something about the committed config when that config is one of them."""
-    best_val = {row.model: [r.info["best_metrics"]["val/MAE"] for r in row.finished
-                            if "val/MAE" in r.info.get("best_metrics", {})] for row in rows}
+    best_val = {row.model: row.best_val() for row in rows}
     scored = sorted((mean_std(best_val[r.model]) + (r,) for r in rows if best_val[r.model]), key=lambda item: item[0])
     lines = [f"# Tuning on validation: {budget['dataset']}", "",
              "Best validation MAE of each candidate (mean ± sample std over seeds "
@@ -782,10 +797,12 @@ def ablations(rows: List[ModelRow]) -> List[str]:
         return []
     lines = ["", "## Ablations", "",
              "Each row is its model with the overrides after `:`, trained under the same budget and seeds. "
-             "\"Beyond the std\": the change in mean test MAE is larger than the larger of the two rows' stds.", "",
-             "| Variant | Seeds | Test MAE | Test RMSE | Epochs run | Stopped by | Change in MAE against the full model "
-             "| Beyond the std | Status |",
-             "|---|---:|---:|---:|---:|---|---:|---|---|"]
+             "\"Beyond the std\": the change in mean test MAE is larger than the larger of the two rows' stds. "
+             "Best val MAE: the validation MAE of the checkpoint that was tested (the full model's row is in the "
+             "last line), for reading whether validation would have picked the same variant.", "",
+             "| Variant | Seeds | Test MAE | Test RMSE | Best val MAE | Epochs run | Stopped by "
+             "| Change in MAE against the full model | Beyond the std | Status |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
     for row in sorted(variants, key=lambda r: r.model):
         full = by_name[split_variant(row.model)[0]]
         mine, ref = row.mean("overall", "MAE"), full.mean("overall", "MAE")
@@ -796,8 +813,13 @@ def ablations(rows: List[ModelRow]) -> List[str]:
             if spread is not None:
                 beyond = "yes" if abs(mine - ref) > spread else "no"
         lines.append(f"| {row.model} | {len(row.finished)} | {_fmt(mine, row.std('overall', 'MAE'))} | "
-                     f"{_fmt(row.mean('overall', 'RMSE'), row.std('overall', 'RMSE'))} | {row.epochs_run() or '—'} | "
-                     f"{row.stop_reasons() or '—'} | {change} | {beyond} | {row.states()} |")
+                     f"{_fmt(row.mean('overall', 'RMSE'), row.std('overall', 'RMSE'))} | {row.best_val_cell()} | "
+                     f"{row.epochs_run() or '—'} | {row.stop_reasons() or '—'} | {change} | {beyond} | {row.states()} |")
+    for full in (by_name[m] for m in sorted({split_variant(r.model)[0] for r in variants})):
+        lines.append(f"| {full.model} (full model) | {len(full.finished)} | "
+                     f"{_fmt(full.mean('overall', 'MAE'), full.std('overall', 'MAE'))} | "
+                     f"{_fmt(full.mean('overall', 'RMSE'), full.std('overall', 'RMSE'))} | {full.best_val_cell()} | "
+                     f"{full.epochs_run() or '—'} | {full.stop_reasons() or '—'} | — | — | {full.states()} |")
     return lines
 
 
