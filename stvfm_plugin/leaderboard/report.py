@@ -798,8 +798,8 @@ def ablations(rows: List[ModelRow]) -> List[str]:
     lines = ["", "## Ablations", "",
              "Each row is its model with the overrides after `:`, trained under the same budget and seeds. "
              "\"Beyond the std\": the change in mean test MAE is larger than the larger of the two rows' stds. "
-             "Best val MAE: the validation MAE of the checkpoint that was tested (the full model's row is in the "
-             "last line), for reading whether validation would have picked the same variant.", "",
+             "Best val MAE: the validation MAE of the checkpoint that was tested (the full models' own rows close "
+             "the table), for reading whether validation would have picked the same variant.", "",
              "| Variant | Seeds | Test MAE | Test RMSE | Best val MAE | Epochs run | Stopped by "
              "| Change in MAE against the full model | Beyond the std | Status |",
              "|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
@@ -812,15 +812,17 @@ def ablations(rows: List[ModelRow]) -> List[str]:
             spread = seed_spread(row, full)
             if spread is not None:
                 beyond = "yes" if abs(mine - ref) > spread else "no"
-        lines.append(f"| {row.model} | {len(row.finished)} | {_fmt(mine, row.std('overall', 'MAE'))} | "
-                     f"{_fmt(row.mean('overall', 'RMSE'), row.std('overall', 'RMSE'))} | {row.best_val_cell()} | "
-                     f"{row.epochs_run() or '—'} | {row.stop_reasons() or '—'} | {change} | {beyond} | {row.states()} |")
+        lines.append(_ablation_line(row, row.model, change, beyond))
     for full in (by_name[m] for m in sorted({split_variant(r.model)[0] for r in variants})):
-        lines.append(f"| {full.model} (full model) | {len(full.finished)} | "
-                     f"{_fmt(full.mean('overall', 'MAE'), full.std('overall', 'MAE'))} | "
-                     f"{_fmt(full.mean('overall', 'RMSE'), full.std('overall', 'RMSE'))} | {full.best_val_cell()} | "
-                     f"{full.epochs_run() or '—'} | {full.stop_reasons() or '—'} | — | — | {full.states()} |")
+        lines.append(_ablation_line(full, f"{full.model} (full model)", "—", "—"))
     return lines
+
+
+def _ablation_line(row: ModelRow, label: str, change: str, beyond: str) -> str:
+    """One line of the Ablations table."""
+    return (f"| {label} | {len(row.finished)} | {_fmt(row.mean('overall', 'MAE'), row.std('overall', 'MAE'))} | "
+            f"{_fmt(row.mean('overall', 'RMSE'), row.std('overall', 'RMSE'))} | {row.best_val_cell()} | "
+            f"{row.epochs_run() or '—'} | {row.stop_reasons() or '—'} | {change} | {beyond} | {row.states()} |")
 
 
 #: the project's targets for ST-VFM (issue 12): mean test MAE at most this times the best baseline's, and the
