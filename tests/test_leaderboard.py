@@ -309,6 +309,13 @@ def test_ablation_beyond_the_std_needs_a_gap_larger_than_both_stds():
                           "| early stopping x3 | — | — | finished x3 |")
 
 
+def test_ablation_rows_order_the_numbers_in_their_overrides_by_value():
+    names = ["M:vfm_layers=12", "M:vfm_layers=6", "M:pretrained=False", "M:vfm_layers=0"]
+    lines = ablations([_finished_row("M", 3.0)] + [_finished_row(name, 3.1) for name in names])
+    order = [line.split(" | ")[0][2:] for line in lines if line.startswith("| M")]
+    assert order == ["M:pretrained=False", "M:vfm_layers=0", "M:vfm_layers=6", "M:vfm_layers=12", "M (full model)"]
+
+
 def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
     stid = _finished_row("STID", 3.55, 3.60, 3.65, rank=1)
     text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2),

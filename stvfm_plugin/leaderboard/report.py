@@ -788,6 +788,11 @@ def seed_spread(row: ModelRow, other: ModelRow) -> Optional[float]:
     return max(row.std("overall", "MAE"), other.std("overall", "MAE"))
 
 
+def natural_key(text: str) -> List[object]:
+    """Sort key that orders the numbers inside `text` by value: `vfm_layers=6` before `vfm_layers=12`."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
 def ablations(rows: List[ModelRow]) -> List[str]:
     """The ablation rows (`MODEL:key=value`) against their full model: test metrics, the change, and whether the
     change is larger than the seeds' spread (the larger of the two stds)."""
@@ -803,7 +808,7 @@ def ablations(rows: List[ModelRow]) -> List[str]:
              "| Variant | Seeds | Test MAE | Test RMSE | Best val MAE | Epochs run | Stopped by "
              "| Change in MAE against the full model | Beyond the std | Status |",
              "|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
-    for row in sorted(variants, key=lambda r: r.model):
+    for row in sorted(variants, key=lambda r: natural_key(r.model)):
         full = by_name[split_variant(row.model)[0]]
         mine, ref = row.mean("overall", "MAE"), full.mean("overall", "MAE")
         change = beyond = "—"
