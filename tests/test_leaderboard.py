@@ -13,8 +13,8 @@ import pytest
 
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.leaderboard.cli import _overrides, main
-from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, collect, ended_summaries, tune_markdown,
-                                             verdict, write_report)
+from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, collect, display_order, ended_summaries,
+                                             tune_markdown, verdict, write_report)
 from stvfm_plugin.leaderboard import runs
 from stvfm_plugin.leaderboard.runs import LOCK_FILE, SKIPPED_STATE, Budget, exclusive_use, run_leaderboard
 
@@ -314,6 +314,13 @@ def test_ablation_rows_order_the_numbers_in_their_overrides_by_value():
     lines = ablations([_finished_row("M", 3.0)] + [_finished_row(name, 3.1) for name in names])
     order = [line.split(" | ")[0][2:] for line in lines if line.startswith("| M")]
     assert order == ["M:pretrained=False", "M:vfm_layers=0", "M:vfm_layers=6", "M:vfm_layers=12", "M (full model)"]
+
+
+def test_tables_list_full_models_in_rank_order_then_ablation_rows_naturally_sorted():
+    met = [_finished_row("M:vfm_layers=12", 3.2), _finished_row("STID", 3.0, rank=1), _finished_row("M:vfm_layers=6", 3.1),
+           _finished_row("M", 3.1, rank=2), _finished_row("M:pretrained=False", 3.3)]  # the order the runs were met
+    assert [r.model for r in display_order(met)] == ["STID", "M", "M:pretrained=False", "M:vfm_layers=6",
+                                                      "M:vfm_layers=12"]
 
 
 def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():

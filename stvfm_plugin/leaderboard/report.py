@@ -249,7 +249,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
     lines += ["", "## Per horizon (all metrics)", "",
               "| Model | " + " | ".join(f"{m}{' %' if m == 'MAPE' else ''} h{h}" for h in HORIZONS for m in METRICS) + " |",
               "|---|" + "---:|" * (len(HORIZONS) * len(METRICS))]
-    for row in rows:
+    for row in display_order(rows):
         if row.finished:
             lines.append(f"| {row.model} | " + " | ".join(
                 _fmt(row.mean(f"horizon_{h}", m), row.std(f"horizon_{h}", m)) for h in HORIZONS for m in METRICS) + " |")
@@ -793,6 +793,12 @@ def natural_key(text: str) -> List[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
+def display_order(rows: List[ModelRow]) -> List[ModelRow]:
+    """The full models in their given (rank) order, then the ablation rows ordered by `natural_key`."""
+    return ([r for r in rows if not r.is_variant]
+            + sorted((r for r in rows if r.is_variant), key=lambda r: natural_key(r.model)))
+
+
 def ablations(rows: List[ModelRow]) -> List[str]:
     """The ablation rows (`MODEL:key=value`) against their full model: test metrics, the change, and whether the
     change is larger than the seeds' spread (the larger of the two stds)."""
@@ -808,7 +814,7 @@ def ablations(rows: List[ModelRow]) -> List[str]:
              "| Variant | Seeds | Test MAE | Test RMSE | Best val MAE | Epochs run | Stopped by "
              "| Change in MAE against the full model | Beyond the std | Status |",
              "|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
-    for row in sorted(variants, key=lambda r: natural_key(r.model)):
+    for row in display_order(variants):
         full = by_name[split_variant(row.model)[0]]
         mine, ref = row.mean("overall", "MAE"), full.mean("overall", "MAE")
         change = beyond = "—"
