@@ -625,7 +625,7 @@ def test_cost_table_is_generated_from_committed_summaries(fixture_leaderboard, t
     text = readme.read_text()
     assert "| Model | Fix |" in text and "| Big | 0.4 / 2/2 / 11.0 |" in text and "| Broken | — |" in text
     assert "| Slow | 0.4 / 2/2 / 11.0 (not converged) |" in text
-    assert "| **all runs (core-hours)** | **0.05** |" in text  # 8 trained runs x 22 s
+    assert "| **all runs (core-hours of training)** | **0.05** |" in text  # 8 trained runs x 22 s
     (tmp_path / "nomarkers.md").write_text("# no table here\n")
     assert main(["costs", str(tmp_path / "Fix"), "--write", str(tmp_path / "nomarkers.md")]) == 2
     assert (tmp_path / "nomarkers.md").read_text() == "# no table here\n"

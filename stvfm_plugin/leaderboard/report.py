@@ -632,7 +632,8 @@ def cost_table(report_dirs: List[Path]) -> str:
     datasets = [settings["budget"]["dataset"] for settings, _ in reports]
     models = list(dict.fromkeys(row.model for _, rows in reports for row in rows))
     lines = [COSTS_BEGIN, "", "Training minutes per run (mean over its seeds) / epochs run / seconds per epoch; "
-             "one thread per run, as the reports say.", "",
+             "one thread per run, as the reports say. Training only: the validation pass after each epoch and the "
+             "final test are not counted (the time cap counts the same way), so wall time is longer.", "",
              "| Model | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
     totals = [0.0] * len(datasets)
     for model in models:
@@ -649,7 +650,7 @@ def cost_table(report_dirs: List[Path]) -> str:
             cells.append(f"{sum(per_run) / len(per_run) / 60:.1f} / {'/'.join(map(str, epochs))} / "
                          f"{sum(per_run) / sum(epochs):.1f}" + ("" if row.finished else " (not converged)"))
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    lines.append("| **all runs (core-hours)** | " + " | ".join(f"**{t / 3600:.2f}**" for t in totals) + " |")
+    lines.append("| **all runs (core-hours of training)** | " + " | ".join(f"**{t / 3600:.2f}**" for t in totals) + " |")
     return "\n".join(lines + ["", COSTS_END])
 
 
