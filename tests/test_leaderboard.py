@@ -309,6 +309,21 @@ def test_ablation_beyond_the_std_needs_a_gap_larger_than_both_stds():
                           "| early stopping x3 | — | — | finished x3 |")
 
 
+def test_ablations_of_a_model_the_cap_stopped_say_so_and_give_what_it_reached():
+    capped = _finished_row("L", 4.2, state="not converged (time cap)")
+    capped.runs[0].info["epochs_run"] = 13
+    lines = ablations([capped, _finished_row("L:llm_layers=0", 4.3, 4.28), _finished_row("M", 3.0),
+                       _finished_row("M:vfm_layers=0", 3.1)])
+    table = "\n".join(lines)
+    assert "| L:llm_layers=0 | 2 | 4.290 ± 0.014 | 8.580 ± 0.028 | — | 5/5 | early stopping x2 | — (full model capped) | — |" in table
+    assert "| M:vfm_layers=0 | 1 | 3.100 | 6.200 | — | 5 | early stopping | +0.100 (+3.3 %) | — | finished |" in table
+    assert lines[-1] == ("L: the full model has no converged run (each of its runs that ended training was stopped by "
+                         "the time cap), so no change is computed against it. What it reached at the cap, test MAE: "
+                         "L 4.200 (seed 1, 13 epochs) (see \"Runs stopped by the time cap\").")
+    assert not any("full model has no converged run" in line for line in ablations([_finished_row("M", 3.0),
+                                                                                     _finished_row("M:x=1", 3.1)]))
+
+
 def test_ablation_rows_order_the_numbers_in_their_overrides_by_value():
     names = ["M:vfm_layers=12", "M:vfm_layers=6", "M:pretrained=False", "M:vfm_layers=0"]
     lines = ablations([_finished_row("M", 3.0)] + [_finished_row(name, 3.1) for name in names])

@@ -819,14 +819,23 @@ def ablations(rows: List[ModelRow]) -> List[str]:
         full = by_name[split_variant(row.model)[0]]
         mine, ref = row.mean("overall", "MAE"), full.mean("overall", "MAE")
         change = beyond = "—"
-        if mine is not None and ref is not None:
+        if ref is None and full.capped:
+            change = "— (full model capped)"
+        elif mine is not None and ref is not None:
             change = f"{mine - ref:+.3f} ({100 * (mine - ref) / ref:+.1f} %)"
             spread = seed_spread(row, full)
             if spread is not None:
                 beyond = "yes" if abs(mine - ref) > spread else "no"
         lines.append(_ablation_line(row, row.model, change, beyond))
-    for full in (by_name[m] for m in sorted({split_variant(r.model)[0] for r in variants})):
-        lines.append(_ablation_line(full, f"{full.model} (full model)", "—", "—"))
+    fulls = [by_name[m] for m in sorted({split_variant(r.model)[0] for r in variants})]
+    lines += [_ablation_line(full, f"{full.model} (full model)", "—", "—") for full in fulls]
+    capped = [full for full in fulls if not full.finished and full.capped]
+    if capped:
+        reached = [f"{full.model} {_fmt(run.metrics.get('overall', {}).get('MAE'))} (seed {run.seed}, "
+                   f"{run.info.get('epochs_run', '?')} epochs)" for full in capped for run in full.capped]
+        lines += ["", f"{', '.join(full.model for full in capped)}: the full model has no converged run (each of its "
+                  "runs that ended training was stopped by the time cap), so no change is computed against it. What "
+                  f"it reached at the cap, test MAE: {'; '.join(reached)} (see \"Runs stopped by the time cap\")."]
     return lines
 
 
