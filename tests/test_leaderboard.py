@@ -287,6 +287,18 @@ def test_a_run_left_running_by_a_dead_process_is_reported_as_interrupted(fixture
     assert states["Small"] == "finished x2, running"  # its process (here: this one) is alive
 
 
+def test_a_run_in_its_first_epoch_is_running_not_not_started(fixture_leaderboard):
+    first = fixture_leaderboard / "Small" / "seed-3"
+    first.mkdir()
+    (first / "cfg.json").write_text("{}")  # started: no status.json until its first epoch ends
+    (first / "run.lock").write_text(f"{os.getpid()} 2026-01-01 00:00:00\n")  # its process (here: this one) is alive
+    states = {row.model: row.states() for row in collect(fixture_leaderboard)[1]}
+    assert states["Small"] == "finished x2, running"
+    (first / "run.lock").unlink()  # no live process: it never got going
+    states = {row.model: row.states() for row in collect(fixture_leaderboard)[1]}
+    assert states["Small"] == "finished x2, not started"
+
+
 def _finished_row(model, *maes, rank=None, state="finished"):
     info = {"epochs_run": 5, "stop_reason": "early stopping" if state == "finished" else "time cap"}
     return ModelRow(model, [SeedRun(k, state, {"overall": {"MAE": m, "RMSE": 2 * m}}, dict(info))
