@@ -290,7 +290,7 @@ def test_a_run_left_running_by_a_dead_process_is_reported_as_interrupted(fixture
 def test_a_run_in_its_first_epoch_is_running_not_not_started(fixture_leaderboard):
     first = fixture_leaderboard / "Small" / "seed-3"
     first.mkdir()
-    (first / "cfg.json").write_text("{}")  # started: no status.json until its first epoch ends
+    (first / "cfg.json").write_text("{}")  # started: no status.json until its model is built and training starts
     (first / "run.lock").write_text(f"{os.getpid()} 2026-01-01 00:00:00\n")  # its process (here: this one) is alive
     states = {row.model: row.states() for row in collect(fixture_leaderboard)[1]}
     assert states["Small"] == "finished x2, running"
@@ -303,6 +303,14 @@ def _finished_row(model, *maes, rank=None, state="finished"):
     info = {"epochs_run": 5, "stop_reason": "early stopping" if state == "finished" else "time cap"}
     return ModelRow(model, [SeedRun(k, state, {"overall": {"MAE": m, "RMSE": 2 * m}}, dict(info))
                             for k, m in enumerate(maes, 1)], rank=rank)
+
+
+def test_progress_line_of_a_run_before_and_after_its_first_epoch():
+    from stvfm_plugin.leaderboard.runs import _progress
+
+    assert _progress({"state": "running", "epoch": 0, "num_epochs": 100}) == "training started, epoch 1/100 under way"
+    assert _progress({"state": "running", "epoch": 3, "num_epochs": 100, "metric": "MAE", "val": 3.51234,
+                      "best_val": 3.4}) == "epoch 3/100, val MAE 3.5123 (best 3.4000)"
 
 
 def test_ablation_beyond_the_std_needs_a_gap_larger_than_both_stds():

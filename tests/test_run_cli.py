@@ -441,6 +441,33 @@ def test_the_run_writes_its_status_and_why_it_stopped(tiny_dataset, workdir):
     assert status["state"] == "failed" and status["error"] == "--set lr='abc': give a number above 0."
 
 
+def test_the_status_says_running_from_the_first_training_step(tiny_dataset, workdir, monkeypatch):
+    """Watchers (the leaderboard's progress line, its report) see a run under way before its first epoch ends; a
+    resumed run keeps its epoch and best validation in the status while it trains again."""
+    from basicts.runners import BasicTSRunner
+    from basicts.utils import RunnerStatus
+
+    seen = []
+    original = BasicTSRunner._forward
+
+    def recording(self, model, data, step, epoch=None):
+        if self.status == RunnerStatus.TRAINING and not seen:  # the first training step of the run
+            seen.append(json.loads((Path(self.ckpt_save_dir) / "status.json").read_text()))
+        return original(self, model, data, step, epoch)
+
+    monkeypatch.setattr(BasicTSRunner, "_forward", recording)
+    cfg = str(write_config(workdir, STID_TINY))
+    assert main(["-c", cfg, "--run-dir", "run", "--set", "num_epochs=1"]) == 0
+    assert [(s["state"], s["epoch"], s["num_epochs"], s["best_val"]) for s in seen] == [("running", 0, 1, None)]
+    finished = json.loads((workdir / "run" / "status.json").read_text())
+
+    seen.clear()
+    status = workdir / "run" / "status.json"
+    status.write_text(json.dumps({**finished, "state": "interrupted"}))
+    assert main(["-c", cfg, "--run-dir", "run", "--set", "num_epochs=2", "--resume"]) == 0
+    assert [(s["state"], s["epoch"], s["best_val"]) for s in seen] == [("running", 1, finished["best_val"])]
+
+
 def test_no_test_trains_and_selects_on_validation_without_ever_testing(tiny_dataset, workdir, capsys, monkeypatch):
     from basicts.runners import BasicTSRunner
 

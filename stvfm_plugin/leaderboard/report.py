@@ -169,7 +169,7 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
         folders = [p for p in (out / model_folder(model)).glob("seed-*") if p.is_dir() and p.name[5:].isdigit()]
         for folder in sorted(folders, key=lambda p: int(p.name[5:])):
             status = read_status(folder)
-            # no status yet: a live run is in its first epoch (the run writes its status after each epoch)
+            # no status yet: a live run is still building its model (it writes a status when training starts)
             state = status.get("state") or ("running" if run_process_alive(folder) else "not started")
             metrics, info = read_json(folder / "test_metrics.json"), read_json(folder / "run_info.json")
             if state == "finished" and not metrics and info.get("tested", True):  # (untested: a `tune` run)

@@ -328,5 +328,7 @@ def _progress(status: dict) -> str:
     def num(key: str) -> str:
         return f"{status[key]:.4f}" if isinstance(status.get(key), (int, float)) else "?"
 
+    if not status.get("epoch"):
+        return f"training started, epoch 1/{status.get('num_epochs')} under way"
     return (f"epoch {status.get('epoch')}/{status.get('num_epochs')}, val {status.get('metric', 'MAE')} {num('val')} "
             f"(best {num('best_val')})")
