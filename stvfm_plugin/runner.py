@@ -54,7 +54,7 @@ from .data.info import DatasetInfo
 from .datasets import config_folder
 from .errors import UserError
 from .run_options import RunOptions
-from .status import STOP_REASONS, read_status, write_status
+from .status import STOP_REASONS, write_status
 
 #: random states and callback counters after the last saved epoch (for an exact --resume)
 RESUME_STATE = "resume_state.pt"
@@ -174,13 +174,8 @@ class PluginRunner(BasicTSRunner):
         self._init_validation()
         self.is_val_initialized = True
         self._count_parameters()
-        if is_master():  # say the run is under way before its first epoch ends (minutes, for the slow models)
-            previous = read_status(self.ckpt_save_dir)  # a resumed run's: keep its epoch and best validation
-            previous.pop("error", None)
-            if previous:
-                write_status(self.ckpt_save_dir, **{**previous, "state": "running"})
-            else:
-                self._write_status("running", 0)
+        if is_master():  # say the run is under way before its first epoch ends (minutes, for the slow models):
+            self._write_status("running")  # a resumed run: its epochs and best validation come from the checkpoint
 
     def on_epoch_end(self, epoch: int, step: int) -> None:
         self.epoch_seconds.append(time.time() - self.epoch_start_time)
