@@ -22,6 +22,9 @@
   milliseconds per test batch, peak memory, device, and the model's own build report (e.g. where a
   frozen backbone's weights came from). A resumed run keeps the epochs recorded before it stopped.
 - Validation and test run under `torch.inference_mode()` (no autograd bookkeeping at all).
+- The last epoch trains on every batch. BasicTS 1.1.0's loop stops once its step counter, already advanced
+  past the step just taken, reaches `num_epochs * steps_per_epoch`, so the last batch of the last epoch is
+  never trained on (an N-epoch run then differs from the first N epochs of a longer one).
 - Each epoch ends with one `Progress:` log line (epoch, training seconds, validation metric), and the
   run's `status.json` (`stvfm_plugin.status`) follows it: state, epoch, validation metric, and at the
   end why training stopped (early stopping, max epochs, or the `--max-minutes` time cap; a run cut by
@@ -176,6 +179,11 @@ class PluginRunner(BasicTSRunner):
         self._count_parameters()
         if is_master():  # say the run is under way before its first epoch ends (minutes, for the slow models):
             self._write_status("running")  # a resumed run: its epochs and best validation come from the checkpoint
+
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        if self.training_unit == "epoch":  # one past the last step: BasicTS stops when its counter reaches num_steps
+            self.num_steps = self.num_epochs * self.steps_per_epoch + 1
 
     def on_epoch_end(self, epoch: int, step: int) -> None:
         self.epoch_seconds.append(time.time() - self.epoch_start_time)

@@ -101,6 +101,25 @@ def test_resumed_run_keeps_the_epochs_recorded_before_it_stopped(tiny_dataset, w
     assert before["cpu_threads"] == after["cpu_threads"] == [torch.get_num_threads()]
 
 
+def test_every_epoch_trains_on_every_batch(tiny_dataset, workdir, monkeypatch):
+    """BasicTS 1.1.0 stops one step early, so the last epoch of a run would skip its last batch."""
+    from collections import Counter
+
+    from stvfm_plugin.runner import PluginRunner
+
+    steps, original = Counter(), PluginRunner._optimizer_step
+
+    def counting(self):
+        steps[self.epoch] += 1
+        return original(self)
+
+    monkeypatch.setattr(PluginRunner, "_optimizer_step", counting)
+    cfg = write_config(workdir, STID_TINY)
+    assert main(["-c", str(cfg), "--run-dir", "run", "--set", "num_epochs=3"]) == 0
+    batches = -(-(np.load("datasets/Tiny/train_data.npy").shape[0] - 23) // 32)  # samples of 12 + 12 steps, batch 32
+    assert dict(steps) == {1: batches, 2: batches, 3: batches}
+
+
 def test_threads_option_is_used_and_recorded(tiny_dataset, workdir):
     cfg = write_config(workdir, STID_TINY)
     before = torch.get_num_threads()
