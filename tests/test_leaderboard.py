@@ -313,6 +313,16 @@ def test_progress_line_of_a_run_before_and_after_its_first_epoch():
                       "best_val": 3.4}) == "epoch 3/100, val MAE 3.5123 (best 3.4000)"
 
 
+@pytest.mark.parametrize("resumed, expected", [
+    (False, "1.5 min"),
+    (True, "1.5 min since resuming, 4.0 min of training in all its epochs"),
+])
+def test_finished_line_counts_every_epoch_of_a_resumed_run(resumed, expected):
+    from stvfm_plugin.leaderboard.runs import _took
+
+    assert _took(90.0, resumed, {"seconds_per_epoch": [100.0, 80.0, 60.0]}) == expected
+
+
 def test_ablation_beyond_the_std_needs_a_gap_larger_than_both_stds():
     row = _finished_row
     full, random = row("M", 3.0, 3.1, 3.2), row("M:pretrained=False", 3.5, 3.6, 3.7)

@@ -301,13 +301,22 @@ def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str,
         converged = "" if status.get("converged", True) else ", NOT converged"
         result = (f"test MAE {read_json(folder / 'test_metrics.json')['overall']['MAE']:.4f}" if budget.test
                   else f"best validation {status.get('metric', 'MAE')} {status.get('best_val', float('nan')):.4f} (not tested)")
-        echo(f"{tag}: finished in {seconds / 60:.1f} min ({status.get('stop_reason', '?')} after epoch "
-             f"{status.get('epoch')}{converged}), {result}")
+        echo(f"{tag}: finished in {_took(seconds, resume, read_json(folder / 'run_info.json'))} "
+             f"({status.get('stop_reason', '?')} after epoch {status.get('epoch')}{converged}), {result}")
         return "finished"
     error = status.get("error") or f"exit status {process.returncode} without a recorded error"
     echo(f"{tag}: FAILED (exit {process.returncode}): {error} -- full output in {log_path}; "
          "going on with the next model")
     return "failed"
+
+
+def _took(wall_seconds: float, resumed: bool, run_info: dict) -> str:
+    """What a finished run took: the wall time of this call and, when it resumed an earlier one, the training time of
+    all its epochs (the run's ``run_info.json`` keeps every epoch's, across resumes)."""
+    if not resumed:
+        return f"{wall_seconds / 60:.1f} min"
+    trained = sum(run_info.get("seconds_per_epoch") or [])
+    return f"{wall_seconds / 60:.1f} min since resuming, {trained / 60:.1f} min of training in all its epochs"
 
 
 def _has_result(folder: Path, budget: Budget) -> bool:
