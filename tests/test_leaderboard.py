@@ -625,6 +625,8 @@ def test_ablation_rows_become_overrides_of_their_model():
 
     assert split_variant("STVFM:vfm_layers=0,optimizer_params.lr=1e-4") == (
         "STVFM", ["model_config.vfm_layers=0", "optimizer_params.lr=1e-4"])
+    assert split_variant("STVFM:lr_scheduler_params.milestones=[25,50],dropout=0.1") == (
+        "STVFM", ["lr_scheduler_params.milestones=[25,50]", "model_config.dropout=0.1"])  # a list keeps its commas
     budget = Budget(dataset="LosLoop", models=["STVFM:pretrained=False"], seeds=[1], epochs=5, patience=2)
     command = train_command(budget, "STVFM:pretrained=False", 1, Path("lb/STVFM@pretrained=False/seed-1"), "cpu", False)
     assert command[command.index("-c") + 1] == str(Path("baselines_cfg") / "STVFM.py")

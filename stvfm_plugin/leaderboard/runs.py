@@ -66,17 +66,28 @@ def split_variant(label: str) -> tuple[str, List[str]]:
     """A leaderboard row `MODEL` or `MODEL:key=value,key=value` (an ablation) -> the model and its overrides.
 
     Keys without a dot are `model_config` fields (`STVFM:vfm_layers=0`, `STVFM:pretrained=False`); dotted keys
-    are config entries as in `--set` (`STVFM:optimizer_params.lr=1e-4`).
+    are config entries as in `--set` (`STVFM:optimizer_params.lr=1e-4`, `STVFM:lr_scheduler_params.milestones=[25,50]`).
     """
     base, _, spec = label.partition(":")
     overrides = []
-    for item in filter(None, spec.split(",")):
+    for item in filter(None, _top_level_items(spec)):
         key, eq, _ = item.partition("=")
         if not eq or not key:
             raise UserError(f"--models {label!r}: write an ablation as MODEL:key=value[,key=value], e.g. "
                             "STVFM:vfm_layers=0 or STVFM:pretrained=False.")
         overrides.append(item if "." in key else f"model_config.{item}")
     return base, overrides
+
+
+def _top_level_items(spec: str) -> List[str]:
+    """`a=1,b=[2,3]` -> `["a=1", "b=[2,3]"]`: commas inside brackets belong to a value (a list or tuple)."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(spec):
+        depth += (char in "[(") - (char in "])")
+        if char == "," and depth == 0:
+            items.append(spec[start:i])
+            start = i + 1
+    return items + [spec[start:]]
 
 
 def software_versions() -> Dict[str, str]:
