@@ -528,6 +528,30 @@ def test_tune_trains_candidates_on_validation_only_and_ranks_them(tiny_dataset, 
     assert not (out / "report").exists()  # no leaderboard report from a tuning folder
 
 
+def test_tune_keeps_summaries_in_its_report_dir_and_does_not_train_their_runs_again(tiny_dataset, workdir):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY, "STID_Tiny.py")
+
+    def tune(*seeds: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "tune", "--dataset", "Tiny", "--models",
+                               "STID", "STID:num_layers=2", "--epochs", "1", "--seeds", *seeds, "--config-dir",
+                               str(configs), "--report-dir", "kept"], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    tune("1")
+    first = (workdir / "kept" / "tune.md").read_text()
+    assert sorted(p.name for p in (workdir / "kept" / "runs" / "STID").glob("*.json")) == ["seed-1.json"]
+    shutil.rmtree(workdir / "tune")  # a fresh checkout: the run folders are gone, the summaries are committed
+    proc = tune("1", "2")
+    assert "STID seed 1: ended in the report (kept/runs/STID/seed-1.json; its run folder is not here), skipped" in proc.stdout
+    assert not (workdir / "tune" / "Tiny" / "STID" / "seed-1").exists()  # not trained again
+    table = (workdir / "kept" / "tune.md").read_text()
+    assert table != first and "| STID | 2 |" in table and "| STID:num_layers=2 | 2 |" in table
+    assert not list((workdir / "kept").rglob("test_metrics.json"))
+
+
 def _validated_row(model, *vals):
     return ModelRow(model, [SeedRun(k, "finished", None, {"epochs_run": 5, "stop_reason": "early stopping",
                                                           "best_metrics": {"val/MAE": v}})

@@ -145,7 +145,7 @@ def test_facts_left_to_the_dataset_must_be_there_when_the_model_is_built():
     with pytest.raises(UserError, match="ST-VFM: use_time_of_day=True needs steps_per_day"):
         STVFM(tiny(7, steps_per_day=None, use_time_of_day=True))
     weekly = STVFM(tiny(7, steps_per_day=None))  # no slots: time of day off, day of week on
-    assert weekly.raw_adapter.time_of_day is None and weekly.raw_adapter.day_of_week is not None
+    assert weekly.raw_adapter.calendar.time_of_day is None and weekly.raw_adapter.calendar.day_of_week is not None
 
 
 @pytest.mark.parametrize("kw,message", [

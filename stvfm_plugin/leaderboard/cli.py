@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config-dir", default="baselines_cfg", help="folder of the configs (default baselines_cfg)")
         p.add_argument("-g", "--gpus", default="cpu", help="'cpu' (default) or a GPU index")
     tune.add_argument("--out", help="tuning folder (default tune/<dataset>); its table goes to <out>/tune.md")
+    tune.add_argument("--report-dir", help="also keep the candidates' run summaries and tune.md here (e.g. committed): "
+                                           "runs it holds as ended are not trained again, and the table covers them")
     for p in (run, sub.add_parser("report", help="build the report from finished run folders, without training")):
         p.add_argument("--out", help="leaderboard folder (default leaderboard/<dataset>)")
         p.add_argument("--report-dir", help="report folder (default <out>/report)")
@@ -115,8 +117,9 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
     if budget is not None:
         from .report import ended_summaries
 
-        recorded = ended_summaries(Path(args.report_dir or out / "report"), {
-            "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if budget.test else {}
+        report_dir = args.report_dir or (out / "report" if budget.test else None)
+        recorded = ended_summaries(Path(report_dir), {
+            "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if report_dir else {}
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded)
         failed = [k for k, v in states.items() if v not in ("finished", SKIPPED_STATE)]
         skipped = sum(v == SKIPPED_STATE for v in states.values())
@@ -126,8 +129,11 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
     if args.command == "tune":
         from .report import tune_table
 
-        (out / TUNE_TABLE).write_text(tune_table(out), encoding="utf-8")
-        print((out / TUNE_TABLE).read_text() + f"\nwrote {out / TUNE_TABLE}", flush=True)
+        folder = Path(args.report_dir) if args.report_dir else out
+        warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        (folder / TUNE_TABLE).write_text(tune_table(out, Path(args.report_dir) if args.report_dir else None, warn),
+                                         encoding="utf-8")
+        print((folder / TUNE_TABLE).read_text() + f"\nwrote {folder / TUNE_TABLE}", flush=True)
     else:
         from .report import write_report
 

@@ -701,9 +701,15 @@ def write_report(out: Optional[Path], report_dir: Path, warn: Callable[[str], No
         forecast_figure(rows, settings["budget"]["dataset"], report_dir)
 
 
-def tune_table(out: Path) -> str:
-    """The `tune` table of a folder of validation-only runs (see `tune_markdown`)."""
+def tune_table(out: Path, report_dir: Optional[Path] = None, warn: Callable[[str], None] = lambda s: None) -> str:
+    """The `tune` table of a folder of validation-only runs (see `tune_markdown`). With `report_dir`, the runs are
+    first merged into its summaries (as `write_report` does), so the table covers every ended run of earlier calls."""
     settings, rows = collect(Path(out))
+    if report_dir is not None:
+        if (Path(report_dir) / SETTINGS).is_file():
+            settings, rows = keep_earlier_runs(settings, rows, Path(report_dir), warn)
+        export_summaries(settings, rows, Path(report_dir))
+        settings, rows = read_summaries(Path(report_dir))
     return tune_markdown(settings["budget"], rows)
 
 

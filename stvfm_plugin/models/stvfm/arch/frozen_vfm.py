@@ -28,6 +28,7 @@ from torch import nn
 
 from ....errors import UserError
 from ...frozen import hub_reachable, keep_frozen_out_of_state_dict
+from .backbone_tuning import DeepPrompts, add_low_rank_adapters, train_layer_norms
 
 #: short names of the design page -> timm names (with pretrained tag)
 BACKBONE_ALIASES: Dict[str, str] = {
@@ -212,11 +213,16 @@ class FrozenVFM(nn.Module):
             each new input shape costs a compilation).
         weights: Where the weights came from: a description, and the file (None: random or hub).
         allow_other_backbone: Accept checkpoints trained on other backbone weights (with a warning).
+        prompts: Deep visual prompt tuning: learnable prompt tokens per block (0: none).
+        lora_rank: Rank of low-rank adapters on every block's attention `qkv` (0: none).
+        train_norms: Train the ViT's LayerNorms (the rest stays frozen).
+        (The pretrained weights never change; see `backbone_tuning`.)
     """
 
     def __init__(self, backbone: nn.Module, grid_hw: Tuple[int, int], num_layers: Optional[int] = None,
                  use_vfm_pos_embed: bool = True, compile_blocks: bool = False,
-                 weights: Tuple[str, Optional[Path]] = ("unknown", None), allow_other_backbone: bool = False) -> None:
+                 weights: Tuple[str, Optional[Path]] = ("unknown", None), allow_other_backbone: bool = False,
+                 prompts: int = 0, lora_rank: int = 0, train_norms: bool = False) -> None:
         super().__init__()
         depth = len(backbone.blocks)
         if num_layers is not None and not 0 <= num_layers <= depth:
@@ -251,8 +257,28 @@ class FrozenVFM(nn.Module):
         }
         self.allow_other_backbone = allow_other_backbone
         self._register_load_state_dict_pre_hook(_checkpoint_without_identity)
+        self.tuning = self._add_tuning(prompts, lora_rank, train_norms)  # after the identity: it names the frozen weights
+        if compile_blocks and self.prompts is not None:
+            raise UserError("compile_backbone=True cannot go with vpt_prompts: the prompts enter between the blocks.")
         # a compiled function, not a module: the blocks' parameters stay registered once, under `vit`
         self.compiled_blocks = torch.compile(self.vit.blocks.forward) if compile_blocks else None
+
+    def _add_tuning(self, prompts: int, lora_rank: int, train_norms: bool) -> str:
+        """Attach the trainable parts around the frozen weights; returns a description for the log."""
+        self.prompts = None
+        blocks = len(self.vit.blocks)
+        if self.identity_only or not (prompts or lora_rank or train_norms):
+            return "none" if not (prompts or lora_rank or train_norms) else "none (no blocks to tune)"
+        parts = []
+        if prompts:
+            self.prompts = DeepPrompts(blocks, prompts, self.embed_dim, self.token_std())
+            parts.append(f"{prompts} prompt tokens per block ({self.prompts.tokens.numel():,} parameters)")
+        if lora_rank:
+            parts.append(f"rank-{lora_rank} adapters on attention qkv ({add_low_rank_adapters(self.vit.blocks, lora_rank):,} "
+                         "parameters)")
+        if train_norms:
+            parts.append(f"LayerNorms trained ({train_layer_norms(self.vit):,} parameters)")
+        return "; ".join(parts)
 
     def get_extra_state(self) -> dict:
         return dict(self.identity)
@@ -318,6 +344,9 @@ class FrozenVFM(nn.Module):
                 prefix = prefix + self.prefix_pos_embed
             x = torch.cat([prefix, x], dim=1)  # [B, P + H * W, D]
         x = self.vit.norm_pre(x) if hasattr(self.vit, "norm_pre") else x
-        x = self.compiled_blocks(x) if self.compiled_blocks is not None else self.vit.blocks(x)
+        if self.prompts is not None:
+            x = self.prompts(x, self.vit.blocks, x.shape[1] - tokens.shape[1])
+        else:
+            x = self.compiled_blocks(x) if self.compiled_blocks is not None else self.vit.blocks(x)
         x = self.vit.norm(x)
         return x[:, x.shape[1] - tokens.shape[1]:]  # [B, H * W, D]

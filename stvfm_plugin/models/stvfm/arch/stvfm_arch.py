@@ -57,7 +57,8 @@ class STVFM(nn.Module):
         backbone, source, weights_file = build_backbone(config.backbone, config.backbone_weights, config.pretrained,
                                                         config.allow_random_fallback)
         self.vfm = FrozenVFM(backbone, self.layout.grid_hw, config.vfm_layers, config.use_vfm_pos_embed,
-                             config.compile_backbone, (source, weights_file), config.allow_other_backbone)
+                             config.compile_backbone, (source, weights_file), config.allow_other_backbone,
+                             config.vpt_prompts, config.lora_rank, config.train_backbone_norms)
         random = source.startswith("RANDOM")
         dim, cells, window = self.vfm.embed_dim, self.layout.num_cells, config.input_len * self.layout.cell_size
         token_std = self.vfm.token_std() if config.match_token_stats else 1.0
@@ -71,8 +72,10 @@ class STVFM(nn.Module):
                 use_pad_token=not bool(self.layout.cell_valid.all()), dropout=config.dropout)
 
         def head() -> NodeHead:
+            calendar = dict(steps_per_day=config.steps_per_day, use_time_of_day=time_of_day,
+                            use_day_of_week=day_of_week) if config.head_calendar else {}
             return NodeHead(self.layout, dim, config.input_len, config.output_len, config.head_hidden,
-                            config.head_layers, config.dropout)
+                            config.head_layers, config.dropout, **calendar)
 
         self.raw_adapter = adapter()
         self.forecast_head = head()
@@ -94,11 +97,12 @@ class STVFM(nn.Module):
              else f"NO backbone blocks (vfm_layers=0: the frozen part is the identity), width {dim}"),
             f"ST-VFM backbone weights: {source}",
             f"ST-VFM parameters: {trainable:,} trainable, {frozen:,} frozen",
+            f"ST-VFM backbone tuning: {self.vfm.tuning}",
             f"ST-VFM token grid: {self.layout.describe()}",
             "ST-VFM components: " + ", ".join(f"{k}={getattr(config, k)}" for k in (
                 "use_flow_branch", "use_cross_prompt", "flow_loss_weight", "use_temporal_context",
                 "use_time_of_day", "use_day_of_week", "use_learned_pos_embed", "use_vfm_pos_embed", "match_token_stats",
-                "use_adapter_skip")),
+                "use_adapter_skip", "head_calendar")),
         ]
         for line in self.build_report:
             _logger.info(line)
@@ -126,13 +130,14 @@ class STVFM(nn.Module):
             raw, flow = self.cross_prompt(raw, flow, ~self.layout.cell_valid)
         return raw, flow
 
-    def forward_head(self, x: torch.Tensor, raw: torch.Tensor, flow: Optional[torch.Tensor] = None
-                     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Shapes: x: [B, T, N], raw, flow: [B, S, D] -> forecast [B, T_out, N], flow forecast [B, T_out, N] or None"""
-        forecast = self.forecast_head(raw, x)
+    def forward_head(self, x: torch.Tensor, raw: torch.Tensor, flow: Optional[torch.Tensor] = None,
+                     timestamps: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Shapes: x: [B, T, N], raw, flow: [B, S, D], timestamps: [B, T, 2] -> forecast [B, T_out, N],
+        flow forecast [B, T_out, N] or None"""
+        forecast = self.forecast_head(raw, x, timestamps)
         flow_forecast = None
         if flow is not None and self.flow_head is not None:
-            flow_forecast = self.flow_head(flow, st_flow(x))
+            flow_forecast = self.flow_head(flow, st_flow(x), timestamps)
         return forecast, flow_forecast
 
     def forward(self, inputs: torch.Tensor, inputs_timestamps: Optional[torch.Tensor] = None,
@@ -146,7 +151,7 @@ class STVFM(nn.Module):
         x = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]
         timestamps = inputs_timestamps if self.config.use_temporal_context else None
         raw, flow = self.forward_features(x, timestamps)
-        prediction, flow_forecast = self.forward_head(x, raw, flow)
+        prediction, flow_forecast = self.forward_head(x, raw, flow, inputs_timestamps if self.config.head_calendar else None)
         if not (train and targets is not None and flow_forecast is not None):
             return prediction
         y = targets[..., 0] if targets.dim() == 4 else targets

@@ -7,6 +7,40 @@ from torch import nn
 from ...dropout import UniformDropout
 
 
+class CalendarEmbedding(nn.Module):
+    """Adds learnable time-of-day and day-of-week embeddings of the last input step to every row of `x` (either
+    may be off).
+
+    Args:
+        embed_dim: Width `D` of the embeddings.
+        steps_per_day: Time-of-day slots.
+        use_time_of_day / use_day_of_week: Which calendar features to embed.
+        std: Initial spread of the embeddings.
+
+    Shapes:
+        x: [B, M, D], timestamps: [B, T, 2] (fractions in [0, 1)) -> [B, M, D]
+    """
+
+    def __init__(self, embed_dim: int, steps_per_day: Optional[int], use_time_of_day: bool = True,
+                 use_day_of_week: bool = True, std: float = 0.02) -> None:
+        super().__init__()
+        self.steps_per_day = steps_per_day
+        self.time_of_day = nn.Embedding(steps_per_day, embed_dim) if use_time_of_day else None
+        self.day_of_week = nn.Embedding(7, embed_dim) if use_day_of_week else None
+        for table in (self.time_of_day, self.day_of_week):
+            if table is not None:
+                nn.init.trunc_normal_(table.weight, std=std)
+
+    def forward(self, x: torch.Tensor, timestamps: torch.Tensor) -> torch.Tensor:
+        last = timestamps[:, -1]  # [B, 2]
+        if self.time_of_day is not None:
+            slot = (last[:, 0] * self.steps_per_day).long().clamp(0, self.steps_per_day - 1)
+            x = x + self.time_of_day(slot)[:, None]  # [B, 1, D]
+        if self.day_of_week is not None:
+            x = x + self.day_of_week((last[:, 1] * 7).long().clamp(0, 6))[:, None]  # [B, 1, D]
+        return x
+
+
 class TemporalAwareTokenAdapter(nn.Module):
     """Embeds each cell's window, adds temporal context and a learnable position, scaled for the VFM.
 
@@ -35,20 +69,15 @@ class TemporalAwareTokenAdapter(nn.Module):
                  token_std: float = 1.0, use_time_of_day: bool = True, use_day_of_week: bool = True,
                  use_learned_pos_embed: bool = True, use_pad_token: bool = True, dropout: float = 0.1) -> None:
         super().__init__()
-        self.steps_per_day = steps_per_day
         self.slot_flags = slots > 1
         self.value_embed = nn.Sequential(
             nn.Linear(window + (slots if self.slot_flags else 0), hidden), nn.GELU(), UniformDropout(dropout), nn.Linear(hidden, embed_dim))
         self.norm = nn.LayerNorm(embed_dim)
         with torch.no_grad():
             self.norm.weight.fill_(token_std)
-        self.time_of_day = nn.Embedding(steps_per_day, embed_dim) if use_time_of_day else None
-        self.day_of_week = nn.Embedding(7, embed_dim) if use_day_of_week else None
+        self.calendar = CalendarEmbedding(embed_dim, steps_per_day, use_time_of_day, use_day_of_week, 0.02 * token_std)
         self.pos_embed = nn.Parameter(torch.zeros(num_cells, embed_dim)) if use_learned_pos_embed else None
         self.pad_token = nn.Parameter(torch.zeros(embed_dim)) if use_pad_token else None
-        for table in (self.time_of_day, self.day_of_week):
-            if table is not None:
-                nn.init.trunc_normal_(table.weight, std=0.02 * token_std)
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02 * token_std)
 
@@ -63,13 +92,7 @@ class TemporalAwareTokenAdapter(nn.Module):
         if self.pad_token is not None:
             tokens = torch.where(slot_valid.any(dim=1)[None, :, None], tokens, self.pad_token.to(tokens.dtype))
         if timestamps is not None:
-            last = timestamps[:, -1]  # [B, 2]
-            if self.time_of_day is not None:
-                slot = (last[:, 0] * self.steps_per_day).long().clamp(0, self.steps_per_day - 1)
-                tokens = tokens + self.time_of_day(slot)[:, None]  # [B, 1, D]
-            if self.day_of_week is not None:
-                day = (last[:, 1] * 7).long().clamp(0, 6)
-                tokens = tokens + self.day_of_week(day)[:, None]
+            tokens = self.calendar(tokens, timestamps)
         if self.pos_embed is not None:
             tokens = tokens + self.pos_embed
         return tokens

@@ -35,6 +35,15 @@ class STVFMConfig(BasicTSModelConfig):
     compile_backbone: bool = field(default=False, metadata={
         "help": "Run the frozen blocks through torch.compile: on a 2-core CPU ~12 % faster per training step but "
                 "about a minute of compilation per new batch shape, so off by default (see benchmarks/README.md)."})
+    vpt_prompts: int = field(default=0, metadata={
+        "help": "Deep visual prompt tuning: learnable prompt tokens entering every frozen block (0 = off); the "
+                "pretrained weights stay frozen."})
+    lora_rank: int = field(default=0, metadata={
+        "help": "Rank of low-rank adapters on the frozen attention's qkv projection (0 = off); they start at zero and "
+                "are kept in the checkpoint, the frozen weights are not."})
+    train_backbone_norms: bool = field(default=False, metadata={
+        "help": "Train the backbone's LayerNorms, everything else frozen (the frozen-pretrained-transformer recipe "
+                "GPT4TS uses)."})
     use_vfm_pos_embed: bool = field(default=True, metadata={
         "help": "Add the VFM's own position embedding, resampled to the token grid."})
 
@@ -71,6 +80,10 @@ class STVFMConfig(BasicTSModelConfig):
 
     adapter_hidden: int = field(default=512, metadata={"help": "Hidden width of the adapters' window MLP."})
     head_hidden: int = field(default=256, metadata={"help": "Hidden width of the heads' MLP (0 = linear heads)."})
+    head_calendar: bool = field(default=False, metadata={
+        "help": "Add time-of-day / day-of-week embeddings of the last input step to each node's hidden sum in the "
+                "heads: with the node embedding and the node's own window, an STID-like identity path that the "
+                "VFM's token context adds to (needs head_hidden > 0; follows use_time_of_day / use_day_of_week)."})
     head_layers: int = field(default=2, metadata={
         "help": "Residual MLP layers of the heads' node-level part (after token + own window + node embedding)."})
     num_prompts: int = field(default=4, metadata={"help": "Prompt tokens K per direction of the cross-prompt."})
@@ -90,5 +103,11 @@ class STVFMConfig(BasicTSModelConfig):
             raise UserError(f"patch_size={self.patch_size}: give 1 or more cells per token side.")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise UserError(f"max_tokens={self.max_tokens}: give 1 or more, or None for no bound.")
+        for name in ("vpt_prompts", "lora_rank"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name}={getattr(self, name)}: give 0 (off) or a positive number.")
+        if self.head_calendar and not self.head_hidden:
+            raise UserError("head_calendar=True needs head_hidden > 0 (the calendar embeddings join the heads' hidden "
+                            "sum).")
         if self.use_cross_prompt and not self.use_flow_branch:
             raise UserError("use_cross_prompt=True needs use_flow_branch=True (the prompts come from the flow branch).")

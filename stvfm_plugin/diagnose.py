@@ -1,0 +1,129 @@
+"""Command line: `python -m stvfm_plugin.diagnose -c CONFIG --dataset NAME --checkpoint CKPT`.
+
+Where a trained ST-VFM's forecast comes from, on the validation split (the test split is never read):
+validation MAE with each part replaced by its mean (the frozen blocks' output, the adapter tokens, the
+head's token context and own-window path, the node embedding, the cross-prompt's flow -> raw prompts), the
+cross-prompt gates, the statistics of the tokens entering the frozen blocks against image tokens, and
+the spread of the head's three addends. Give the config and `--set` values the run was trained with.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+
+from .errors import UserError, exit_status
+from .run_options import RunOptions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stvfm_plugin.diagnose", description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--cfg", required=True, metavar="CONFIG.py", help="the config the run was trained with")
+    parser.add_argument("--dataset", metavar="NAME", help="the prepared dataset it was trained on")
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="e.g. RUN/STVFM_best_val_MAE.pt")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="the --set values the run was trained with (repeatable)")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: every core)")
+    parser.add_argument("--out", metavar="FILE.json", help="also write the findings as JSON")
+    return parser
+
+
+def validation_batches(runner) -> List[dict]:
+    """The validation split as the model sees it: normalised inputs, timestamps, targets in data units, mask."""
+    batches = []
+    for data in runner.val_data_loader:
+        data = runner.taskflow.preprocess(runner, data)
+        targets = runner.scaler.inverse_transform(data["targets"], data["targets_mask"]) if runner.cfg.rescale \
+            else data["targets"]
+        batches.append({"inputs": data["inputs"], "inputs_timestamps": data.get("inputs_timestamps"),
+                        "targets": targets, "targets_mask": data["targets_mask"]})
+    return batches
+
+
+def scorer(runner):
+    """(prediction, batch) -> (sum of masked absolute errors in data units, scored readings), as BasicTS's MAE."""
+    def score(prediction: torch.Tensor, batch: dict) -> tuple:
+        if runner.cfg.rescale:
+            prediction = runner.scaler.inverse_transform(prediction)
+        mask = batch["targets_mask"].to(prediction.dtype)
+        return float(((prediction - batch["targets"]).abs() * mask).sum()), float(mask.sum())
+    return score
+
+
+def diagnose(options: RunOptions, checkpoint: Path) -> dict:
+    """Load the checkpoint into the config's model and measure; returns the findings."""
+    from basicts.runners.builder import Builder
+    from basicts.utils import BasicTSMode
+    from easytorch.device import set_device_type
+
+    from .models.stvfm import STVFM
+    from .models.stvfm.diagnostics import ablations, gate_values, head_parts, token_report
+    from .run import prepared_config, set_threads
+    from .runner import PluginRunner
+
+    if not checkpoint.is_file():
+        raise UserError(f"--checkpoint {checkpoint}: no such file.")
+    logger = logging.getLogger("stvfm-diagnose")
+    logger.info(set_threads(options.threads))
+    cfg = prepared_config(options, logger)
+    if not (isinstance(cfg.model, type) and issubclass(cfg.model, STVFM)):
+        raise UserError(f"{options.config} builds {getattr(cfg.model, '__name__', cfg.model)}, not ST-VFM: the "
+                        "diagnostics read ST-VFM's parts.")
+    set_device_type("cpu")
+    with tempfile.TemporaryDirectory() as scratch:
+        runner = PluginRunner(cfg, RunOptions(**{**vars(options), "run_dir": Path(scratch)}))
+        runner.init_logger(logger_name="stvfm-diagnose")
+        if runner.scaler is not None:  # fitted on the training split, as for --eval
+            runner.scaler.fit(Builder._build_dataset(cfg, BasicTSMode.TRAIN).data)
+        runner._load_model(str(checkpoint))
+        runner._init_validation()
+        batches = validation_batches(runner)
+    model = runner.bare_model.eval()
+    return {"checkpoint": checkpoint.name, "dataset": cfg.dataset_name, "build_report": model.build_report,
+            "ablations": ablations(model, batches, scorer(runner)), "gates": gate_values(model),
+            "tokens": token_report(model, batches), "head_parts": head_parts(model, batches)}
+
+
+def as_markdown(found: dict) -> str:
+    """The findings as the tables of benchmarks/README.md."""
+    lines = [f"### {found['dataset']}: {found['checkpoint']}", "", "| part replaced by its mean | val MAE | change |",
+             "|---|---:|---:|"]
+    lines += [f"| {r['ablation']} | {r['val_mae']:.4f} | {r['change']:+.4f} |" for r in found["ablations"]]
+    if found["gates"]:
+        lines += ["", "| cross-prompt gate tanh(g) | mean | mean abs | max abs |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {v['mean']:+.4f} | {v['mean_abs']:.4f} | {v['max_abs']:.4f} |" for k, v in found["gates"].items()]
+    if found["tokens"]:
+        lines += ["", "| tokens entering the frozen blocks | L2 norm | entry std | mean abs dim offset | cosine between "
+                  "tokens | block update ‖f(x)-x‖/‖x‖ |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {k} | {v['norm']:.2f} | {v['entry_std']:.3f} | {v['dim_mean_abs']:.3f} | {v['cosine']:.3f} | "
+                  f"{v['block_update']:.3f} |" for k, v in found["tokens"].items()]
+    if found["head_parts"]:
+        lines += ["", "| forecast head addend | spread (std over windows and nodes) |", "|---|---:|"]
+        lines += [f"| {k} | {v:.4f} |" for k, v in found["head_parts"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def action() -> None:
+        from .config_tools import parse_override
+
+        options = RunOptions(config=Path(args.cfg), dataset=args.dataset, threads=args.threads, test=False,
+                             overrides=[parse_override(item) for item in args.set])
+        found = diagnose(options, Path(args.checkpoint))
+        print(as_markdown(found))
+        if args.out:
+            Path(args.out).write_text(json.dumps(found, indent=2))
+
+    return exit_status(action)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
