@@ -120,3 +120,16 @@ def test_tuning_config_errors(kw, message):
 def test_compiled_blocks_refuse_prompts():
     with pytest.raises(UserError, match="compile_backbone=True cannot go with vpt_prompts"):
         STVFM(tiny(7, vpt_prompts=2, compile_backbone=True))
+
+
+def test_checkpoints_from_before_the_calendar_module_still_load(weights_file):
+    same = dict(use_day_of_week=True, pretrained=True, backbone_weights=str(weights_file[0]))
+    torch.manual_seed(0)
+    model = STVFM(tiny(7, **same)).eval()
+    old = {k.replace("calendar.", ""): v for k, v in model.state_dict().items()}  # the key names before the move
+    assert "raw_adapter.time_of_day.weight" in old
+    torch.manual_seed(1)
+    clone = STVFM(tiny(7, **same)).eval()
+    clone.load_state_dict(old, strict=True)
+    x, ts, _, _ = batch(2, 12, 12, 7)
+    assert torch.equal(model(x, ts), clone(x, ts))

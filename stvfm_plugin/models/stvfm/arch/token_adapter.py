@@ -41,6 +41,14 @@ class CalendarEmbedding(nn.Module):
         return x
 
 
+def _calendar_moved(state_dict: dict, prefix: str, *args) -> None:
+    """Checkpoints written before the calendar embeddings moved into `CalendarEmbedding` still load."""
+    for table in ("time_of_day", "day_of_week"):
+        old = f"{prefix}{table}.weight"
+        if old in state_dict:
+            state_dict[f"{prefix}calendar.{table}.weight"] = state_dict.pop(old)
+
+
 class TemporalAwareTokenAdapter(nn.Module):
     """Embeds each cell's window, adds temporal context and a learnable position, scaled for the VFM.
 
@@ -80,6 +88,7 @@ class TemporalAwareTokenAdapter(nn.Module):
         self.pad_token = nn.Parameter(torch.zeros(embed_dim)) if use_pad_token else None
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02 * token_std)
+        self._register_load_state_dict_pre_hook(_calendar_moved)
 
     def forward(self, cells: torch.Tensor, timestamps: Optional[torch.Tensor], slot_valid: torch.Tensor) -> torch.Tensor:
         """Shapes:
