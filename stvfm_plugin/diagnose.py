@@ -36,23 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validation_batches(runner) -> List[dict]:
     """The validation split as the model sees it: normalised inputs, timestamps, targets in data units, mask."""
+    from basicts.utils.mask import null_val_mask
+
     batches = []
     for data in runner.val_data_loader:
+        inputs_mask = null_val_mask(data["inputs"], runner.cfg.null_val)  # [B, T, N(, C)], before nulls become 0
         data = runner.taskflow.preprocess(runner, data)
         targets = runner.scaler.inverse_transform(data["targets"], data["targets_mask"]) if runner.cfg.rescale \
             else data["targets"]
         batches.append({"inputs": data["inputs"], "inputs_timestamps": data.get("inputs_timestamps"),
-                        "targets": targets, "targets_mask": data["targets_mask"]})
+                        "targets": targets, "targets_mask": data["targets_mask"],
+                        "inputs_mask": inputs_mask[..., 0] if inputs_mask.dim() == 4 else inputs_mask})
     return batches
 
 
 def scorer(runner):
-    """(prediction, batch) -> (sum of masked absolute errors in data units, scored readings), as BasicTS's MAE."""
-    def score(prediction: torch.Tensor, batch: dict) -> tuple:
+    """(prediction, batch) -> absolute errors in data units, 0 where not scored (BasicTS's masked MAE sums these)."""
+    def score(prediction: torch.Tensor, batch: dict) -> torch.Tensor:
         if runner.cfg.rescale:
             prediction = runner.scaler.inverse_transform(prediction)
-        mask = batch["targets_mask"].to(prediction.dtype)
-        return float(((prediction - batch["targets"]).abs() * mask).sum()), float(mask.sum())
+        return (prediction - batch["targets"]).abs() * batch["targets_mask"].to(prediction.dtype)
     return score
 
 
@@ -92,17 +95,26 @@ def diagnose(options: RunOptions, checkpoint: Path) -> dict:
 
 def as_markdown(found: dict) -> str:
     """The findings as the tables of benchmarks/README.md."""
-    lines = [f"### {found['dataset']}: {found['checkpoint']}", "", "| part replaced by its mean | val MAE | change |",
-             "|---|---:|---:|"]
-    lines += [f"| {r['ablation']} | {r['val_mae']:.4f} | {r['change']:+.4f} |" for r in found["ablations"]]
+    groups = list(found["ablations"][0]["by_inputs"])
+    lines = [f"### {found['dataset']}: {found['checkpoint']}", "", "| part replaced by its mean | val MAE | change |"
+             + "".join(f" change, {g} |" for g in groups), "|---|---:|---:|" + "---:|" * len(groups)]
+    lines += [f"| {r['ablation']} | {r['val_mae']:.4f} | {r['change']:+.4f} |"
+              + "".join(f" {r['by_inputs'][g]['change']:+.4f} |" if g in r["by_inputs"] else " — |" for g in groups)
+              for r in found["ablations"]]
+    if groups:
+        lines += ["", f"Scored readings by their node's input window: MAE of the trained model "
+                  + ", ".join(f"{g} {found['ablations'][0]['by_inputs'][g]['val_mae']:.4f}" for g in groups) + "."]
     if found["gates"]:
         lines += ["", "| cross-prompt gate tanh(g) | mean | mean abs | max abs |", "|---|---:|---:|---:|"]
         lines += [f"| {k} | {v['mean']:+.4f} | {v['mean_abs']:.4f} | {v['max_abs']:.4f} |" for k, v in found["gates"].items()]
     if found["tokens"]:
-        lines += ["", "| tokens entering the frozen blocks | L2 norm | entry std | mean abs dim offset | cosine between "
-                  "tokens | block update ‖f(x)-x‖/‖x‖ |", "|---|---:|---:|---:|---:|---:|"]
-        lines += [f"| {k} | {v['norm']:.2f} | {v['entry_std']:.3f} | {v['dim_mean_abs']:.3f} | {v['cosine']:.3f} | "
-                  f"{v['block_update']:.3f} |" for k, v in found["tokens"].items()]
+        lines += ["", "| tokens entering the frozen blocks | tokens | L2 norm | entry std | mean abs dim offset | cosine "
+                  "between tokens | block update ‖f(x)-x‖/‖x‖ | attention on itself | on the prefix | tokens attended |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {k} | {v['tokens']} | {v['norm']:.2f} | {v['entry_std']:.3f} | {v['dim_mean_abs']:.3f} | "
+                  f"{v['cosine']:.3f} | {v['block_update']:.3f} | {v['attention']['self']:.3f} | "
+                  f"{v['attention']['prefix']:.3f} | {v['attention']['effective_tokens']:.1f} |"
+                  for k, v in found["tokens"].items()]
     if found["head_parts"]:
         lines += ["", "| forecast head addend | spread (std over windows and nodes) |", "|---|---:|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in found["head_parts"].items()]

@@ -64,10 +64,16 @@ def test_diagnose_reports_every_ablation_and_leaves_the_model_as_it_was():
     before = model(x, ts)
 
     def score(prediction, b):
-        return float((prediction - b["targets"]).abs().sum()), float(b["targets_mask"].sum())
+        return (prediction - b["targets"]).abs() * b["targets_mask"]
 
     rows = ablations(model, batches, score)
-    assert len(rows) == 7 and rows[0]["change"] == 0.0
+    assert len(rows) == 7 and rows[0]["change"] == 0.0 and rows[0]["by_inputs"] == {}
+    missing = torch.ones_like(x, dtype=torch.bool)
+    missing[:, 3, :2] = False  # nodes 0 and 1 miss one input reading
+    split = ablations(model, [dict(batches[0], inputs_mask=missing)], score)[0]["by_inputs"]
+    errors = score(model(x, ts), batches[0])
+    assert split["missing inputs"]["val_mae"] == pytest.approx(float(errors[..., :2].mean()), rel=1e-5)
+    assert split["complete inputs"]["val_mae"] == pytest.approx(float(errors[..., 2:].mean()), rel=1e-5)
     assert torch.equal(model(x, ts), before)  # hooks removed, node embedding restored
 
 

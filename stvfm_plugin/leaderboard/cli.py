@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError, exit_status
+from ..references import REFERENCES, applicable_references
 from .runs import MODELS, SKIPPED_STATE, Budget, dataset_meta, exclusive_use, run_leaderboard, split_variant
 
 EPILOG = """examples:
@@ -50,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "and rank them by best validation MAE; run the chosen one with `run`")
     for p in (run, tune):
         p.add_argument("--dataset", required=True, help="dataset name (configs are <Model>_<dataset>.py)")
-        p.add_argument("--models", nargs="+", default=MODELS if p is run else None, required=p is tune,
-                       help=f"models (default: {' '.join(MODELS)})" if p is run else
+        p.add_argument("--models", nargs="+", default=None, required=p is tune,
+                       help=f"models (default: {' '.join(MODELS)} and the naive references the data allow: "
+                            f"{', '.join(REFERENCES)})" if p is run else
                        "candidate rows, e.g. STVFM STVFM:patch_size=1 STVFM:optimizer_params.lr=5e-4")
         p.add_argument("--budget", choices=["convergence", "equal-epochs"], default="convergence",
                        help="convergence (default): early stopping on validation MAE, at most --epochs, a "
@@ -156,7 +158,8 @@ def _budget(args: argparse.Namespace) -> Budget:
                         "(use --budget equal-epochs for a fixed number of epochs).")
     if args.skip_seeds_after_cap and not convergence:
         raise UserError("--skip-seeds-after-cap needs --budget convergence: the equal-epochs budget has no time cap.")
-    return Budget(dataset=args.dataset, models=list(args.models), seeds=list(args.seeds),
+    models = list(args.models) if args.models else MODELS + applicable_references(args.dataset)
+    return Budget(dataset=args.dataset, models=models, seeds=list(args.seeds),
                   epochs=epochs, patience=args.patience if convergence else 0,
                   overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
                   threads=args.threads, max_minutes=args.max_minutes if convergence else None,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from ..errors import UserError
+from ..references import REFERENCES
 from ..status import run_process_alive
 from .runs import (SKIPPED, SKIPPED_STATE, STARTED, dataset_meta, model_folder, read_json, read_status, run_dir,
                    split_variant, stopped_by_cap)
@@ -78,6 +79,11 @@ class ModelRow:
     def is_variant(self) -> bool:
         """An ablation row (`MODEL:key=value`), reported against its model, not ranked."""
         return ":" in self.model
+
+    @property
+    def is_reference(self) -> bool:
+        """A naive reference (trained on nothing): ranked with the models, never the best baseline."""
+        return self.model in REFERENCES
 
     @property
     def capped(self) -> List[SeedRun]:
@@ -211,7 +217,7 @@ def _count(n: Optional[float]) -> str:
 def protocol_differences(rows: List[ModelRow]) -> List[str]:
     """Config entries of `PROTOCOL_KEYS` on which finished runs disagree (should be none)."""
     found = []
-    runs = [(row.model, r) for row in rows for r in row.finished if r.cfg]
+    runs = [(row.model, r) for row in rows if not row.is_reference for r in row.finished if r.cfg]
     for key in PROTOCOL_KEYS:
         values = {json.dumps(r.cfg.get(key), sort_keys=True) for _, r in runs}
         if len(values) > 1:
@@ -246,7 +252,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
             _fmt(row.info_mean("inference_ms_per_batch"), digits=1) + (f" (batch {batch})" if batch else ""),
             _fmt(row.peak_memory(), digits=0),
             status + (f": {errors.replace('|', '/')}" if errors else "")]) + " |")
-    lines += close_ranks(rows) + capped_runs(rows) + ablations(rows) + verdict(rows, seeds)
+    lines += close_ranks(rows) + reference_flags(rows) + capped_runs(rows) + ablations(rows) + verdict(rows, seeds)
     lines += ["", "## Per horizon (all metrics)", "",
               "| Model | " + " | ".join(f"{m}{' %' if m == 'MAPE' else ''} h{h}" for h in HORIZONS for m in METRICS) + " |",
               "|---|" + "---:|" * (len(HORIZONS) * len(METRICS))]
@@ -763,6 +769,23 @@ def close_ranks(rows: List[ModelRow]) -> List[str]:
     return ["", *notes] if notes else []
 
 
+def reference_flags(rows: List[ModelRow]) -> List[str]:
+    """Which ranked models do not beat the best naive reference (their mean test MAE is not below its)."""
+    references = [r for r in rows if r.is_reference and r.finished]
+    if not references:
+        return []
+    best = min(references, key=lambda r: r.mean("overall", "MAE"))
+    floor = best.mean("overall", "MAE")
+    behind = [r for r in rows if r.rank and not r.is_reference and r.mean("overall", "MAE") >= floor]
+    lines = ["", f"Naive references (trained on nothing, scored on the same test windows and masks): "
+             + ", ".join(f"{r.model} {r.mean('overall', 'MAE'):.3f} ({REFERENCES[r.model]})" for r in references)
+             + f". The best is {best.model}."]
+    lines.append("**Not better than the best naive reference: " + ", ".join(
+        f"{r.model} ({r.mean('overall', 'MAE'):.3f})" for r in behind) + ".**" if behind
+        else f"Every ranked model beats {best.model}.")
+    return lines
+
+
 def capped_runs(rows: List[ModelRow]) -> List[str]:
     """The runs the time cap stopped, with what they reached: not converged, so not in the means and ranks."""
     found = [(row, run) for row in rows for run in row.capped]
@@ -873,7 +896,7 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
              + " and ".join(f"{label} (`{SUBJECT}:{key}`)" for label, key in BACKBONE_VARIANTS)
              + " by more than the larger of the two stds. Checked on the rows above as they stand:", ""]
     answers = []
-    baselines = [r for r in rows if r.rank and r.model != SUBJECT]
+    baselines = [r for r in rows if r.rank and r.model != SUBJECT and not r.is_reference]
     if mae is None or not baselines:
         answers.append(None)
         lines.append(f"- ST-VFM against the best baseline: undecided (no finished run of "

@@ -30,6 +30,7 @@ from typing import Callable, Dict, List, Optional
 from ..data.info import dataset_folder
 from ..data.layout import META_FILE
 from ..errors import UserError
+from ..references import REFERENCES
 from ..status import STATUS_FILE, folder_lock
 
 #: leaderboard names = config file stems: baselines_cfg/<Model>_<Dataset>.py where a dataset has tuned settings,
@@ -157,6 +158,9 @@ def _write_launch(folder: Path, **launch) -> None:
 
 
 def train_command(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool) -> List[str]:
+    if model in REFERENCES:  # trained on nothing: the same numbers for every seed
+        return [sys.executable, "-m", "stvfm_plugin.references", "--dataset", budget.dataset, "--method", model,
+                "--run-dir", str(folder)]
     command = [sys.executable, "-m", "stvfm_plugin.run", "-c", str(budget.config_path(model)),
                "--dataset", budget.dataset, "-g", device,
                "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience),
@@ -199,7 +203,11 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
     `recorded`: (model, seed) -> summary file of the runs a report already holds as ended; those are skipped when
     their run folder is not here (a fresh checkout has the committed summaries, not the run folders).
     """
-    missing = [m for m in budget.models if not budget.config_path(m).is_file()]
+    references = [m for m in budget.models if m in REFERENCES]
+    if references and not budget.test:
+        raise UserError(f"{', '.join(references)}: the naive references learn nothing and are scored on the test split; "
+                        "they are leaderboard rows (`run`), not tuning candidates.")
+    missing = [m for m in budget.models if m not in REFERENCES and not budget.config_path(m).is_file()]
     if missing:
         raise UserError(f"No config for {', '.join(missing)}: expected "
                         + ", ".join(str(budget.config_path(m)) for m in missing)

@@ -20,10 +20,11 @@ from torch import nn
 
 from .arch.stvfm_arch import STVFM
 
-#: a validation batch: inputs / inputs_timestamps / targets_mask as the model sees them, targets in data units
+#: a validation batch: inputs / inputs_timestamps / targets_mask as the model sees them, targets in data units, and
+#: optionally inputs_mask (False = a missing input reading)
 Batch = Dict[str, torch.Tensor]
-#: prediction (normalised) and batch -> (sum of absolute errors in data units, scored readings)
-Scorer = Callable[[torch.Tensor, Batch], tuple]
+#: prediction (normalised) and batch -> absolute errors in data units [B, T_out, N] (0 where not scored)
+Scorer = Callable[[torch.Tensor, Batch], torch.Tensor]
 
 
 class MeanOutput:
@@ -60,14 +61,23 @@ def _hooked(module: nn.Module, hook: Callable) -> Iterator[None]:
 
 
 @torch.inference_mode()
-def validation_mae(model: STVFM, batches: Sequence[Batch], score: Scorer) -> float:
-    """Masked MAE in data units over `batches` (BasicTS's weighting: every scored reading counts once)."""
-    errors = readings = 0.0
+def validation_mae(model: STVFM, batches: Sequence[Batch], score: Scorer) -> Dict[str, float]:
+    """Masked MAE in data units over `batches` (BasicTS's weighting: every scored reading counts once): over all
+    scored readings, and, when the batches carry `inputs_mask`, over the readings of nodes whose input window is
+    complete and of those with a missing input reading."""
+    sums: Dict[str, List[float]] = {}
     for batch in batches:
-        prediction = model(batch["inputs"], batch["inputs_timestamps"])
-        err, n = score(prediction, batch)
-        errors, readings = errors + err, readings + n
-    return errors / max(readings, 1)
+        errors = score(model(batch["inputs"], batch["inputs_timestamps"]), batch)  # [B, T_out, N]
+        scored = batch["targets_mask"].bool()
+        groups = {"all": scored}
+        if batch.get("inputs_mask") is not None:
+            incomplete = (~batch["inputs_mask"].bool()).any(dim=1, keepdim=True)  # [B, 1, N]
+            groups.update({"complete inputs": scored & ~incomplete, "missing inputs": scored & incomplete})
+        for name, where in groups.items():
+            total = sums.setdefault(name, [0.0, 0.0])
+            total[0] += float(errors[where].double().sum())
+            total[1] += float(where.sum())
+    return {name: err / n for name, (err, n) in sums.items() if n}
 
 
 def _ablation_parts(model: STVFM) -> Dict[str, tuple]:
@@ -90,10 +100,13 @@ def ablations(model: STVFM, batches: Sequence[Batch], score: Scorer) -> List[dic
     raw branch switched off, and the head's node embedding replaced by its mean over nodes)."""
     model.eval()
     base = validation_mae(model, batches, score)
-    rows = [{"ablation": "none (the trained model)", "val_mae": base, "change": 0.0}]
+    rows = []
 
-    def row(label: str, mae: float) -> None:
-        rows.append({"ablation": label, "val_mae": mae, "change": mae - base})
+    def row(label: str, mae: Dict[str, float]) -> None:
+        rows.append({"ablation": label, "val_mae": mae["all"], "change": mae["all"] - base["all"],
+                     "by_inputs": {k: {"val_mae": v, "change": v - base[k]} for k, v in mae.items() if k != "all"}})
+
+    row("none (the trained model)", base)
 
     for label, (module, groups) in _ablation_parts(model).items():
         hook = MeanOutput(module, groups)
@@ -137,7 +150,7 @@ def token_stats(tokens: torch.Tensor) -> dict:
     similarity = unit @ unit.transpose(1, 2)  # [B, S, S]
     s = tokens.shape[1]
     off_diagonal = (similarity.sum(dim=(1, 2)) - similarity.diagonal(dim1=1, dim2=2).sum(dim=1)) / max(s * (s - 1), 1)
-    return {"norm": float(tokens.norm(dim=-1).mean()), "entry_std": float(tokens.std()),
+    return {"tokens": s, "norm": float(tokens.norm(dim=-1).mean()), "entry_std": float(tokens.std()),
             "dim_mean_abs": float(tokens.mean(dim=(0, 1)).abs().mean()), "cosine": float(off_diagonal.mean())}
 
 
@@ -149,6 +162,31 @@ def block_update(vfm: nn.Module, x: torch.Tensor) -> float:
     """
     y = vfm.vit.blocks(x)
     return float(((y - x).norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-12)).mean())
+
+
+@torch.inference_mode()
+def attention_spread(vfm: nn.Module, x: torch.Tensor) -> Dict[str, float]:
+    """How the frozen blocks' attention spreads over the grid tokens, averaged over blocks, heads and grid tokens:
+    the weight a token keeps on itself, the weight on the prefix (class / register) tokens, and the effective number
+    of tokens attended (`exp` of the attention entropy).
+
+    Shapes:
+        x: [B, P + S, D] (the tokens as they enter the first block) -> scalars
+    """
+    prefix = vfm.num_prefix_tokens
+    found = {"self": [], "prefix": [], "effective_tokens": []}
+    for block in vfm.vit.blocks:
+        attn = block.attn
+        qkv = attn.qkv(block.norm1(x)).reshape(x.shape[0], x.shape[1], 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])  # [B, H, L, d]
+        weights = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)[:, :, prefix:]  # [B, H, S, L]: grid queries
+        diagonal = torch.diagonal(weights[..., prefix:], dim1=-2, dim2=-1)  # [B, H, S]
+        found["self"].append(float(diagonal.mean()))
+        found["prefix"].append(float(weights[..., :prefix].sum(dim=-1).mean()))
+        entropy = -(weights * weights.clamp_min(1e-12).log()).sum(dim=-1)  # [B, H, S]
+        found["effective_tokens"].append(float(entropy.exp().mean()))
+        x = block(x)
+    return {k: sum(v) / len(v) for k, v in found.items()}
 
 
 def natural_image(size: Sequence[int], seed: int = 0) -> torch.Tensor:
@@ -201,13 +239,15 @@ def token_report(model: STVFM, batches: Sequence[Batch], image_size: Optional[Se
         handle.remove()
     grid = vfm.grid_hw[0] * vfm.grid_hw[1]
     raw = torch.cat([x[: x.shape[0] // (2 if model.flow_adapter is not None else 1)] for x in seen])  # [B, P + S, D]
-    report["adapter tokens (raw branch, + positions)"] = {**token_stats(raw[:, -grid:]), "block_update": block_update(vfm, raw)}
+    report["adapter tokens (raw branch, + positions)"] = {**token_stats(raw[:, -grid:]), "block_update": block_update(vfm, raw),
+                                                         "attention": attention_spread(vfm, raw)}
     size = image_size or tuple(vfm.vit.patch_embed.img_size)
     for label, image in (("1/f natural-like image", natural_image(size)),
                          ("standard-normal image", torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0)))):
         tokens = image_tokens(vfm, image.to(raw.device))
         report[f"image tokens: {label}"] = {**token_stats(tokens[:, vfm.num_prefix_tokens:]),
-                                            "block_update": block_update(vfm, tokens)}
+                                            "block_update": block_update(vfm, tokens),
+                                            "attention": attention_spread(vfm, tokens)}
     return report
 
 
