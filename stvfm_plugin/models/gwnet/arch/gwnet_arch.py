@@ -65,7 +65,8 @@ class GWNetLayer(nn.Module):
     """One Graph WaveNet layer: gated dilated temporal convolution, skip output, graph convolution, residual.
 
     Shapes:
-        x: [B, C_res, N, T] -> x': [B, C_res, N, T - dilation * (kernel - 1)], skip: [B, C_skip, N, same T]
+        x: [B, C_res, N, T] -> x': [B, C_res, N, T - dilation * (kernel - 1)], skip: [B, C_skip, N, 1]
+        (the skip of the last step only: the output layers read nothing else)
     """
 
     def __init__(self, config: GWNetConfig, dilation: int, num_supports: int) -> None:
@@ -80,7 +81,7 @@ class GWNetLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, supports: List[torch.Tensor]):
         h = torch.tanh(self.filter_conv(x)) * torch.sigmoid(self.gate_conv(x))  # [B, C_dil, N, T']
-        skip = self.skip_conv(h)  # [B, C_skip, N, T']
+        skip = self.skip_conv(h[..., -1:])  # [B, C_skip, N, 1]: 1x1, so the last step's is the full skip's last step
         h = self.graph_conv(h, supports) + x[..., -h.shape[-1]:]  # [B, C_res, N, T']
         return self.norm(h), skip
 
@@ -151,6 +152,6 @@ class GWNet(nn.Module):
         skip = 0
         for layer in self.layers:
             x, s = layer(x, supports)
-            skip = s + (skip[..., -s.shape[-1]:] if torch.is_tensor(skip) else 0)  # [B, C_skip, N, T']
-        out = self.end_conv(skip[..., -1:])  # [B, T_out, N, 1]
+            skip = s + skip  # [B, C_skip, N, 1]: the skips of the last step, summed
+        out = self.end_conv(skip)  # [B, T_out, N, 1]
         return out[..., 0]  # [B, T_out, N]
