@@ -23,7 +23,8 @@ from conftest import REPO, STID_TINY, python, write_config
 
 # ---- report from fixture run folders ----------------------------------------------------------
 def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finished", error: str = "",
-             seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000, stop: str = "early stopping") -> None:
+             seconds=(10.0, 12.0), trainable: int = 100, total: int = 1000, stop: str = "early stopping",
+             max_minutes: float = 30) -> None:
     folder = out / model.replace(":", "@") / f"seed-{seed}"
     folder.mkdir(parents=True)
     (folder / "status.json").write_text(json.dumps({"state": state, "error": error, "stop_reason": stop,
@@ -35,6 +36,7 @@ def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finishe
         {g: {"MAE": mae * f, "RMSE": 2 * mae * f, "MAPE": 0.01 * mae * f} for g, f in groups.items()}))
     (folder / "run_info.json").write_text(json.dumps({
         "epochs_run": len(seconds), "seconds_per_epoch": list(seconds), "cpu_threads": [1], "stop_reason": stop,
+        "max_minutes": max_minutes,
         "trainable_params": trainable, "total_params": total, "batch_size": 64, "inference_ms_per_batch": 5.0 + seed,
         "peak_memory_mb": {"kind": "process_peak_rss", "mb": 500.0 + seed}, "best_metrics": {"val/MAE": mae - 0.5},
         "build_report": [f"{model} backbone weights: file w.safetensors"] if model == "Big" else []}))
@@ -201,8 +203,9 @@ def test_a_report_whose_runs_are_all_rerun_names_no_earlier_software(fixture_lea
 
 @pytest.mark.parametrize("change, message", [
     ({"patience": 5}, "patience 2 there, 5 here"),
-    ({"kind": "equal epochs", "max_minutes": None}, "kind 'convergence' there, 'equal epochs' here; max_minutes 30 "
-                                                    "there, None here"),
+    ({"kind": "equal epochs", "max_minutes": None}, "kind 'convergence' there, 'equal epochs' here"),
+    ({"max_minutes": 10}, "a time cap of 30 minutes there, a smaller one (10) here: runs that converged there might be "
+                          "capped here"),
 ])
 def test_a_report_of_another_budget_is_not_mixed_in(fixture_leaderboard, tmp_path, change, message):
     report = tmp_path / "committed"
@@ -218,6 +221,24 @@ def test_a_report_of_another_budget_is_not_mixed_in(fixture_leaderboard, tmp_pat
         ended_summaries(report, json.loads((later / "leaderboard.json").read_text()))
     assert str(error.value) == expected
     assert json.loads((report / "runs" / "Small" / "seed-1.json").read_text())["metrics"]["overall"]["MAE"] == 3.4
+
+
+def test_a_larger_cap_trains_the_capped_runs_again_and_keeps_the_converged_ones(fixture_leaderboard, tmp_path):
+    report = tmp_path / "committed"
+    fake_run(fixture_leaderboard, "Slow", 3, 0, state="interrupted")
+    (fixture_leaderboard / "skipped.json").write_text(json.dumps({"Slow/3": "seed 1 was stopped by the cap"}))
+    write_report(fixture_leaderboard, report)
+    same = ended_summaries(report, json.loads((fixture_leaderboard / "leaderboard.json").read_text()))
+    assert {("Slow", 1), ("Slow", 2), ("Slow", 3)} <= set(same)  # the same cap: the capped runs have ended
+    later = _new_call(tmp_path, ["Small", "Slow"], [1, 2, 3], max_minutes=160)
+    larger = ended_summaries(report, json.loads((later / "leaderboard.json").read_text()))
+    assert set(same) - set(larger) == {("Slow", 1), ("Slow", 2), ("Slow", 3)}  # capped and skipped: trained again
+    fake_run(later, "Slow", 1, 1.2, max_minutes=160)  # converged under the larger cap
+    md = write_report(later, report)[0].read_text()
+    assert "at most 160 minutes of training per run" in md
+    assert ("- Converged under an earlier, smaller time cap of 30 minutes (kept: a larger cap does not change a run that "
+            "early stopping or its epochs ended): Big seed 1, Big seed 2, Small seed 1, Small seed 2, Big:vfm_layers=0 "
+            "seed 1, Big:vfm_layers=0 seed 2") in md  # in the report's row order; Slow's new run had the larger cap
 
 
 def test_run_skips_the_runs_a_report_holds_as_ended_when_their_folders_are_gone(fixture_leaderboard, tmp_path):

@@ -285,6 +285,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
         f"- Metrics: masked {', '.join(first.get('metrics', []))}, horizons {first.get('eval_horizons')}; "
         "model selection by validation MAE",
         _budget_line(budget) + f"; seeds {', '.join(map(str, seeds))}",
+        *converged_under_smaller_caps(rows, budget.get("max_minutes")),
         f"- Device: {settings.get('device')}; software: " + ", ".join(
             f"{k} {v}" for k, v in settings.get("software", {}).items() if k != "cpu_threads"),
         *["- Runs kept from an earlier call ran with: " + ", ".join(
@@ -517,15 +518,24 @@ def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
     return settings, sorted(rows, key=lambda r: (r.rank is None, r.rank or 0))
 
 
-#: budget entries on which two leaderboard calls must agree for their runs to share one report
-SHARED_BUDGET = ("dataset", "kind", "epochs", "patience", "max_minutes")
+#: budget entries on which two leaderboard calls must agree for their runs to share one report (the time cap may grow:
+#: a run that converged under a smaller cap converged under any larger one)
+SHARED_BUDGET = ("dataset", "kind", "epochs", "patience")
+
+
+def _cap(minutes: Optional[float]) -> float:
+    return math.inf if minutes is None else float(minutes)
 
 
 def _check_same_leaderboard(settings: dict, earlier: dict, report_dir: Path) -> None:
-    """Refuse to mix runs of another budget or of another preparation of the data into one report."""
+    """Refuse to mix runs of another budget, of a smaller time cap or of another preparation of the data into one
+    report."""
     new_budget, old_budget = settings["budget"], earlier["budget"]
     differ = [f"{k} {old_budget.get(k)!r} there, {new_budget.get(k)!r} here" for k in SHARED_BUDGET
               if old_budget.get(k) != new_budget.get(k)]
+    if _cap(new_budget.get("max_minutes")) < _cap(old_budget.get("max_minutes")):
+        differ.append(f"a time cap of {old_budget.get('max_minutes')!r} minutes there, a smaller one "
+                      f"({new_budget.get('max_minutes')!r}) here: runs that converged there might be capped here")
     if earlier.get("dataset_meta") and without_paths(settings.get("dataset_meta")) != earlier["dataset_meta"]:
         differ.append("the dataset was prepared differently (its meta.json)")
     if differ:
@@ -540,8 +550,33 @@ def ended_summaries(report_dir: Path, settings: dict) -> Dict[tuple, str]:
         return {}
     earlier, rows = read_summaries(report_dir)
     _check_same_leaderboard(settings, earlier, report_dir)
+    reopened = reopened_by_larger_cap(rows, settings["budget"].get("max_minutes"), earlier["budget"].get("max_minutes"))
     return {(row.model, run.seed): str(Path(report_dir) / SUMMARIES / model_folder(row.model) / f"seed-{run.seed}.json")
-            for row in rows for run in row.runs if run.ended}
+            for row in rows for run in row.runs if run.ended and (row.model, run.seed) not in reopened}
+
+
+def reopened_by_larger_cap(rows: List[ModelRow], max_minutes: Optional[float], recorded_cap: Optional[float]) -> set:
+    """(model, seed) of the ended runs that a time cap of `max_minutes` trains again: those a smaller cap stopped, and
+    the seeds skipped after them (`--skip-seeds-after-cap`). Converged runs stay: a larger cap would not change them.
+    A run's own cap comes from its summary, else `recorded_cap` (the report's)."""
+    reopened = set()
+    for row in rows:
+        smaller = [r for r in row.capped if _cap(r.info.get("max_minutes", recorded_cap)) < _cap(max_minutes)]
+        if smaller:
+            reopened |= {(row.model, r.seed) for r in row.runs if r in smaller or r.state == SKIPPED_STATE}
+    return reopened
+
+
+def converged_under_smaller_caps(rows: List[ModelRow], max_minutes: Optional[float]) -> List[str]:
+    """A protocol line naming the converged runs that trained under a smaller time cap than the budget's (kept)."""
+    found = {}
+    for row in rows:
+        for run in row.finished:
+            cap = run.info.get("max_minutes")
+            if cap is not None and _cap(cap) < _cap(max_minutes):
+                found.setdefault(f"{cap:g}", []).append(f"{row.model} seed {run.seed}")
+    return [f"- Converged under an earlier, smaller time cap of {cap} minutes (kept: a larger cap does not change a run "
+            f"that early stopping or its epochs ended): {', '.join(runs)}" for cap, runs in sorted(found.items())]
 
 
 def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
