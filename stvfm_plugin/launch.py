@@ -12,7 +12,7 @@ from easytorch.launcher.dist_wrap import dist_wrap
 from .errors import UserError
 from .run_options import RunOptions
 from .runner import PluginRunner
-from .status import LOCK_FILE, folder_lock
+from .status import LOCK_FILE, folder_lock, read_status, write_status
 
 
 def new_run_dir(cfg) -> Path:
@@ -48,6 +48,16 @@ def _train(cfg, options: RunOptions) -> None:
 
 
 
+def record_end(run_dir: os.PathLike, error: BaseException) -> None:
+    """Put how a run ended into its status file (`interrupted`, or `failed` with the error)."""
+    status = read_status(run_dir)
+    if isinstance(error, KeyboardInterrupt):
+        write_status(run_dir, **{**status, "state": "interrupted"})
+    else:
+        message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+        write_status(run_dir, **{**status, "state": "failed", "error": " ".join(message.split())[:500]})
+
+
 def run_folder_lock(run_dir: Path):
     """Hold `run_dir` for this process: a second run (or `--resume`) pointed at a folder whose run is still alive
     stops with one line instead of colliding on its checkpoints."""
@@ -69,8 +79,12 @@ def launch_training(cfg, options: RunOptions) -> Path:
         else:
             set_device_type("cpu")
             device_num = 0
-        dist_wrap(_train, node_num=cfg.get("dist_node_num", 1), device_num=device_num,
-                  dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg, options)
+        try:
+            dist_wrap(_train, node_num=cfg.get("dist_node_num", 1), device_num=device_num,
+                      dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg, options)
+        except BaseException as e:  # the folder this process holds says how its run ended, in training or in the test
+            record_end(run_dir, e)
+            raise
     return Path(run_dir)
 
 

@@ -8,10 +8,14 @@ overall and at horizons 3, 6 and 12; best checkpoint by validation MAE.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, List, Optional
 
+from .errors import UserError
 from .losses import MaskedMAEWithAux
 from .scaler import ZScoreScalerFixed
+
+#: the protocol's evaluation horizons (steps ahead); a shorter forecast is scored at those it reaches
+HORIZONS = (3, 6, 12)
 
 
 def traffic_protocol(dataset_name: Optional[str] = None, input_len: int = 12, output_len: int = 12,
@@ -30,8 +34,37 @@ def traffic_protocol(dataset_name: Optional[str] = None, input_len: int = 12, ou
         rescale=True,
         metrics=["MAE", "RMSE", "MAPE"],
         target_metric="MAE",
-        eval_horizons=[3, 6, 12],
+        eval_horizons=list(HORIZONS),
         loss=MaskedMAEWithAux(),
     )
     protocol.update(overrides)
     return protocol
+
+
+def fit_horizons(cfg) -> Optional[str]:
+    """Make the config's evaluation horizons fit its output length, before anything is trained.
+
+    The protocol's horizons (3 / 6 / 12) follow the output length: those it reaches, or the last step when it reaches
+    none (a 1-step forecast is scored at step 1). Horizons chosen otherwise must lie within the output length.
+
+    Returns:
+        A log line when the horizons were changed, else None.
+    """
+    horizons, output_len = cfg.get("eval_horizons"), cfg.get("output_len")
+    if not horizons or output_len is None:
+        return None
+    if not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in horizons):
+        raise UserError(f"eval_horizons={list(horizons)}: give steps ahead as whole numbers of at least 1.")
+    if list(horizons) == list(HORIZONS):
+        fitted: List[int] = [h for h in HORIZONS if h <= output_len] or [output_len]
+        if fitted != list(horizons):
+            cfg.eval_horizons = fitted
+            return (f"eval_horizons = {fitted}: the protocol's {'/'.join(map(str, HORIZONS))} that a {output_len}-step "
+                    "forecast reaches (--set eval_horizons=[...] to choose others)")
+        return None
+    beyond = [h for h in horizons if h > output_len]
+    if beyond:
+        raise UserError(f"eval_horizons={list(horizons)} asks for step{'s' if len(beyond) > 1 else ''} "
+                        f"{', '.join(map(str, beyond))}, beyond output_len={output_len}. Choose horizons of at most "
+                        f"{output_len} (--set eval_horizons=[...]).")
+    return None

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 from .errors import UserError, exit_status
 from .run_options import RunOptions
+from .status import is_run_folder
 
 EPILOG = """examples:
   python -m basicts.run -c baselines_cfg/STVFM_Demo.py -g cpu
@@ -147,6 +148,7 @@ def prepared_config(options: RunOptions, logger: logging.Logger):
     """The config of a run: loaded, overridden, its dataset found (or generated) and its facts filled in."""
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
     from .datasets import bind_dataset, ensure_dataset
+    from .protocols import fit_horizons
 
     cfg = load_config(options.config)
     default_dir = default_ckpt_dir(cfg)
@@ -169,6 +171,10 @@ def prepared_config(options: RunOptions, logger: logging.Logger):
     cfg.gpus, cfg.gpu_num = options.gpus, len(options.gpus.split(",")) if options.gpus else 0
     for line in bind_dataset(cfg, ensure_dataset(cfg, logger)):
         logger.info(line)
+    horizons = fit_horizons(cfg)
+    if horizons:
+        logger.info(f"Override: {horizons}")
+        cfg._md5, cfg._serialized = "", {}
     return cfg
 
 
@@ -203,30 +209,17 @@ def run(options: RunOptions) -> Path:
     return run_dir
 
 
-def _record_end(run_dir: Optional[str], error: BaseException) -> None:
-    """Put how a run ended into its status file, when its folder is a run folder already (a folder the user made
-    for something else is left alone)."""
-    from .status import is_run_folder, read_status, write_status
-
-    if not run_dir or not is_run_folder(run_dir):
-        return
-    status = read_status(run_dir)
-    if isinstance(error, KeyboardInterrupt):
-        write_status(run_dir, **{**status, "state": "interrupted"})
-    else:
-        message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-        write_status(run_dir, **{**status, "state": "failed", "error": " ".join(message.split())[:500]})
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
 
     def action() -> Path:
         try:
             return run(options_from(args))
-        except BaseException as e:
-            if not args.eval:
-                _record_end(args.run_dir, e)
+        except BaseException as e:  # before training starts (a failure in training is recorded by its launcher)
+            if not args.eval and args.run_dir and is_run_folder(args.run_dir):
+                from .launch import record_end
+
+                record_end(args.run_dir, e)  # a folder the user made for something else is left alone
             raise
 
     return exit_status(action, "interrupted: the run folder keeps the last checkpoint; --resume continues it.")

@@ -524,3 +524,43 @@ def test_a_run_folder_in_use_is_refused_and_a_dead_runs_lock_is_taken_over(tiny_
     (workdir / "busy" / "run.lock").write_text(f"{dead.pid} 2026-01-01 00:00:00\n")
     assert main(["-c", cfg, "--run-dir", "busy", "--set", "num_epochs=1"]) == 0
     assert (workdir / "busy" / "test_metrics.json").is_file() and not (workdir / "busy" / "run.lock").exists()
+
+
+# ---- evaluation horizons follow the output length; a run that dies says so in its folder --------------------------
+
+def test_a_one_step_forecast_is_scored_at_step_one_end_to_end(tiny_dataset, workdir, capsys):
+    cfg = str(write_config(workdir, STID_TINY))
+    assert main(["-c", cfg, "--run-dir", "short", "--set", "input_len=4", "--set", "output_len=1",
+                 "--set", "num_epochs=1"]) == 0
+    metrics = json.loads((workdir / "short" / "test_metrics.json").read_text())
+    assert set(metrics) == {"overall", "horizon_1"} and finite_metrics(metrics)
+    assert json.loads((workdir / "short" / "status.json").read_text())["state"] == "finished"
+    assert ("Override: eval_horizons = [1]: the protocol's 3/6/12 that a 1-step forecast reaches (--set "
+            "eval_horizons=[...] to choose others)") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("horizons,message", [
+    ("[2,5]", "eval_horizons=[2, 5] asks for step 5, beyond output_len=3. Choose horizons of at most 3 (--set "
+              "eval_horizons=[...])."),
+    ("[0,2]", "eval_horizons=[0, 2]: give steps ahead as whole numbers of at least 1."),
+])
+def test_horizons_beyond_the_output_are_refused_before_any_folder(tiny_dataset, workdir, capsys, horizons, message):
+    cfg = str(write_config(workdir, STID_TINY))
+    assert main(["-c", cfg, "--set", "output_len=3", "--set", f"eval_horizons={horizons}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {message}"
+    assert not (workdir / "checkpoints").exists()
+
+
+def test_a_run_that_dies_in_its_test_is_marked_failed_with_its_error(tiny_dataset, workdir, monkeypatch):
+    from stvfm_plugin.runner import PluginRunner
+
+    def broken(self):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(PluginRunner, "_save_metrics", broken)
+    cfg = str(write_config(workdir, STID_TINY))
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        main(["-c", cfg, "--set", "num_epochs=1"])  # a fresh run folder: no --run-dir
+    (status_file,) = workdir.glob("checkpoints/**/status.json")
+    status = json.loads(status_file.read_text())
+    assert status["state"] == "failed" and status["error"] == "RuntimeError: the disk is full"
