@@ -47,7 +47,9 @@ import numpy as np
 import torch
 from basicts.runners import BasicTSRunner
 from basicts.runners.builder import Builder
+from basicts.runners.taskflow import BasicTSForecastingTaskFlow
 from basicts.utils import RunnerStatus
+from basicts.utils.mask import null_val_mask
 from easytorch.core.checkpoint import get_last_ckpt_path
 from easytorch.device import to_device
 from easytorch.utils import get_local_rank, get_logger, is_master
@@ -61,6 +63,17 @@ from .status import STOP_REASONS, write_status
 
 #: random states and callback counters after the last saved epoch (for an exact --resume)
 RESUME_STATE = "resume_state.pt"
+
+
+class ForecastingTaskFlow(BasicTSForecastingTaskFlow):
+    """BasicTS's forecasting task flow that also keeps which input readings were missing (`inputs_mask`, False where
+    missing): its preprocessing turns them into ordinary numbers, and saved results must tell them apart."""
+
+    def preprocess(self, runner, data: dict) -> dict:
+        inputs_mask = null_val_mask(data["inputs"], runner.cfg.null_val)
+        data = super().preprocess(runner, data)
+        data["inputs_mask"] = inputs_mask
+        return data
 
 
 class PluginRunner(BasicTSRunner):
@@ -80,7 +93,8 @@ class PluginRunner(BasicTSRunner):
             super().__init__(cfg)
         finally:
             Builder._build_model = original
-
+        if type(self.taskflow) is BasicTSForecastingTaskFlow:
+            self.taskflow = ForecastingTaskFlow()
     @property
     def bare_model(self) -> torch.nn.Module:
         return self.model.module if isinstance(self.model, DDP) else self.model
@@ -268,10 +282,18 @@ class PluginRunner(BasicTSRunner):
 
     # ---- evaluation outputs ------------------------------------------------------------------
     def _save_results(self, batch_idx: int, batch_data: Dict[str, torch.Tensor]) -> None:
+        """Keep the batch's inputs, predictions and targets in one unit (data units when `rescale`, as the metrics),
+        missing readings as NaN (BasicTS saves normalised inputs, and missing readings as 0 like real zeros)."""
         if not self.cfg.save_results:
             return
-        for key in ("inputs", "prediction", "targets"):
-            self._results.setdefault(key, []).append(batch_data[key].detach().cpu().numpy())
+        inputs, targets = batch_data["inputs"], batch_data["targets"]
+        if self.cfg.rescale and self.scaler is not None:
+            inputs = self.scaler.inverse_transform(inputs)
+        if "inputs_mask" in batch_data:
+            inputs = inputs.masked_fill(~batch_data["inputs_mask"], float("nan"))
+        targets = targets.masked_fill(~batch_data["targets_mask"].bool(), float("nan"))
+        for key, value in (("inputs", inputs), ("prediction", batch_data["prediction"]), ("targets", targets)):
+            self._results.setdefault(key, []).append(value.detach().cpu().numpy())
 
     def on_eval_start(self, ckpt_path: Optional[str]) -> None:
         self._results = {}
@@ -286,8 +308,8 @@ class PluginRunner(BasicTSRunner):
             os.makedirs(folder, exist_ok=True)
             for key, parts in self._results.items():
                 np.save(os.path.join(folder, f"{key}.npy"), np.concatenate(parts, axis=0))
-            self.logger.info(f"Test inputs, predictions and targets saved to {folder} "
-                             "(np.load-able, [samples, steps, nodes], in data units when rescale=True).")
+            self.logger.info(f"Test inputs, predictions and targets saved to {folder} (np.load-able, [samples, steps, "
+                             f"nodes], {'in data units' if self.cfg.rescale else 'normalised'}; missing readings are NaN).")
         self._save_metrics()
         self._write_run_info()
         if self.epoch_seconds:  # after training (an --eval run has its own folder and no epochs)

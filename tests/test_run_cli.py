@@ -564,3 +564,20 @@ def test_a_run_that_dies_in_its_test_is_marked_failed_with_its_error(tiny_datase
     (status_file,) = workdir.glob("checkpoints/**/status.json")
     status = json.loads(status_file.read_text())
     assert status["state"] == "failed" and status["error"] == "RuntimeError: the disk is full"
+
+
+def test_saved_results_are_in_data_units_with_missing_readings_as_nan(tiny_dataset, workdir):
+    cfg = str(write_config(workdir, STID_TINY))
+    assert main(["-c", cfg, "--run-dir", "run", "--set", "num_epochs=1", "--save-results"]) == 0
+    saved = {k: np.load(workdir / "run" / "test_results" / f"{k}.npy") for k in ("inputs", "prediction", "targets")}
+    test = np.load("datasets/Tiny/test_data.npy")
+    test = test[..., 0] if test.ndim == 3 else test  # [L, N]
+    windows = saved["inputs"].shape[0]
+    inputs = np.stack([test[i:i + 12] for i in range(windows)])  # [W, 12, N], data units, 0 = missing (Tiny's null)
+    targets = np.stack([test[i + 12:i + 24] for i in range(windows)])
+    for name, truth in (("inputs", inputs), ("targets", targets)):
+        kept = saved[name].reshape(truth.shape)
+        missing = np.isclose(truth, 0.0, atol=5e-5)
+        assert missing.any() and np.array_equal(np.isnan(kept), missing), name  # missing readings stay apart from 0
+        assert np.allclose(kept[~missing], truth[~missing], rtol=1e-4, atol=1e-3), name  # data units, not z-scores
+    assert np.isfinite(saved["prediction"]).all()

@@ -468,7 +468,7 @@ def forecast_sample(folder: Path, meta: dict, cfg: dict) -> dict:
         windows = np.array(rush) if rush else windows[:60]
     else:
         windows = windows[:60]
-    sensors = np.argsort(-truth[windows, h - 1].std(axis=0), kind="stable")[:FORECAST_SENSORS]
+    sensors = np.argsort(-np.nan_to_num(np.nanstd(truth[windows, h - 1], axis=0)), kind="stable")[:FORECAST_SENSORS]
     return {"horizon": int(h), "sensors": [int(n) for n in sensors],
             "times": [times[i].isoformat(timespec="minutes") for i in windows] if times else [int(i) for i in windows],
             "truth": np.round(truth[windows, h - 1][:, sensors].T, 3).tolist(),
