@@ -50,9 +50,9 @@ from basicts.runners.builder import Builder
 from basicts.runners.taskflow import BasicTSForecastingTaskFlow
 from basicts.utils import RunnerStatus
 from basicts.utils.mask import null_val_mask
-from easytorch.core.checkpoint import get_last_ckpt_path
+from easytorch.core.checkpoint import clear_ckpt, get_last_ckpt_path
 from easytorch.device import to_device
-from easytorch.utils import get_local_rank, get_logger, is_master
+from easytorch.utils import get_local_rank, get_logger, is_master, master_only
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .data.info import DatasetInfo
@@ -102,6 +102,15 @@ class PluginRunner(BasicTSRunner):
     # ---- run folder and resuming -------------------------------------------------------------
     def _get_ckpt_save_dir(self, cfg) -> str:
         return str(self.options.run_dir) if self.options.run_dir else super()._get_ckpt_save_dir(cfg)
+
+    @master_only
+    def _save_model(self, unit_count: int) -> None:
+        """Save the epoch's checkpoint, then drop the backup of the previous one: resuming needs the last checkpoint
+        only. (BasicTS renames each previous checkpoint to `.pt.bak` and clears them every 10 epochs, so a run that
+        early stopping ends keeps up to 9 of them, 24 MB each for ST-VFM.) The backup lives until the new checkpoint
+        is written, so an interrupted save still leaves one good checkpoint."""
+        super()._save_model(unit_count)
+        clear_ckpt(self.ckpt_save_dir)
 
     def _load_model_resume(self, strict: bool = True) -> None:
         if self.options.resume:

@@ -581,3 +581,13 @@ def test_saved_results_are_in_data_units_with_missing_readings_as_nan(tiny_datas
         assert missing.any() and np.array_equal(np.isnan(kept), missing), name  # missing readings stay apart from 0
         assert np.allclose(kept[~missing], truth[~missing], rtol=1e-4, atol=1e-3), name  # data units, not z-scores
     assert np.isfinite(saved["prediction"]).all()
+
+
+def test_a_run_keeps_one_epoch_checkpoint_and_no_backups(tiny_dataset, workdir):
+    cfg = str(write_config(workdir, STID_TINY))
+    assert main(["-c", cfg, "--run-dir", "run", "--set", "num_epochs=4", "--patience", "0"]) == 0
+    kept = sorted(p.name for p in (workdir / "run").glob("*.pt*"))
+    assert kept == ["STID_4.pt", "STID_best_val_MAE.pt", "resume_state.pt"], kept  # the last epoch's (--resume), the best
+    assert main(["-c", cfg, "--run-dir", "run", "--set", "num_epochs=6", "--resume"]) == 0  # resuming needs no more
+    assert sorted(p.name for p in (workdir / "run").glob("*.pt*")) == ["STID_6.pt", "STID_best_val_MAE.pt",
+                                                                          "resume_state.pt"]
