@@ -141,14 +141,18 @@ def bind_dataset(cfg, info: DatasetInfo) -> List[str]:
         elif wanted is not None and value != wanted:
             raise UserError(f"model_config.{name}={value}, but dataset {info.name} has {wanted}. Leave {name} out of "
                             "the config: it comes from the dataset.")
-    for name, fact in _CALENDAR.items():
-        if name not in model_config:
-            continue
+    calendar = [name for name in _CALENDAR if name in model_config]
+    for name in calendar:
+        fact = _CALENDAR[name]
         value, usable = model_config[name], getattr(info, fact)
         if value is None or (value and not usable):
             setattr(model_config, name, usable)
             if not usable:
                 lines.append(f"model_config.{name} = False: {off[fact]}")
+    if calendar:
+        lines.append(f"calendar features of {info.name}: {info.calendar_summary()}; the model's switches: "
+                     + ", ".join(f"{name}={model_config[name]}" for name in calendar))
+        lines += [f"calendar: {note}" for note in info.calendar_notes() if note not in off.values()]
     cfg._md5, cfg._serialized = "", {}
     return lines
 

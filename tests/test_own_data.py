@@ -128,3 +128,18 @@ def test_every_other_model_trains_on_the_id_keyed_weighted_graph(own_data, model
     info = json.loads((run / "run_info.json").read_text())
     assert info["epochs_run"] == 1 and info["trainable_params"] > 0
     assert info["inference_ms_per_batch"] > 0 and info["peak_memory_mb"]["mb"] > 0
+
+
+@pytest.mark.parametrize("start", [None, "2024-01-01T00:00"])
+def test_the_calendar_is_said_at_prepare_and_in_the_run_log(workdir, capsys, start):
+    np.savetxt(workdir / "counts.csv", np.random.default_rng(0).poisson(5, (24 * 30, 4)), delimiter=",", fmt="%d")
+    assert data_main(["prepare", "--data", "counts.csv", "--name", "Hourly", "--step-minutes", "60", "--null-value",
+                      "none", *(["--start", start] if start else [])]) == 0
+    note = ("calendar: no start time: step 0 is taken as 00:00 on a Monday for the time of day and day of week; "
+            "prepare again with --start TIME (e.g. 2012-03-01T00:00) for the real clock")
+    assert (note in capsys.readouterr().err) == (start is None)
+    assert run_main(["-c", str(CONFIGS / "STID.py"), "--dataset", "Hourly", "--set", "num_epochs=1", "--threads", "1"]) == 0
+    log = capsys.readouterr().err
+    assert ("calendar features of Hourly: time of day (24 slots), day of week; the model's switches: "
+            "if_time_in_day=True, if_day_in_week=True") in log
+    assert (note in log) == (start is None)

@@ -107,8 +107,19 @@ class DatasetInfo:
         return off
 
     def calendar_notes(self) -> List[str]:
-        """Why calendar features are off for this dataset, one line each (empty when both are on)."""
-        return list(self.calendar_off().values())
+        """What the calendar features are for this dataset: why one is off, and where the clock starts when the
+        dataset does not know its start time, one line each (empty when both are on and the start is known)."""
+        notes = list(self.calendar_off().values())
+        if self.start is None and (self.time_of_day or self.day_of_week):
+            notes.append("no start time: step 0 is taken as 00:00 on a Monday for the time of day and day of week; "
+                         "prepare again with --start TIME (e.g. 2012-03-01T00:00) for the real clock")
+        return notes
+
+    def calendar_summary(self) -> str:
+        """One line: which calendar features a model gets at this step, e.g. `time of day (24 slots), day of week`."""
+        on = ([f"time of day ({self.steps_per_day} slots)"] if self.time_of_day else []) + \
+            (["day of week"] if self.day_of_week else [])
+        return ", ".join(on) if on else "none"
 
     # ---- protocol and structure ------------------------------------------------------------------
     @property
