@@ -407,3 +407,40 @@ def test_info_into_a_closed_pipe_stops_quietly(workdir):
     proc = subprocess.run(f"{sys.executable} -m stvfm_plugin.data info Synthetic | head -1", shell=True,
                           capture_output=True, text=True)
     assert proc.stdout.startswith("dataset     Synthetic") and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_edge_list_self_loops_and_weights_are_said(workdir, capsys):
+    Path("s.csv").write_text("\n".join(f"{i},{i + 1},{i + 2}" for i in range(120)) + "\n")
+    Path("e.csv").write_text("0,1,250.0\n1,1,80.0\n2,2,10.0\n")
+    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "W", "--step-minutes", "5", "--graph", "e.csv",
+                             "--graph-format", "edges-weighted"], capsys)
+    assert code == 0, err
+    assert ("e.csv: 2 self-loops (an edge from a node to itself) kept on the diagonal; remove those rows if the graph "
+            "should have none") in err
+    assert ("weights as given (10 to 250), read as link strengths (larger = more closely linked); if the column holds "
+            "distances, --graph-format edges-gaussian turns them into weights") in err
+
+
+@pytest.mark.parametrize("columns,rows,expected", [
+    ("sensor_id,latitude,longitude", ["a,34.1,-118.2", "b,34.2,-118.3", "c,34.3,-118.1"], [[34.1, -118.2]]),
+    ("sensor_id,x,y", ["a,553000,6151987", "b,553100,6152000", "c,553200,6151900"], [[6151987, 553000]]),
+])
+def test_coordinates_in_degrees_or_projected(workdir, capsys, columns, rows, expected):
+    Path("s.csv").write_text("a,b,c\n" + "\n".join(f"{i},{i + 1},{i + 2}" for i in range(120)) + "\n")
+    Path("loc.csv").write_text(columns + "\n" + "\n".join(rows) + "\n")
+    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "C", "--step-minutes", "5", "--coords", "loc.csv"],
+                            capsys)
+    assert code == 0, err
+    assert np.load("datasets/C/coords.npy")[:1].tolist() == expected  # north first
+
+
+def test_projected_coordinates_under_latitude_names_are_refused(workdir, capsys):
+    Path("s.csv").write_text("a,b\n" + "\n".join(f"{i},{i + 1}" for i in range(120)) + "\n")
+    Path("loc.csv").write_text("sensor_id,latitude,longitude\na,6151987,553000\nb,6152000,553100\n")
+    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "C", "--step-minutes", "5", "--coords", "loc.csv"],
+                            capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: loc.csv: line 2 has latitude 6151987 and longitude 553000, outside -90..90 / -180..180 degrees: these "
+        "look like projected coordinates (e.g. metres). Name the columns x and y (east, north) to use them as such, or "
+        "convert them to degrees.")
+    assert only_dataset_dirs(workdir / "datasets") == []

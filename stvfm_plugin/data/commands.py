@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graph-ids", action=argparse.BooleanOptionalAction, default=None,
                    help="the edge list names sensor ids of the signal's header (--no-graph-ids: node indices); "
                         "default: detected from the values")
-    p.add_argument("--coords", help="CSV with latitude/longitude (and sensor_id) columns")
+    p.add_argument("--coords", help="CSV with latitude/longitude columns in degrees, or x/y projected (e.g. metres), "
+                                    "and sensor_id")
     p.add_argument("--name", help="dataset name (folder name; default: the preset's)")
     p.add_argument("--start", help="time of the first step, e.g. 2012-03-01T00:00")
     p.add_argument("--step-minutes", type=int, help="minutes between steps, any size: 5, 60, 1440 (daily), 10080 (weekly)")

@@ -60,18 +60,26 @@ def read_edge_list(path: Path, num_nodes: int, kind: Literal["connectivity", "we
         weights = np.where(kept, weights, 0.0)
     else:
         weights = costs if kind == "weighted" else np.ones(len(rows))
+    loops = 0
     for (a, b, _, line_no), w in zip(rows, weights):
-        adj[resolve(a, line_no), resolve(b, line_no)] = w
+        i, j = resolve(a, line_no), resolve(b, line_no)
+        adj[i, j] = w
+        loops += i == j
     if kind == "gaussian":
         np.fill_diagonal(adj, 1.0)
     if notes is not None:
         notes.append(f"{path.name}: {len(rows)} edges naming {how}")
+        if loops and kind != "gaussian":
+            notes.append(f"{path.name}: {loops} self-loop{'s' if loops > 1 else ''} (an edge from a node to itself) kept "
+                         "on the diagonal; remove those rows if the graph should have none")
         if kind == "gaussian":
             notes.append(f"{path.name}: third column read as distances, Gaussian kernel; kept {int(kept.sum())} of "
                          f"{len(rows)} links (kernel weight >= {threshold}); --graph-format edges-weighted uses the "
                          "column as weights instead")
         elif kind == "weighted":
-            notes.append(f"{path.name}: weights as given ({costs.min():g} to {costs.max():g})")
+            notes.append(f"{path.name}: weights as given ({costs.min():g} to {costs.max():g}), read as link strengths "
+                         "(larger = more closely linked); if the column holds distances, --graph-format edges-gaussian "
+                         "turns them into weights")
         elif any(c != 1.0 for c in costs):
             notes.append(f"{path.name}: read as 0/1 links (BasicTS's PEMS convention); --graph-format edges-weighted "
                          "uses the third column as weights, edges-gaussian as distances")
@@ -184,10 +192,11 @@ def read_dcrnn_pkl(path: Path) -> tuple[np.ndarray, Optional[list[str]]]:
 
 
 def read_coords(path: Path, node_ids: Optional[Sequence[str]] = None) -> np.ndarray:
-    """Sensor coordinates from a CSV with `latitude`/`longitude` columns (and `sensor_id`).
+    """Sensor coordinates from a CSV with `latitude`/`longitude` columns (degrees), or `x`/`y` columns (projected,
+    e.g. UTM metres: x east, y north), and optionally `sensor_id`.
 
     Rows are matched to `node_ids` through the `sensor_id` column when both exist, else taken in
-    file order. Returns float64 `[N, 2]` (latitude, longitude).
+    file order. Returns float64 `[N, 2]`: (latitude, longitude), or (y, x) for projected coordinates: north first.
     """
     path = Path(path)
     if not path.is_file():
@@ -198,8 +207,12 @@ def read_coords(path: Path, node_ids: Optional[Sequence[str]] = None) -> np.ndar
     columns = {c.lower().strip(): c for c in rows[0]}
     lat = next((columns[c] for c in ("latitude", "lat") if c in columns), None)
     lon = next((columns[c] for c in ("longitude", "lon", "lng") if c in columns), None)
+    degrees = lat is not None and lon is not None
+    if not degrees:
+        lat, lon = columns.get("y"), columns.get("x")
     if lat is None or lon is None:
-        raise UserError(f"{path}: coordinates need latitude and longitude columns; found {list(rows[0])}.")
+        raise UserError(f"{path}: coordinates need latitude and longitude columns (degrees), or x and y columns "
+                        f"(projected, e.g. metres); found {list(rows[0])}.")
     sid = columns.get("sensor_id")
     if node_ids is not None and sid is not None:
         by_id = {str(r[sid]).strip(): r for r in rows}
@@ -214,6 +227,10 @@ def read_coords(path: Path, node_ids: Optional[Sequence[str]] = None) -> np.ndar
             values.append([float(r[lat]), float(r[lon])])
         except (TypeError, ValueError):
             raise UserError(f"{path}: line {line} has a non-numeric coordinate ({r[lat]!r}, {r[lon]!r}).") from None
+        if degrees and not (abs(values[-1][0]) <= 90 and abs(values[-1][1]) <= 180):
+            raise UserError(f"{path}: line {line} has latitude {r[lat]} and longitude {r[lon]}, outside -90..90 / "
+                            "-180..180 degrees: these look like projected coordinates (e.g. metres). Name the columns "
+                            "x and y (east, north) to use them as such, or convert them to degrees.")
     coords = np.array(values, dtype=np.float64)
     if not np.isfinite(coords).all():
         raise UserError(f"{path}: coordinates must be finite numbers; found NaN/inf.")
