@@ -293,6 +293,8 @@ class PluginRunner(BasicTSRunner):
     def _save_results(self, batch_idx: int, batch_data: Dict[str, torch.Tensor]) -> None:
         """Keep the batch's inputs, predictions and targets in one unit (data units when `rescale`, as the metrics),
         missing readings as NaN (BasicTS saves normalised inputs, and missing readings as 0 like real zeros)."""
+        scored = batch_data["targets"][batch_data["targets_mask"].bool()].flatten()
+        self._target_sample.append(scored[::max(1, len(scored) // TARGET_SAMPLE)].cpu())  # for the MAPE note
         if not self.cfg.save_results:
             return
         inputs, targets = batch_data["inputs"], batch_data["targets"]
@@ -306,6 +308,7 @@ class PluginRunner(BasicTSRunner):
 
     def on_eval_start(self, ckpt_path: Optional[str]) -> None:
         self._results = {}
+        self._target_sample: list = []
         self.inference_seconds = []
         super().on_eval_start(ckpt_path)
 
@@ -319,6 +322,10 @@ class PluginRunner(BasicTSRunner):
                 np.save(os.path.join(folder, f"{key}.npy"), np.concatenate(parts, axis=0))
             self.logger.info(f"Test inputs, predictions and targets saved to {folder} (np.load-able, [samples, steps, "
                              f"nodes], {'in data units' if self.cfg.rescale else 'normalised'}; missing readings are NaN).")
+        self.mape_note = mape_note(torch.cat(self._target_sample)) if self._target_sample and "MAPE" in self.metrics \
+            else None
+        if self.mape_note:
+            self.logger.warning(f"MAPE: {self.mape_note}")
         self._save_metrics()
         self._write_run_info()
         if self.epoch_seconds:  # after training (an --eval run has its own folder and no epochs)
@@ -353,6 +360,7 @@ class PluginRunner(BasicTSRunner):
             "tested": bool(self.cfg.get("eval_after_train", True)),
             "best_metrics": {k: float(v) for k, v in getattr(self, "best_metrics", {}).items()},
             "build_report": list(getattr(model, "build_report", [])),
+            "mape_note": getattr(self, "mape_note", None),
             "warnings": list(getattr(model, "run_warnings", [])),
         }
         previous = self._previous_run_info()
@@ -376,6 +384,30 @@ class PluginRunner(BasicTSRunner):
             return {}
         with open(path, encoding="utf-8") as f:
             return json.load(f)
+
+
+#: scored test targets kept per batch for the MAPE note (an evenly strided sample: enough for shares of 1 %)
+TARGET_SAMPLE = 4096
+#: a scored target this close to zero, relative to the median |target|, makes MAPE explode
+NEAR_ZERO = 0.01
+
+
+def mape_note(targets: torch.Tensor) -> Optional[str]:
+    """Why MAPE means nothing on these scored targets, or None: more than 1 % of them negative (signed data), or near
+    zero (below `NEAR_ZERO` x the median |target|), where the percentage error divides by almost nothing."""
+    size = targets.abs()
+    median = float(size.median()) if len(size) else 0.0
+    near_zero = float((size <= NEAR_ZERO * median).double().mean()) if median > 0 else 1.0
+    negative = float((targets < 0).double().mean()) if len(targets) else 0.0
+    if negative > 0.01:
+        why = (f"{100 * negative:.1f} % of the scored test targets are negative (signed data), and a percentage of a "
+               "signed value says nothing")
+    elif near_zero > 0.01:
+        why = (f"{100 * near_zero:.1f} % of the scored test targets are zero or near it (within {NEAR_ZERO:g} x the "
+               "median |target|), where the percentage error divides by almost nothing")
+    else:
+        return None
+    return f"not meaningful on this data: {why}; compare MAE and RMSE"
 
 
 #: what a model's `__init__` may take besides its config -> how to get it from the dataset

@@ -591,3 +591,27 @@ def test_a_run_keeps_one_epoch_checkpoint_and_no_backups(tiny_dataset, workdir):
     assert main(["-c", cfg, "--run-dir", "run", "--set", "num_epochs=6", "--resume"]) == 0  # resuming needs no more
     assert sorted(p.name for p in (workdir / "run").glob("*.pt*")) == ["STID_6.pt", "STID_best_val_MAE.pt",
                                                                           "resume_state.pt"]
+
+
+def test_mape_is_said_meaningless_only_where_it_is():
+    from stvfm_plugin.runner import mape_note
+
+    assert mape_note(torch.linspace(10, 60, 1000)) is None  # speeds: MAPE means something
+    counts = torch.cat([torch.zeros(300), torch.arange(1.0, 701.0)])
+    assert mape_note(counts) == ("not meaningful on this data: 30.2 % of the scored test targets are zero or near it "
+                                 "(within 0.01 x the median |target|), where the percentage error divides by almost "
+                                 "nothing; compare MAE and RMSE")
+    signed = torch.linspace(-1, 1, 1001)
+    assert mape_note(signed).startswith("not meaningful on this data: 50.0 % of the scored test targets are negative")
+
+
+def test_the_report_carries_the_mape_note(tiny_dataset, workdir):
+    from stvfm_plugin.leaderboard.report import markdown, ModelRow, SeedRun
+
+    note = "not meaningful on this data: 30.2 % of the scored test targets are zero or near it"
+    metrics = {g: {"MAE": 1.0, "RMSE": 2.0, "MAPE": 0.5} for g in ("overall", "horizon_3", "horizon_6", "horizon_12")}
+    row = ModelRow("STID", [SeedRun(1, "finished", metrics, {"mape_note": note})])
+    settings = {"budget": {"dataset": "Tiny", "seeds": [1], "models": ["STID"], "epochs": 1, "patience": 0}}
+    assert f"MAPE is {note}." in markdown(settings, [row])
+    plain = ModelRow("STID", [SeedRun(1, "finished", metrics, {})])
+    assert "MAPE is" not in markdown(settings, [plain])

@@ -252,6 +252,8 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
             _fmt(row.info_mean("inference_ms_per_batch"), digits=1) + (f" (batch {batch})" if batch else ""),
             _fmt(row.peak_memory(), digits=0),
             status + (f": {errors.replace('|', '/')}" if errors else "")]) + " |")
+    notes = sorted({r.info["mape_note"] for row in rows for r in row.finished if r.info.get("mape_note")})
+    lines += ["", f"MAPE is {notes[0]}."] if notes else []
     lines += close_ranks(rows) + reference_flags(rows) + capped_runs(rows) + ablations(rows) + verdict(rows, seeds)
     lines += ["", "## Per horizon (all metrics)", "",
               "| Model | " + " | ".join(f"{m}{' %' if m == 'MAPE' else ''} h{h}" for h in HORIZONS for m in METRICS) + " |",
@@ -408,7 +410,7 @@ SUMMARIES, SETTINGS = "runs", "settings.json"
 #: run_info.json entries a summary keeps
 INFO_KEYS = ("epochs_run", "seconds_per_epoch", "trainable_params", "total_params", "batch_size",
              "inference_ms_per_batch", "peak_memory_mb", "cpu_threads", "stop_reason", "converged", "max_minutes",
-             "build_report", "seed", "best_metrics")
+             "build_report", "seed", "best_metrics", "mape_note")
 _PATH = re.compile(r"(?<![\w.])(?:/[^\s/:,;()'\"|]+)+/([^\s/:,;()'\"|]+)")
 
 
