@@ -11,7 +11,7 @@ from easytorch.launcher.dist_wrap import dist_wrap
 
 from .errors import UserError
 from .run_options import RunOptions
-from .runner import PluginRunner
+from .runner import Diverged, PluginRunner
 from .status import LOCK_FILE, folder_lock, read_status, write_status
 
 
@@ -41,6 +41,9 @@ def _train(cfg, options: RunOptions) -> None:
     runner.init_logger(logger_name="BasicTS-training", log_file_name="training_log")
     try:
         runner.train()
+    except UserError as e:  # said in one line (a divergence, a bad setting found while training)
+        runner.logger.error(str(e))
+        raise
     except BaseException:
         runner.logger.error(traceback.format_exc())
         raise
@@ -49,9 +52,12 @@ def _train(cfg, options: RunOptions) -> None:
 
 
 def record_end(run_dir: os.PathLike, error: BaseException) -> None:
-    """Put how a run ended into its status file (`interrupted`, or `failed` with the error)."""
+    """Put how a run ended into its status file (`diverged` with its epoch, `interrupted`, or `failed` with the
+    error)."""
     status = read_status(run_dir)
-    if isinstance(error, KeyboardInterrupt):
+    if isinstance(error, Diverged):
+        write_status(run_dir, **{**status, "state": "diverged", "epoch": error.epoch, "error": str(error)})
+    elif isinstance(error, KeyboardInterrupt):
         write_status(run_dir, **{**status, "state": "interrupted"})
     else:
         message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"

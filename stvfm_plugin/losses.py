@@ -10,8 +10,13 @@ import inspect
 from typing import Optional
 
 import torch
-from basicts.metrics import masked_mae
+from basicts.metrics import masked_mae as basicts_masked_mae
 from torch import nn
+
+from .metrics import honest
+
+#: BasicTS's masked MAE, but NaN (not 0) for a non-finite prediction: a diverged model must not train on a zero loss
+masked_mae = honest(basicts_masked_mae)
 
 
 class MaskedMAEWithAux(nn.Module):

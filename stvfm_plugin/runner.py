@@ -36,6 +36,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import os
 import random
 import resource
@@ -58,11 +59,20 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from .data.info import DatasetInfo
 from .datasets import config_folder
 from .errors import UserError
+from .metrics import honest, nonfinite_scored
 from .run_options import RunOptions
 from .status import STOP_REASONS, write_status
 
 #: random states and callback counters after the last saved epoch (for an exact --resume)
 RESUME_STATE = "resume_state.pt"
+
+
+class Diverged(UserError):
+    """Training stopped because its loss is not finite."""
+
+    def __init__(self, message: str, epoch: int) -> None:
+        super().__init__(message)
+        self.epoch = epoch
 
 
 class ForecastingTaskFlow(BasicTSForecastingTaskFlow):
@@ -95,6 +105,8 @@ class PluginRunner(BasicTSRunner):
             Builder._build_model = original
         if type(self.taskflow) is BasicTSForecastingTaskFlow:
             self.taskflow = ForecastingTaskFlow()
+        self.metrics = {name: honest(metric) for name, metric in self.metrics.items()}  # NaN predictions are not 0 error
+        self.nonfinite_predictions = 0
     @property
     def bare_model(self) -> torch.nn.Module:
         return self.model.module if isinstance(self.model, DDP) else self.model
@@ -279,7 +291,20 @@ class PluginRunner(BasicTSRunner):
         if self.status != RunnerStatus.VALIDATING:  # horizon meters are test meters
             super()._eval_on_horizons(forward_return)
 
+    def update_meter(self, name: str, value: float, n: int = 1) -> None:
+        """Record a value; a training loss that is not finite stops the run at once (`Diverged`): every later step
+        would train on NaN, and its checkpoints would be scored as if nothing were wrong."""
+        if name == "train/loss" and not math.isfinite(value):
+            lr = self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else None
+            raise Diverged(f"training diverged in epoch {self.epoch}: the training loss is {value}. The likely cause is "
+                           f"a learning rate too high for this model and data (lr={lr:g}; try --set lr=...) or readings "
+                           "too large for float32 (rescale the data).", self.epoch)
+        super().update_meter(name, value, n)
+
     def _save_best_model(self, unit_count: int, metric_name: str, greater_best: bool = True) -> None:
+        if not math.isfinite(self.meter_pool.get_value(metric_name)):
+            self.logger.warning(f"{metric_name} is not finite this epoch: not a best checkpoint.")
+            return
         previous = self.best_metrics.get(metric_name)
         super()._save_best_model(unit_count, metric_name, greater_best)
         if self.best_metrics.get(metric_name) != previous and is_master():  # a new best was written
@@ -293,6 +318,7 @@ class PluginRunner(BasicTSRunner):
     def _save_results(self, batch_idx: int, batch_data: Dict[str, torch.Tensor]) -> None:
         """Keep the batch's inputs, predictions and targets in one unit (data units when `rescale`, as the metrics),
         missing readings as NaN (BasicTS saves normalised inputs, and missing readings as 0 like real zeros)."""
+        self.nonfinite_predictions += nonfinite_scored(batch_data["prediction"], batch_data["targets_mask"])
         scored = batch_data["targets"][batch_data["targets_mask"].bool()].flatten()
         self._target_sample.append(scored[::max(1, len(scored) // TARGET_SAMPLE)].cpu())  # for the MAPE note
         if not self.cfg.save_results:
@@ -309,7 +335,13 @@ class PluginRunner(BasicTSRunner):
     def on_eval_start(self, ckpt_path: Optional[str]) -> None:
         self._results = {}
         self._target_sample: list = []
+        self.nonfinite_predictions = 0
         self.inference_seconds = []
+        best = os.path.join(self.ckpt_save_dir, f"{self.model_name}_best_val_{self.target_metric}.pt")
+        if ckpt_path in (None, best) and self.epoch_seconds and not os.path.isfile(best):  # after training
+            self.logger.warning(f"No epoch had a finite validation {self.target_metric} (the predictions were NaN or "
+                                "inf), so there is no best checkpoint: the last epoch's model is tested.")
+            ckpt_path = get_last_ckpt_path(self.ckpt_save_dir)
         super().on_eval_start(ckpt_path)
 
     def on_eval_end(self) -> None:
@@ -326,6 +358,9 @@ class PluginRunner(BasicTSRunner):
             else None
         if self.mape_note:
             self.logger.warning(f"MAPE: {self.mape_note}")
+        if self.nonfinite_predictions:
+            self.logger.warning(f"{self.nonfinite_predictions} scored test predictions are not finite (NaN or inf): "
+                                "the metrics are NaN, and the run is marked in run_info.json (nonfinite_predictions).")
         self._save_metrics()
         self._write_run_info()
         if self.epoch_seconds:  # after training (an --eval run has its own folder and no epochs)
@@ -361,6 +396,7 @@ class PluginRunner(BasicTSRunner):
             "best_metrics": {k: float(v) for k, v in getattr(self, "best_metrics", {}).items()},
             "build_report": list(getattr(model, "build_report", [])),
             "mape_note": getattr(self, "mape_note", None),
+            "nonfinite_predictions": self.nonfinite_predictions,
             "warnings": list(getattr(model, "run_warnings", [])),
         }
         previous = self._previous_run_info()

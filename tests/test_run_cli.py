@@ -615,3 +615,88 @@ def test_the_report_carries_the_mape_note(tiny_dataset, workdir):
     assert f"MAPE is {note}." in markdown(settings, [row])
     plain = ModelRow("STID", [SeedRun(1, "finished", metrics, {})])
     assert "MAPE is" not in markdown(settings, [plain])
+
+
+NAN_SENSOR = """
+from dataclasses import dataclass
+
+import torch
+from basicts.configs import BasicTSForecastingConfig, BasicTSModelConfig
+from torch import nn
+
+from stvfm_plugin.protocols import traffic_protocol
+
+
+@dataclass
+class NanSensorConfig(BasicTSModelConfig):
+    input_len: int = 12
+    output_len: int = 12
+
+
+class NanSensor(nn.Module):
+    '''A linear forecaster whose sensor 0 is NaN outside training.'''
+
+    def __init__(self, config: NanSensorConfig) -> None:
+        super().__init__()
+        self.linear = nn.Linear(config.input_len, config.output_len)
+
+    def forward(self, inputs, inputs_timestamps=None):
+        x = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]
+        y = self.linear(x.transpose(1, 2)).transpose(1, 2)  # [B, T_out, N]
+        if not self.training:
+            y = y.clone()
+            y[..., 0] = float("nan")
+        return y
+
+
+CFG = BasicTSForecastingConfig(model=NanSensor, model_config=NanSensorConfig(), **traffic_protocol("Tiny"),
+                               num_epochs=2, batch_size=64, optimizer_params={"lr": 0.002})
+"""
+
+
+def test_nan_for_one_sensor_is_never_a_finite_result_and_is_not_ranked(tiny_dataset, workdir):
+    from stvfm_plugin.leaderboard.report import collect_summaries, export_summaries, collect
+
+    cfg = str(write_config(workdir, NAN_SENSOR))
+    assert main(["-c", cfg, "--run-dir", "lb/NanSensor/seed-1", "--seed", "1"]) == 0
+    run = workdir / "lb" / "NanSensor" / "seed-1"
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert all(np.isnan(v) for group in metrics.values() for v in group.values())  # not the other sensors' MAE
+    windows = np.load("datasets/Tiny/test_data.npy").shape[0] - 23
+    test = np.load("datasets/Tiny/test_data.npy")
+    test = test[..., 0] if test.ndim == 3 else test
+    scored_sensor_0 = sum(int((~np.isclose(test[i + 12:i + 24, 0], 0.0, atol=5e-5)).sum()) for i in range(windows))
+    assert json.loads((run / "run_info.json").read_text())["nonfinite_predictions"] == scored_sensor_0
+    (workdir / "lb" / "leaderboard.json").write_text(json.dumps({"budget": {
+        "dataset": "Tiny", "models": ["NanSensor"], "seeds": [1], "epochs": 2, "patience": 0, "kind": "equal epochs"},
+        "device": "cpu", "software": {}, "dataset_meta": {}}))
+    settings, rows = collect(workdir / "lb")
+    assert rows[0].runs[0].state == f"non-finite predictions ({scored_sensor_0:,} scored readings)"
+    export_summaries(settings, rows, workdir / "report")
+    _, ranked = collect_summaries(workdir / "report")
+    assert ranked[0].rank is None and not ranked[0].finished  # the leaderboard does not rank it
+
+
+def test_a_diverging_run_stops_at_once_says_why_and_is_marked(tiny_dataset, workdir, capsys):
+    cfg = str(write_config(workdir, STID_TINY))
+    assert main(["-c", cfg, "--run-dir", "r", "--set", "num_epochs=3", "--set", "lr=1e9"]) == 2
+    err = capsys.readouterr().err
+    line = ("training diverged in epoch 1: the training loss is nan. The likely cause is a learning rate too high for "
+            "this model and data (lr=1e+09; try --set lr=...) or readings too large for float32 (rescale the data).")
+    assert err.strip().splitlines()[-1] == f"error: {line}" and "Traceback" not in err
+    status = json.loads((workdir / "r" / "status.json").read_text())
+    assert (status["state"], status["epoch"], status["error"]) == ("diverged", 1, line)
+    assert not (workdir / "r" / "test_metrics.json").exists()  # nothing scored as a result
+
+
+def test_the_leaderboard_ranks_the_finite_model_and_shows_the_diverged_one(tiny_dataset, workdir):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY, "STID_Tiny.py")
+    shutil.copy(CONFIGS / "DLinear.py", configs / "DLinear.py")
+    proc = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "run", "--dataset", "Tiny", "--models", "STID",
+                           "DLinear", "--set", "STID:lr=1e9", "--budget", "equal-epochs", "--epochs", "1",
+                           "--config-dir", str(configs), "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = (workdir / "leaderboard" / "Tiny" / "report" / "leaderboard.md").read_text()
+    assert "| 1 | DLinear |" in md and "| — | STID |" in md and "| diverged: training diverged in epoch 1" in md

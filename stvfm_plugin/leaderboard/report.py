@@ -180,6 +180,8 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
             metrics, info = read_json(folder / "test_metrics.json"), read_json(folder / "run_info.json")
             if state == "finished" and not metrics and info.get("tested", True):  # (untested: a `tune` run)
                 state = "failed"
+            if state == "finished" and unscorable(metrics, info):
+                state = unscorable(metrics, info)  # never ranked: NaN predictions are not a result
             if stopped_by_cap(status):
                 state = f"not converged ({status.get('stop_reason')})"
             if state == "running" and not run_process_alive(folder):
@@ -202,6 +204,16 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
         runs.sort(key=lambda r: r.seed)
         rows.append(ModelRow(model, runs or [SeedRun(0, "not started")]))
     return settings, rows
+
+
+def unscorable(metrics: dict, info: dict) -> str:
+    """Why a finished run's test result cannot be ranked ('' when it can): predictions that are not finite, or metrics
+    that are not (e.g. RMSE overflowing on readings near 1e30)."""
+    if info.get("nonfinite_predictions"):
+        return f"non-finite predictions ({info['nonfinite_predictions']:,} scored readings)"
+    if any(not math.isfinite(v) for group in metrics.values() for v in group.values()):
+        return "non-finite metrics"
+    return ""
 
 
 def _fmt(mean: Optional[float], std: Optional[float] = None, digits: int = 3) -> str:
@@ -410,7 +422,7 @@ SUMMARIES, SETTINGS = "runs", "settings.json"
 #: run_info.json entries a summary keeps
 INFO_KEYS = ("epochs_run", "seconds_per_epoch", "trainable_params", "total_params", "batch_size",
              "inference_ms_per_batch", "peak_memory_mb", "cpu_threads", "stop_reason", "converged", "max_minutes",
-             "build_report", "seed", "best_metrics", "mape_note")
+             "build_report", "seed", "best_metrics", "mape_note", "nonfinite_predictions")
 _PATH = re.compile(r"(?<![\w.])(?:/[^\s/:,;()'\"|]+)+/([^\s/:,;()'\"|]+)")
 
 
