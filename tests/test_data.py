@@ -444,3 +444,19 @@ def test_projected_coordinates_under_latitude_names_are_refused(workdir, capsys)
         "look like projected coordinates (e.g. metres). Name the columns x and y (east, north) to use them as such, or "
         "convert them to degrees.")
     assert only_dataset_dirs(workdir / "datasets") == []
+
+
+@pytest.mark.parametrize("values,message", [
+    ("zeros", "Dataset Mine: every reading of the train, val and test splits equals the null value 0, so nothing "
+              "there could be scored. If those values are real readings, prepare with --null-value none (or another "
+              "marker)."),
+    ("huge", "Dataset Mine: readings as large as 1e+30; squared errors overflow float32 beyond about 1e+15, so RMSE "
+             "would be infinite. Rescale the data (e.g. to thousands) before preparing it."),
+])
+def test_data_that_cannot_be_scored_is_refused_at_prepare(workdir, capsys, values, message):
+    data = np.zeros((200, 3)) if values == "zeros" else np.full((200, 3), 1e30)
+    np.savetxt("signal.csv", data, delimiter=",")
+    code, _, err = run_data(["prepare", "--data", "signal.csv", "--name", "Mine", "--step-minutes", "5",
+                             "--null-value", "0"], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: {message}"
+    assert only_dataset_dirs(workdir / "datasets") == []

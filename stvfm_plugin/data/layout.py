@@ -98,6 +98,11 @@ def make_timestamps(num_steps: int, step_minutes: int, start: Optional[dt.dateti
     return np.stack([tod, dow], axis=1).astype(np.float32)
 
 
+#: largest |reading| a dataset may hold: float32 squares overflow near 3.4e38, and a sum of squared errors over a
+#: test split overflows long before (RMSE infinite)
+MAX_READING = 1e15
+
+
 def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], coords: Optional[np.ndarray]) -> None:
     if data.ndim not in (2, 3):
         raise UserError(f"Dataset {spec.name}: the signal must be [time, nodes] or [time, nodes, channels]; "
@@ -136,6 +141,11 @@ def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], co
     if spec.grid_shape is not None and int(np.prod(spec.grid_shape)) != num_nodes:
         raise UserError(f"Dataset {spec.name}: grid shape {list(spec.grid_shape)} holds "
                         f"{int(np.prod(spec.grid_shape))} cells but the signal has {num_nodes} nodes.")
+    largest = float(np.abs(data).max())
+    if largest > MAX_READING:
+        raise UserError(f"Dataset {spec.name}: readings as large as {largest:.3g}; squared errors overflow float32 "
+                        f"beyond about {MAX_READING:g}, so RMSE would be infinite. Rescale the data (e.g. to thousands) "
+                        "before preparing it.")
     lengths = split_lengths(num_steps, spec.ratios)
     short = [(s, n) for s, n in zip(SPLITS, lengths) if n < spec.min_window]
     if short:
@@ -143,6 +153,16 @@ def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], co
         raise UserError(f"Dataset {spec.name}: too few steps ({num_steps}) for windows of {spec.min_window} steps "
                         f"(input + output) in every split: {desc} steps. Use a longer series, other split ratios "
                         "or shorter windows (--min-window).")
+    if spec.null_val is not None:
+        bounds = np.cumsum([0, *lengths])
+        empty = [name for name, a, b in zip(SPLITS, bounds[:-1], bounds[1:])
+                 if np.isclose(data[a:b], spec.null_val, atol=5e-5).all()]
+        if empty:
+            names = ", ".join(empty[:-1]) + (" and " if len(empty) > 1 else "") + empty[-1]
+            raise UserError(f"Dataset {spec.name}: every reading of the {names} split"
+                            f"{'s' if len(empty) > 1 else ''} equals the null value {spec.null_val:g}, so nothing there "
+                            "could be scored. If those values are real readings, prepare with --null-value none (or "
+                            "another marker).")
 
 
 def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray] = None,
