@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import importlib.util
 import inspect
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -99,9 +100,28 @@ def checked_value(key: str, current: Any, value: Any) -> Any:
         return float(value)
     if _is_number(current) and value is not None and not _is_number(value):
         raise UserError(f"--set {key}={value!r}: give a number (the config has {current!r}).")
+
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def _check_field_type(key: str, model_config: Any, name: str, value: Any) -> None:
+    """A model-config field declared `int` or `bool` (optionally `Optional`) takes only such a value (or None when
+    optional): `patch_size=1.5` or `pretrained=maybe` are refused instead of stored as they are."""
+    if not dataclasses.is_dataclass(model_config):
+        return
+    declared = next((str(f.type) for f in dataclasses.fields(model_config) if f.name == name), "")
+    optional = "Optional" in declared or "None" in declared
+    kinds = {k for k in ("bool", "int", "float", "str") if re.search(rf"\b{k}\b", declared)}
+    if value is None:
+        if not optional and kinds:
+            raise UserError(f"--set {key}=None: this field needs a value.")
+        return
+    if kinds == {"bool"} and not isinstance(value, bool):
+        raise UserError(f"--set {key}={value!r}: give True or False.")
+    if kinds == {"int"} and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise UserError(f"--set {key}={value!r}: give a whole number.")
 
 
 def _close(key: str, options: Iterable[str]) -> str:
@@ -161,6 +181,7 @@ def apply_overrides(cfg: BasicTSConfig, overrides: Iterable[Tuple[str, Any]]) ->
                 raise UserError(f"--set {key}: {type(cfg.model_config).__name__} has no field '{rest}'."
                                 f"{_close(rest, fields)}")
             value = checked_value(key, getattr(cfg.model_config, rest), value)
+            _check_field_type(key, cfg.model_config, rest, value)
             setattr(cfg.model_config, rest, value)  # an EasyDict: sets the item too
         elif head in _PARAM_DICTS:
             allowed = set(_params_of(cfg.get(_PARAM_DICTS[head]))) | set(cfg[head] or {})

@@ -158,3 +158,15 @@ def bind_dataset(cfg, info: DatasetInfo) -> List[str]:
 
 
 
+
+
+def check_windows(cfg, info: DatasetInfo) -> None:
+    """Refuse, before anything is written, a run whose windows do not fit the dataset: every split must hold at least
+    one window of `input_len + output_len` steps."""
+    needed = (cfg.get("input_len") or 0) + (cfg.get("output_len") or 0)
+    short = {split: n for split, n in info.split_lengths.items() if n < needed}
+    if short:
+        raise UserError(f"input_len + output_len = {needed} steps, longer than dataset {info.name}'s "
+                        + ", ".join(f"{split} split ({n} steps)" for split, n in short.items())
+                        + ": no window fits there. Shorten input_len / output_len, or prepare the dataset with other "
+                          "ratios.")

@@ -133,6 +133,11 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     """The parsed command line as `RunOptions`."""
     from .config_tools import parse_override
 
+    if args.seed is not None and not 0 <= args.seed < 2 ** 32:
+        raise UserError(f"--seed {args.seed}: give a whole number from 0 to {2 ** 32 - 1}.")
+    for option, value in (("--run-dir", args.run_dir), ("--ckpt-dir", args.ckpt_dir)):
+        if value and Path(value).exists() and not Path(value).is_dir():
+            raise UserError(f"{option} {value} is a file; give a folder.")
     if args.no_test and (args.eval or args.save_results):
         raise UserError(f"--no-test never evaluates the test split, so {'--eval' if args.eval else '--save-results'} "
                         "(test predictions) cannot go with it.")
@@ -147,7 +152,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 def prepared_config(options: RunOptions, logger: logging.Logger):
     """The config of a run: loaded, overridden, its dataset found (or generated) and its facts filled in."""
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
-    from .datasets import bind_dataset, ensure_dataset
+    from .datasets import bind_dataset, check_windows, ensure_dataset
     from .protocols import fit_horizons
 
     cfg = load_config(options.config)
@@ -169,8 +174,10 @@ def prepared_config(options: RunOptions, logger: logging.Logger):
         set_early_stopping(cfg, options.patience)
         logger.info(f"Override: early stopping after {options.patience} epochs without a better validation metric")
     cfg.gpus, cfg.gpu_num = options.gpus, len(options.gpus.split(",")) if options.gpus else 0
-    for line in bind_dataset(cfg, ensure_dataset(cfg, logger)):
+    info = ensure_dataset(cfg, logger)
+    for line in bind_dataset(cfg, info):
         logger.info(line)
+    check_windows(cfg, info)
     horizons = fit_horizons(cfg)
     if horizons:
         logger.info(f"Override: {horizons}")

@@ -22,6 +22,8 @@
   milliseconds per test batch, peak memory, device, and the model's own build report (e.g. where a
   frozen backbone's weights came from). A resumed run keeps the epochs recorded before it stopped.
 - Validation and test run under `torch.inference_mode()` (no autograd bookkeeping at all).
+- Epochs are counted right when an epoch is a single batch (BasicTS starts at "Epoch 2 / 1" and then fails to
+  back up a checkpoint that does not exist).
 - The last epoch trains on every batch. BasicTS 1.1.0's loop stops once its step counter, already advanced
   past the step just taken, reaches `num_epochs * steps_per_epoch`, so the last batch of the last epoch is
   never trained on (an N-epoch run then differs from the first N epochs of a longer one).
@@ -216,6 +218,8 @@ class PluginRunner(BasicTSRunner):
             self._write_status("running")  # a resumed run: its epochs and best validation come from the checkpoint
 
     def on_epoch_start(self, epoch: int) -> None:
+        if self.training_unit == "epoch":  # BasicTS counts `global_steps // steps_per_epoch + 1`: epoch 2 first when an
+            epoch = self.epoch = (self.global_steps - 1) // self.steps_per_epoch + 1  # epoch is one batch
         super().on_epoch_start(epoch)
         if self.training_unit == "epoch":  # one past the last step: BasicTS stops when its counter reaches num_steps
             self.num_steps = self.num_epochs * self.steps_per_epoch + 1

@@ -59,7 +59,21 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
     ("optimizer_params.weight_decay=abc", "--set optimizer_params.weight_decay='abc': give a number (the config has "
                                           "0.0001)."),
     ("null_val=abc", "--set null_val='abc': give a number (the value that marks a missing reading) or none."),
-]] + [
+    ("input_len=5000", "input_len + output_len = 5012 steps, longer than dataset Tiny's train split (691 steps), val "
+                       "split (230 steps), test split (231 steps): no window fits there. Shorten input_len / "
+                       "output_len, or prepare the dataset with other ratios."),
+    ("output_len=300", "input_len + output_len = 312 steps, longer than dataset Tiny's val split (230 steps), test "
+                       "split (231 steps): no window fits there. Shorten input_len / output_len, or prepare the "
+                       "dataset with other ratios."),
+    ("eval_horizons=[2,40]", "eval_horizons=[2, 40] asks for step 40, beyond output_len=12. Choose horizons of at most "
+                             "12 (--set eval_horizons=[...])."),
+    ("model_config.num_layers=1.5", "--set model_config.num_layers=1.5: give a whole number."),
+    ("model_config.if_time_in_day=maybe", "--set model_config.if_time_in_day='maybe': give True or False."),
+]] + [Case(("--seed", seed), f"--seed {seed}: give a whole number from 0 to 4294967295.", "nothing: no run folder")
+      for seed in ("-1", "99999999999")] + [
+    Case(("--run-dir", "notes.txt"), "--run-dir notes.txt is a file; give a folder.", "the file, untouched; no run folder",
+         "a file `notes.txt`"),
+] + [
     Case(("--run-dir", "empty", "--resume"), "--resume --run-dir empty: that folder does not exist, so there is nothing "
          "to resume. Drop --resume to start a fresh run there.", "nothing: the folder is not created"),
     Case(("--run-dir", "empty", "--resume"), "--resume --run-dir empty: that folder holds no checkpoint, so there is "

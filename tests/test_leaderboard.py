@@ -611,7 +611,10 @@ def test_leaderboard_run_where_every_model_fails_exits_2(tiny_dataset, workdir):
 def test_a_second_call_on_a_folder_in_use_fails_at_once_and_a_killed_call_leaves_it_free(tiny_dataset, workdir,
                                                                                             capsys):
     out = workdir / "lb"
-    argv = ["run", "--dataset", "Tiny", "--models", "Good", "--epochs", "1", "--out", str(out)]
+    (workdir / "cfgs").mkdir()
+    write_config(workdir / "cfgs", STID_TINY, "Good.py")  # a row that would train (its checks pass before the lock)
+    argv = ["run", "--dataset", "Tiny", "--models", "Good", "--epochs", "1", "--out", str(out), "--config-dir",
+            str(workdir / "cfgs")]
     with exclusive_use(out):
         assert main(argv) == 2
         assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing trained, nothing written
@@ -656,13 +659,39 @@ def test_leaderboard_errors(workdir, capsys):
     with pytest.raises(UserError, match=r"GWNet is not among --models \(STVFM\) nor the model of one of their ablation"):
         _overrides(["GWNet:num_epochs=2"], ["STVFM"])
     assert _overrides(["all:num_epochs=2"], ["A", "B"]) == {"A": ["num_epochs=2"], "B": ["num_epochs=2"]}
-    assert main(["run", "--dataset", "Nowhere", "--models", "STID", "--config-dir", str(workdir)]) == 2
-    assert f"No config for STID: expected {workdir / 'STID.py'}" in capsys.readouterr().err
+    assert main(["run", "--dataset", "Synth8n7d5m", "--models", "STID", "--config-dir", str(workdir)]) == 2
+    assert f"No model 'STID': no config {workdir / 'STID.py'} (known: STVFM, " in capsys.readouterr().err
     assert main(["run", "--dataset", "Tiny", "--epochs", "0"]) == 2
     assert "--epochs 0: give at least 1" in capsys.readouterr().err
     assert main(["run", "--dataset", "Tiny", "--budget", "equal-epochs", "--skip-seeds-after-cap"]) == 2
     assert ("--skip-seeds-after-cap needs --budget convergence: the equal-epochs budget has no time cap."
             in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--models", "NotAModel"], "No model 'NotAModel': no config {configs}/NotAModel.py (known: STVFM, STID, StemGNN, "
+                                "GWNet, GPT4TS, STLLM, iTransformer, PatchTST, DLinear, NHiTS, DeepAR, and the naive "
+                                "references Persistence, SeasonalDay, SeasonalWeek, HistoricalMean)."),
+    (["--models", "STID", "--seeds", "1", "1"], "--seeds 1 1: give distinct whole numbers from 0 to 4294967295."),
+    (["--models", "STID", "--seeds", "-1"], "--seeds -1: give distinct whole numbers from 0 to 4294967295."),
+    (["--models", "STID:nonexistent=1"], "STID:nonexistent=1: --set model_config.nonexistent: STIDConfig has no field "
+                                         "'nonexistent'."),
+    (["--models", "STID", "--set", "STID:lr=abc"], "STID: --set lr='abc': give a number above 0."),
+    (["--models", "STID", "--out", "notes.txt"], "--out notes.txt is a file; give a folder."),
+    (["--models", "STID", "--dataset", "Nowhere"], "Dataset 'Nowhere' is not prepared (datasets/Nowhere holds no "
+                                                   "meta.json): prepare it first (python -m stvfm_plugin.data prepare "
+                                                   "...)."),
+])
+def test_leaderboard_refuses_bad_rows_before_any_folder(tiny_dataset, workdir, capsys, args, message):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY, "STID.py")
+    (workdir / "notes.txt").write_text("mine")
+    dataset = [] if "--dataset" in args else ["--dataset", "Tiny"]
+    assert main(["run", *dataset, *args, "--epochs", "1", "--budget", "equal-epochs", "--config-dir", str(configs)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "error: " + message.format(configs=configs) and "Traceback" not in err
+    assert not (workdir / "leaderboard").exists() and (workdir / "notes.txt").read_text() == "mine"
 
 
 def test_ablation_rows_become_overrides_of_their_model():

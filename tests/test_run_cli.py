@@ -276,6 +276,18 @@ def test_bad_set_values_get_one_line_and_leave_no_run_folder(tiny_dataset, workd
     assert case.disk == "nothing: no run folder" and not (workdir / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("case", [c for c in reliability.RUN if c.args[0] in ("--seed", "--run-dir") and "--resume"
+                                  not in c.args], ids=lambda c: " ".join(c.args))
+def test_bad_seed_or_run_folder_gets_one_line_and_leaves_nothing(tiny_dataset, workdir, capsys, case):
+    if case.setup:
+        (workdir / "notes.txt").write_text("mine")
+    assert main(["-c", str(write_config(workdir, STID_TINY)), *case.args]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
+    assert not (workdir / "checkpoints").exists() and not run_folders(workdir)
+    assert not case.setup or (workdir / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("value", ["-1", "-1.0", "0", "7"])
 def test_null_val_takes_any_number(tiny_dataset, workdir, value):
     cfg = load_config(write_config(workdir, STID_TINY))

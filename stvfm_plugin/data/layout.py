@@ -295,8 +295,15 @@ def read_meta(folder: os.PathLike) -> dict:
     path = Path(folder) / META_FILE
     if not path.is_file():
         raise UserError(f"{path} does not exist: {folder} is not a prepared dataset.")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}): the dataset's description was damaged. Prepare the dataset "
+                        "again (python -m stvfm_plugin.data prepare ... --overwrite).") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} holds no dataset description (a JSON object). Prepare the dataset again.")
+    return meta
 
 
 def load_graph(folder: os.PathLike) -> Optional[np.ndarray]:

@@ -107,7 +107,11 @@ def _run(args: argparse.Namespace) -> None:
             print(table)
         return
     out = Path(args.out or f"{'tune' if args.command == 'tune' else 'leaderboard'}/{args.dataset}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder.")
     budget = _budget(args) if args.command in ("run", "tune") else None
+    if budget is not None:
+        check_rows(budget)  # before any folder: a bad row would otherwise fail only inside its launched run
     with exclusive_use(out) if budget is not None else nullcontext():
         _train_and_report(args, out, budget)
 
@@ -147,6 +151,32 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
                         f"shows each error, the logs are in {out}.")
 
 
+def check_rows(budget: Budget) -> None:
+    """Refuse, before anything is written, what every launched run would refuse: an unknown dataset, a model without a
+    config, an override its config does not take."""
+    from ..config_tools import apply_overrides, load_config, parse_override
+    from ..datasets import synthetic_options
+    from ..data.info import dataset_folder
+    from ..data.layout import META_FILE
+    from ..references import REFERENCES
+
+    if synthetic_options(budget.dataset) is None and not (dataset_folder(budget.dataset) / META_FILE).is_file():
+        raise UserError(f"Dataset {budget.dataset!r} is not prepared ({dataset_folder(budget.dataset)} holds no "
+                        f"{META_FILE}): prepare it first (python -m stvfm_plugin.data prepare ...).")
+    for row in budget.models:
+        base, changes = split_variant(row)
+        if base in REFERENCES:
+            continue
+        if not budget.config_path(row).is_file():
+            raise UserError(f"No model {base!r}: no config {budget.config_path(row)} (known: {', '.join(MODELS)}, "
+                            f"and the naive references {', '.join(REFERENCES)}).")
+        overrides = (budget.overrides.get(base, []) if base != row else []) + budget.overrides.get(row, []) + changes
+        try:
+            apply_overrides(load_config(budget.config_path(row)), [parse_override(item) for item in overrides])
+        except UserError as e:
+            raise UserError(f"{row}: {e}") from None
+
+
 def _budget(args: argparse.Namespace) -> Budget:
     """The budget of a `run` or `tune` call (a `tune` never tests)."""
     convergence = args.budget == "convergence"
@@ -158,6 +188,9 @@ def _budget(args: argparse.Namespace) -> Budget:
                         "(use --budget equal-epochs for a fixed number of epochs).")
     if args.skip_seeds_after_cap and not convergence:
         raise UserError("--skip-seeds-after-cap needs --budget convergence: the equal-epochs budget has no time cap.")
+    if len(set(args.seeds)) < len(args.seeds) or any(not 0 <= seed < 2 ** 32 for seed in args.seeds):
+        raise UserError(f"--seeds {' '.join(map(str, args.seeds))}: give distinct whole numbers from 0 to "
+                        f"{2 ** 32 - 1}.")
     models = list(args.models) if args.models else MODELS + applicable_references(args.dataset)
     return Budget(dataset=args.dataset, models=models, seeds=list(args.seeds),
                   epochs=epochs, patience=args.patience if convergence else 0,
