@@ -712,3 +712,20 @@ def test_the_leaderboard_ranks_the_finite_model_and_shows_the_diverged_one(tiny_
     assert proc.returncode == 0, proc.stderr[-3000:]
     md = (workdir / "leaderboard" / "Tiny" / "report" / "leaderboard.md").read_text()
     assert "| 1 | DLinear |" in md and "| — | STID |" in md and "| diverged: training diverged in epoch 1" in md
+
+
+def test_one_batch_epochs_are_counted_right(tiny_dataset, workdir):
+    cfg = str(write_config(workdir, STID_TINY))
+    assert main(["-c", cfg, "--run-dir", "r", "--set", "batch_size=100000", "--set", "num_epochs=2"]) == 0
+    status = json.loads((workdir / "r" / "status.json").read_text())
+    assert (status["state"], status["epoch"]) == ("finished", 2)
+    assert json.loads((workdir / "r" / "run_info.json").read_text())["epochs_run"] == 2
+
+
+def test_a_damaged_meta_json_gets_one_line(tiny_dataset, workdir, capsys):
+    (workdir / "datasets" / "Tiny" / "meta.json").write_text('{"name": "Tiny", ')
+    assert main(["-c", str(write_config(workdir, STID_TINY))]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: datasets/Tiny/meta.json is not valid JSON (")
+    assert "Prepare the dataset again (python -m stvfm_plugin.data prepare ... --overwrite)." in err
+    assert "Traceback" not in err and not (workdir / "checkpoints").exists()
