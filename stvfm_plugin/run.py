@@ -6,7 +6,9 @@ evaluates its best-validation checkpoint on the test split, or evaluates a given
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import math
 import os
 import sys
 from dataclasses import replace
@@ -15,7 +17,7 @@ from typing import Optional, Sequence
 
 from .errors import UserError, exit_status
 from .run_options import RunOptions
-from .status import is_run_folder
+from .status import is_run_folder, read_status
 
 EPILOG = """examples:
   python -m basicts.run -c baselines_cfg/STVFM_Demo.py -g cpu
@@ -133,6 +135,8 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     """The parsed command line as `RunOptions`."""
     from .config_tools import parse_override
 
+    if args.max_minutes is not None and not (math.isfinite(args.max_minutes) and args.max_minutes > 0):
+        raise UserError(f"--max-minutes {args.max_minutes:g}: give a number of minutes above 0.")
     if args.seed is not None and not 0 <= args.seed < 2 ** 32:
         raise UserError(f"--seed {args.seed}: give a whole number from 0 to {2 ** 32 - 1}.")
     for option, value in (("--run-dir", args.run_dir), ("--ckpt-dir", args.ckpt_dir)):
@@ -185,6 +189,25 @@ def prepared_config(options: RunOptions, logger: logging.Logger):
     return cfg
 
 
+def check_run_folder(run_dir: Path, resume: bool, model: str) -> None:
+    """Refuse, before touching it, a run folder this run would damage: a finished run (without --resume it would be
+    trained over), or another model's run (--resume would rewrite its config and status)."""
+    from .status import read_status
+
+    if not run_dir.is_dir():
+        return
+    if read_status(run_dir).get("state") == "finished" and not resume:
+        raise UserError(f"--run-dir {run_dir} holds a finished run; training there would overwrite its checkpoints and "
+                        "metrics. Give another --run-dir, or delete that folder first.")
+    try:
+        earlier = json.loads((run_dir / "cfg.json").read_text(encoding="utf-8"))["model"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if earlier != model:
+        raise UserError(f"--run-dir {run_dir} holds a run of {earlier}, not {model}: "
+                        f"{'resuming' if resume else 'training'} there would mix the two. Give another --run-dir.")
+
+
 def run(options: RunOptions) -> Path:
     from easytorch.utils import get_logger
 
@@ -204,6 +227,7 @@ def run(options: RunOptions) -> Path:
         run_dir = launch_evaluation(cfg, replace(options, run_dir=evaluation_dir(options.eval_checkpoint)))
     else:
         if options.run_dir:
+            check_run_folder(options.run_dir, options.resume, cfg.model.__name__)
             if options.resume and not any(options.run_dir.glob("*.pt")):
                 where = "holds no checkpoint" if options.run_dir.is_dir() else "does not exist"
                 raise UserError(f"--resume --run-dir {options.run_dir}: that folder {where}, so there is nothing to "
@@ -223,7 +247,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             return run(options_from(args))
         except BaseException as e:  # before training starts (a failure in training is recorded by its launcher)
-            if not args.eval and args.run_dir and is_run_folder(args.run_dir):
+            if not args.eval and args.run_dir and is_run_folder(args.run_dir) and \
+                    read_status(args.run_dir).get("state") != "finished":  # a finished result is never marked failed
                 from .launch import record_end
 
                 record_end(args.run_dir, e)  # a folder the user made for something else is left alone

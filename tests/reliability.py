@@ -73,6 +73,14 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
       for seed in ("-1", "99999999999")] + [
     Case(("--run-dir", "notes.txt"), "--run-dir notes.txt is a file; give a folder.", "the file, untouched; no run folder",
          "a file `notes.txt`"),
+] + [Case(("--max-minutes", minutes), f"--max-minutes {minutes}: give a number of minutes above 0.",
+          "nothing: no run folder") for minutes in ("-3", "nan")] + [
+    Case(("--run-dir", "done"), "--run-dir done holds a finished run; training there would overwrite its checkpoints "
+         "and metrics. Give another --run-dir, or delete that folder first.", "the finished run, untouched byte for byte",
+         "a finished run of this config in `done`"),
+    Case(("--run-dir", "done", "--resume"), "--run-dir done holds a run of DLinear, not STID: resuming there would mix "
+         "the two. Give another --run-dir.", "the finished run, untouched byte for byte",
+         "a finished DLinear run in `done`"),
 ] + [
     Case(("--run-dir", "empty", "--resume"), "--resume --run-dir empty: that folder does not exist, so there is nothing "
          "to resume. Drop --resume to start a fresh run there.", "nothing: the folder is not created"),

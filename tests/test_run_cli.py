@@ -172,7 +172,8 @@ def test_threads_default_to_every_available_core_unless_told_otherwise(monkeypat
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("case", [c for c in reliability.RUN if "--resume" in c.args], ids=["missing", "empty"])
+@pytest.mark.parametrize("case", [c for c in reliability.RUN if "--resume" in c.args and "done" not in c.args],
+                         ids=["missing", "empty"])
 def test_resume_of_a_run_folder_without_checkpoint_is_refused(tiny_dataset, workdir, capsys, case):
     if case.setup:
         (workdir / "empty").mkdir()
@@ -276,8 +277,30 @@ def test_bad_set_values_get_one_line_and_leave_no_run_folder(tiny_dataset, workd
     assert case.disk == "nothing: no run folder" and not (workdir / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("case", [c for c in reliability.RUN if c.args[0] in ("--seed", "--run-dir") and "--resume"
-                                  not in c.args], ids=lambda c: " ".join(c.args))
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", [c for c in reliability.RUN if c.args[0] in ("--run-dir",) and "done" in c.args],
+                         ids=lambda c: " ".join(c.args))
+def test_a_finished_run_is_never_trained_over_nor_marked(tiny_dataset, workdir, capsys, case):
+    cfg = str(write_config(workdir, STID_TINY))
+    if "DLinear" in case.setup:
+        shutil.copy(CONFIGS / "DLinear.py", workdir / "DLinear.py")
+        assert main(["-c", str(workdir / "DLinear.py"), "--dataset", "Tiny", "--run-dir", "done", "--set",
+                     "num_epochs=1"]) == 0
+    else:
+        assert main(["-c", cfg, "--run-dir", "done", "--set", "num_epochs=1"]) == 0
+    before = _snapshot(workdir / "done")
+    capsys.readouterr()
+    assert main(["-c", cfg, *case.args]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
+    assert _snapshot(workdir / "done") == before
+
+
+@pytest.mark.parametrize("case", [c for c in reliability.RUN if c.args[0] in ("--seed", "--run-dir", "--max-minutes")
+                                  and "--resume" not in c.args and "done" not in c.args], ids=lambda c: " ".join(c.args))
 def test_bad_seed_or_run_folder_gets_one_line_and_leaves_nothing(tiny_dataset, workdir, capsys, case):
     if case.setup:
         (workdir / "notes.txt").write_text("mine")
