@@ -460,3 +460,21 @@ def test_data_that_cannot_be_scored_is_refused_at_prepare(workdir, capsys, value
                              "--null-value", "0"], capsys)
     assert code == 2 and err.strip().splitlines()[-1] == f"error: {message}"
     assert only_dataset_dirs(workdir / "datasets") == []
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["synth", "--nodes", "0"], "--nodes 0: give a whole number of at least 1."),
+    (["synth", "--step-minutes", "0"], "--step-minutes 0: give a whole number of at least 1."),
+    (["prepare", "--data", "s.csv", "--name", "P", "--step-minutes", "5", "--min-window", "-5"],
+     "--min-window -5: give a whole number of at least 1."),
+    (["prepare", "--data", "s.csv", "--name", "P", "--step-minutes", "5", "--channels", "5"],
+     "s.csv has no channel axis ([time, nodes], shape [120, 2]); cannot select channels [5]. Drop --channels."),
+    (["prepare", "--data", "s.csv", "--name", "P", "--step-minutes", "5", "--graph", "dup.csv", "--graph-format",
+      "edges-weighted"], "dup.csv: the edge 0 -> 1 is on line 1 with 1 and on line 3 with 7; keep one of them."),
+])
+def test_counts_channels_and_duplicated_edges_are_checked(workdir, capsys, argv, message):
+    Path("s.csv").write_text("\n".join(f"{i},{i + 1}" for i in range(120)) + "\n")
+    Path("dup.csv").write_text("0,1,1\n1,0,2\n0,1,7\n")
+    code, _, err = run_data(argv, capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: {message}"
+    assert only_dataset_dirs(workdir / "datasets") == []

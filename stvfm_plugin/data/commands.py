@@ -28,6 +28,7 @@ def _log(message: str) -> None:
 
 def prepare_dataset(args: argparse.Namespace) -> Path:
     """Raw files (a preset's folder, or explicit files) -> `<out>/<name>/`."""
+    _positive(min_window=args.min_window)
     channels = [int(c) for c in args.channels.split(",")] if args.channels else None
     notes: list[str] = []
     if args.preset:
@@ -109,12 +110,12 @@ def _read_signal(path: Path, fmt: Optional[str], key: Optional[str], channels, h
     fmt = fmt or {".csv": "csv", ".npz": "npz", ".npy": "npz", ".h5": "h5", ".hdf5": "h5"}.get(path.suffix.lower())
     if fmt == "csv":
         data, ids = readers.read_csv_matrix(path, header=header)
-        return data, ids, None
+        return readers.select_channels(data, channels, str(path)), ids, None
     if fmt == "npz":
         return readers.read_array(path, key, channels), None, None
     if fmt == "h5":
         data, start, ids = readers.read_h5(path, key)
-        return data, ids, start
+        return readers.select_channels(data, channels, str(path)), ids, start
     raise UserError(f"{path}: unknown signal format; use --format csv|npz|h5.")
 
 
@@ -195,12 +196,21 @@ def read_graph_file(path: Path, num_nodes: Optional[int] = None) -> np.ndarray:
     return graphs.read_dense_adj(path)
 
 
+def _positive(**values: Optional[int]) -> None:
+    """Refuse a given count or step that is not at least 1 (0 used to fall back to the default silently)."""
+    for option, value in values.items():
+        if value is not None and value < 1:
+            raise UserError(f"--{option.replace('_', '-')} {value}: give a whole number of at least 1.")
+
+
 def synth_command(args: argparse.Namespace) -> Path:
+    _positive(nodes=args.nodes, steps=args.steps, step_minutes=args.step_minutes, min_window=args.min_window)
     like = resolve_like(args.like) if args.like else None
     nodes, steps = (like.num_nodes, like.num_steps) if like else (64, 288 * 14)
     minutes, ratios = (like.step_minutes, tuple(like.ratios)) if like else (5, (0.6, 0.2, 0.2))
     options = SynthOptions(
-        num_nodes=args.nodes or nodes, num_steps=args.steps or steps, step_minutes=args.step_minutes or minutes,
+        num_nodes=args.nodes if args.nodes is not None else nodes, num_steps=args.steps if args.steps is not None else steps,
+        step_minutes=args.step_minutes if args.step_minutes is not None else minutes,
         seed=args.seed, missing_share=args.missing, noise=args.noise)
     if args.ratios:
         ratios = tuple(parse_ratios(args.ratios))

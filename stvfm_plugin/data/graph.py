@@ -60,9 +60,14 @@ def read_edge_list(path: Path, num_nodes: int, kind: Literal["connectivity", "we
         weights = np.where(kept, weights, 0.0)
     else:
         weights = costs if kind == "weighted" else np.ones(len(rows))
-    loops = 0
-    for (a, b, _, line_no), w in zip(rows, weights):
+    loops, seen = 0, {}
+    for (a, b, cost, line_no), w in zip(rows, weights):
         i, j = resolve(a, line_no), resolve(b, line_no)
+        if (i, j) in seen and seen[i, j][2] != w:  # the weights used differ (0/1 links never do)
+            first, earlier, _ = seen[i, j]
+            raise UserError(f"{path}: the edge {a} -> {b} is on line {first} with {earlier:g} and on line {line_no} with "
+                            f"{cost:g}; keep one of them.")
+        seen.setdefault((i, j), (line_no, cost, w))
         adj[i, j] = w
         loops += i == j
     if kind == "gaussian":

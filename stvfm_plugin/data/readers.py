@@ -119,8 +119,11 @@ def read_array(path: Path, key: Optional[str] = None, channels: Optional[Sequenc
 
 
 def select_channels(array: np.ndarray, channels: Optional[Sequence[int]], what: str) -> np.ndarray:
-    """Keep `channels` of a `[L, N, C]` array; `[L, N]` arrays pass through."""
+    """Keep `channels` of a `[L, N, C]` array; `[L, N]` arrays pass through (only channel 0 may be asked of them)."""
     if array.ndim == 2:
+        if channels is not None and list(channels) != [0]:
+            raise UserError(f"{what} has no channel axis ([time, nodes], shape {list(array.shape)}); cannot select "
+                            f"channels {list(channels)}. Drop --channels.")
         return array
     if array.ndim != 3:
         raise UserError(f"{what}: expected [time, nodes] or [time, nodes, channels]; got shape {list(array.shape)}.")
