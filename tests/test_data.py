@@ -478,3 +478,33 @@ def test_counts_channels_and_duplicated_edges_are_checked(workdir, capsys, argv,
     code, _, err = run_data(argv, capsys)
     assert code == 2 and err.strip().splitlines()[-1] == f"error: {message}"
     assert only_dataset_dirs(workdir / "datasets") == []
+
+
+def test_a_labelled_dense_adjacency_as_pandas_writes_it_is_read_in_the_signal_order(workdir, capsys):
+    Path("s.csv").write_text("a,b,c\n" + "\n".join(f"{i},{i + 1},{i + 2}" for i in range(120)) + "\n")
+    Path("adj.csv").write_text(",c,a,b\nb,0.2,0.0,1.0\nc,1.0,0.5,0.0\na,0.0,1.0,0.3\n")  # rows in another order
+    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "L", "--step-minutes", "5", "--graph", "adj.csv"],
+                            capsys)
+    assert code == 0, err
+    adj = load_graph("datasets/L")  # [a, b, c] order: adj[from, to]
+    assert np.allclose(adj, [[1.0, 0.3, 0.0], [0.0, 1.0, 0.2], [0.5, 0.0, 1.0]])
+
+
+def test_a_labelled_adjacency_with_a_bad_cell_says_what_the_layout_should_be(workdir, capsys):
+    Path("s.csv").write_text("\n".join(f"{i},{i + 1}" for i in range(120)) + "\n")
+    Path("adj.csv").write_text(",a,b\na,0,x\nb,1,0\n")
+    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "L", "--step-minutes", "5", "--graph", "adj.csv"],
+                            capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: adj.csv: non-numeric cell 'x' at row 2, column 3. Give a square matrix of numbers, or a labelled one "
+        "as pandas writes it: a header row of node ids (after an empty corner cell) and an index column of the same ids.")
+
+
+def test_a_two_line_edge_list_read_as_a_matrix_is_said(workdir, capsys):
+    Path("s.csv").write_text("\n".join(f"{i},{i + 1}" for i in range(120)) + "\n")
+    Path("e.csv").write_text("0,1\n1,7\n")
+    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "T", "--step-minutes", "5", "--graph", "e.csv"],
+                            capsys)
+    assert code == 0, err
+    assert ("e.csv: read as a dense 2 x 2 adjacency matrix; if it is an edge list, give --graph-format edges (or "
+            "edges-weighted / edges-gaussian)") in err

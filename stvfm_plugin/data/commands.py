@@ -153,7 +153,11 @@ def _read_graph(args: argparse.Namespace, num_nodes: int, node_ids, notes: list)
         raise UserError(f"--graph {path}: no such file.")
     kind = args.graph_format or graph_format(path)
     if kind == "dense":
-        return graphs.read_dense_adj(path)
+        adj = graphs.read_dense_adj(path, node_ids)
+        if not args.graph_format and adj.shape[0] <= 3:  # a 2- or 3-line edge list looks like a small square matrix
+            notes.append(f"{path.name}: read as a dense {adj.shape[0]} x {adj.shape[1]} adjacency matrix; if it is an "
+                         "edge list, give --graph-format edges (or edges-weighted / edges-gaussian)")
+        return adj
     if kind == "pkl":
         return graphs.read_dcrnn_pkl(path)[0]
     return graphs.read_edge_list(path, num_nodes, EDGE_FORMATS[kind], node_ids=node_ids, use_ids=args.graph_ids,

@@ -9,14 +9,49 @@ from typing import List, Literal, Optional, Sequence
 import numpy as np
 
 from ..errors import UserError
-from .readers import is_number, read_csv_matrix, text_lines
+from .readers import csv_rows, is_number, read_csv_matrix, text_lines
 
 
-def read_dense_adj(path: Path) -> np.ndarray:
-    """A square adjacency matrix from a CSV file without header: float32 `[N, N]`."""
-    adj, _ = read_csv_matrix(path, header=False)
-    if adj.shape[0] != adj.shape[1]:
-        raise UserError(f"{path}: an adjacency matrix must be square; got {adj.shape[0]} x {adj.shape[1]}.")
+def read_dense_adj(path: Path, node_ids: Optional[Sequence[str]] = None) -> np.ndarray:
+    """A square adjacency matrix from a CSV file: float32 `[N, N]`.
+
+    Plain numbers, or as pandas writes a labelled matrix: a header row of node ids (after an empty corner cell) and
+    an index column of the same ids. Labelled rows are put in the header's order, and, when the signal has sensor ids
+    (`node_ids`), the whole matrix in the signal's order.
+    """
+    rows = [[c.strip() for c in row] for row in csv_rows(Path(path))]
+    if not rows:
+        raise UserError(f"{path} is empty.")
+    labelled = not all(is_number(c) for c in rows[0] if c) or rows[0][0] == ""
+    if not labelled:
+        adj, _ = read_csv_matrix(path, header=False)
+        if adj.shape[0] != adj.shape[1]:
+            raise UserError(f"{path}: an adjacency matrix must be square; got {adj.shape[0]} x {adj.shape[1]}.")
+        return adj.astype(np.float32)
+    columns = rows[0][1:] if rows[0][0] == "" or len(rows[0]) == len(rows[1]) else rows[0]
+    index = [r[0] for r in rows[1:]]
+    layout = ("Give a square matrix of numbers, or a labelled one as pandas writes it: a header row of node ids "
+              "(after an empty corner cell) and an index column of the same ids.")
+    if sorted(index) != sorted(columns) or len(set(columns)) != len(columns):
+        raise UserError(f"{path}: the row labels {index[:5]}{' ...' if len(index) > 5 else ''} are not the column "
+                        f"labels {columns[:5]}{' ...' if len(columns) > 5 else ''}. {layout}")
+    values = np.empty((len(index), len(columns)), dtype=np.float64)
+    for i, row in enumerate(rows[1:]):
+        if len(row) != len(columns) + 1:
+            raise UserError(f"{path}: row {i + 2} has {len(row) - 1} values for {len(columns)} columns. {layout}")
+        for j, cell in enumerate(row[1:]):
+            if not is_number(cell):
+                raise UserError(f"{path}: non-numeric cell {cell!r} at row {i + 2}, column {j + 2}. {layout}")
+            values[i, j] = float(cell)
+    order = [index.index(c) for c in columns]
+    adj = values[order]  # rows in the columns' order
+    if node_ids is not None:
+        missing = [n for n in map(str, node_ids) if n not in columns]
+        if missing:
+            raise UserError(f"{path} has no row and column for sensors {missing[:5]}"
+                            f"{' ...' if len(missing) > 5 else ''} of the signal.")
+        at = [columns.index(str(n)) for n in node_ids]
+        adj = adj[np.ix_(at, at)]
     return adj.astype(np.float32)
 
 

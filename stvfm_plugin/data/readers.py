@@ -79,7 +79,7 @@ def read_csv_matrix(path: Path, header: Optional[bool] = None) -> tuple[np.ndarr
                 values[i, j] = float(cell)
             except ValueError:
                 raise UserError(f"{path}: non-numeric cell {cell!r} at row {i + 1 + bool(header)}, column {j + 1}. "
-                                "Fix the file, or mark missing readings with a number (--null-val).") from None
+                                "Fix the file, or mark missing readings with a number (--null-value).") from None
     return values, names
 
 
