@@ -12,7 +12,7 @@ from easytorch.launcher.dist_wrap import dist_wrap
 from .errors import UserError
 from .run_options import RunOptions
 from .runner import Diverged, PluginRunner
-from .status import LOCK_FILE, folder_lock, read_status, write_status
+from .status import LOCK_FILE, STATUS_FILE, folder_lock, read_status, write_status
 
 
 def new_run_dir(cfg) -> Path:
@@ -74,24 +74,35 @@ def run_folder_lock(run_dir: Path):
 
 def launch_training(cfg, options: RunOptions) -> Path:
     """Train (and evaluate the best-validation checkpoint) in `options.run_dir`; returns that folder."""
-    run_dir = options.run_dir
+    run_dir = Path(options.run_dir)
+    new = not run_dir.exists()
+
+    def began() -> bool:  # training writes its first status when it starts (after the model and data are built)
+        return (run_dir / STATUS_FILE).is_file()
+
     os.makedirs(run_dir, exist_ok=True)
-    with run_folder_lock(run_dir):
-        with open(Path(run_dir) / "cfg.json", "w", encoding="utf-8") as f:
-            f.write(str(cfg))
-        if cfg.gpus:
-            set_device_type("gpu")
-            device_num = cfg.gpu_num
-        else:
-            set_device_type("cpu")
-            device_num = 0
-        try:
-            dist_wrap(_train, node_num=cfg.get("dist_node_num", 1), device_num=device_num,
-                      dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg, options)
-        except BaseException as e:  # the folder this process holds says how its run ended, in training or in the test
-            record_end(run_dir, e)
-            raise
-    return Path(run_dir)
+    try:
+        with run_folder_lock(run_dir):
+            with open(run_dir / "cfg.json", "w", encoding="utf-8") as f:
+                f.write(str(cfg))
+            if cfg.gpus:
+                set_device_type("gpu")
+                device_num = cfg.gpu_num
+            else:
+                set_device_type("cpu")
+                device_num = 0
+            try:
+                dist_wrap(_train, node_num=cfg.get("dist_node_num", 1), device_num=device_num,
+                          dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg, options)
+            except BaseException as e:  # the folder says how its run ended, in training or in the test
+                if began() or not new:
+                    record_end(run_dir, e)
+                raise
+    except BaseException:
+        if new and not began():  # failed while building the model or data: no half-made folder stays
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir
 
 
 def launch_evaluation(cfg, options: RunOptions) -> Path:
