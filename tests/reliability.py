@@ -48,6 +48,39 @@ PREPARE: List[Case] = [Case(args, message, PREPARE_DISK) for args, message in [
            "nothing: no dataset folder, nothing renamed outside datasets/")
       for name in ("../x", "a/b", ".", "..")]
 
+#: files the prepare cases below name, written by their test beside signal.csv (120 x 3, no header)
+PREPARE_FILES = {
+    "dup.csv": "0,1,1\n1,0,2\n0,1,7\n",
+    "utm.csv": "latitude,longitude\n6151987,553000\n6152000,553100\n6152100,553200\n",
+    "labelled.csv": ",a,b,c\na,0,x,1\nb,1,0,0\nc,0,1,0\n",
+    "zeros.csv": "0,0,0\n" * 120,
+    "huge.csv": "1e30,2e30,3e30\n" * 120,
+}
+PREPARE += [Case(args, message, PREPARE_DISK) for args, message in [
+    (("--min-window", "-5"), "--min-window -5: give a whole number of at least 1."),
+    (("--channels", "5"), "signal.csv has no channel axis ([time, nodes], shape [120, 3]); cannot select channels [5]. "
+                          "Drop --channels."),
+    (("--graph", "dup.csv", "--graph-format", "edges-weighted"), "dup.csv: the edge 0 -> 1 is on line 1 with 1 and on "
+                                                                 "line 3 with 7; keep one of them."),
+    (("--coords", "utm.csv"), "utm.csv: line 2 has latitude 6151987 and longitude 553000, outside -90..90 / -180..180 "
+                              "degrees: these look like projected coordinates (e.g. metres). Name the columns x and y "
+                              "(east, north) to use them as such, or convert them to degrees."),
+    (("--graph", "labelled.csv"), "labelled.csv: non-numeric cell 'x' at row 2, column 3. Give a square matrix of "
+                                  "numbers, or a labelled one as pandas writes it: a header row of node ids (after an "
+                                  "empty corner cell) and an index column of the same ids."),
+    (("--data", "zeros.csv", "--null-value", "0"), "Dataset Mine: every reading of the train, val and test splits "
+                                                   "equals the null value 0, so nothing there could be scored. If those "
+                                                   "values are real readings, prepare with --null-value none (or "
+                                                   "another marker)."),
+    (("--data", "huge.csv"), "Dataset Mine: readings as large as 3e+30; squared errors overflow float32 beyond about "
+                             "1e+15, so RMSE would be infinite. Rescale the data (e.g. to thousands) before preparing "
+                             "it."),
+]]
+
+SYNTH_BASE = "python -m stvfm_plugin.data synth --name S"
+SYNTH: List[Case] = [Case((option, "0"), f"{option} 0: give a whole number of at least 1.", PREPARE_DISK)
+                     for option in ("--nodes", "--step-minutes", "--steps")]
+
 RUN_BASE = "python -m basicts.run -c STID_Tiny.py"
 RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") for setting, message in [
     ("num_epochs=abc", "--set num_epochs='abc': give a whole number of at least 1."),
@@ -71,6 +104,10 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
     ("model_config.if_time_in_day=maybe", "--set model_config.if_time_in_day='maybe': give True or False."),
 ]] + [Case(("--seed", seed), f"--seed {seed}: give a whole number from 0 to 4294967295.", "nothing: no run folder")
       for seed in ("-1", "99999999999")] + [
+    Case(("--run-dir", "r", "--set", "lr=1e9"), "training diverged in epoch 1: the training loss is nan. The likely "
+         "cause is a learning rate too high for this model and data (lr=1e+09; try --set lr=...) or readings too large "
+         "for float32 (rescale the data).", "the run folder, its status `diverged` at epoch 1 with this line; no test "
+         "metrics"),
     Case(("--run-dir", "notes.txt"), "--run-dir notes.txt is a file; give a folder.", "the file, untouched; no run folder",
          "a file `notes.txt`"),
 ] + [Case(("--max-minutes", minutes), f"--max-minutes {minutes}: give a number of minutes above 0.",
@@ -96,11 +133,30 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
      ]]
 
 
+LEADERBOARD_BASE = "python -m stvfm_plugin.leaderboard run --dataset Tiny --epochs 1 --budget equal-epochs"
+LEADERBOARD_DISK = "nothing: no leaderboard folder"
+LEADERBOARD: List[Case] = [Case(args, message, LEADERBOARD_DISK) for args, message in [
+    (("--models", "NotAModel"), "No model 'NotAModel': no config baselines_cfg/NotAModel.py (known: STVFM, STID, "
+                                "StemGNN, GWNet, GPT4TS, STLLM, iTransformer, PatchTST, DLinear, NHiTS, DeepAR, and the "
+                                "naive references Persistence, SeasonalDay, SeasonalWeek, HistoricalMean)."),
+    (("--models", "STID", "--seeds", "1", "1"), "--seeds 1 1: give distinct whole numbers from 0 to 4294967295."),
+    (("--models", "STID", "--seeds", "-1"), "--seeds -1: give distinct whole numbers from 0 to 4294967295."),
+    (("--models", "STID:nonexistent=1"), "STID:nonexistent=1: --set model_config.nonexistent: STIDConfig has no field "
+                                         "'nonexistent'."),
+    (("--models", "STID", "--set", "STID:lr=abc"), "STID: --set lr='abc': give a number above 0."),
+    (("--models", "STID", "--out", "notes.txt"), "--out notes.txt is a file; give a folder."),
+    (("--models", "STID", "--dataset", "Nowhere"), "Dataset 'Nowhere' is not prepared (datasets/Nowhere holds no "
+                                                   "meta.json): prepare it first (python -m stvfm_plugin.data prepare "
+                                                   "...)."),
+]]
+
+
 def table() -> str:
     """The README's reliability table."""
     lines = [BEGIN, "", "| command | bad input | the one line it gets (after `error: `, exit status 2) | left on disk |",
              "|---|---|---|---|"]
-    for command, cases in (("`stvfm_plugin.data prepare`", PREPARE), ("`basicts.run`", RUN)):
+    for command, cases in (("`stvfm_plugin.data prepare`", PREPARE), ("`stvfm_plugin.data synth`", SYNTH),
+                           ("`basicts.run`", RUN), ("`stvfm_plugin.leaderboard run`", LEADERBOARD)):
         for case in cases:
             shown = f"`{' '.join(case.args)}`" + (f" ({case.setup})" if case.setup else "")
             lines.append(f"| {command} | {shown} | {case.message} | {case.disk} |")

@@ -341,6 +341,8 @@ def _signal_files():
 @pytest.mark.parametrize("case", reliability.PREPARE, ids=lambda c: " ".join(c.args))
 def test_prepare_bad_input_is_one_line_and_writes_nothing(workdir, capsys, case):
     _signal_files()
+    for name, text in reliability.PREPARE_FILES.items():
+        Path(name).write_text(text)
     Path("badcoords.csv").write_text("latitude,longitude\n1,10\nnorth,20\n3,30\n")
     Path("negative.csv").write_text("0,1,0\n1,0,-2\n0,1,0\n")
     before = sorted(p.name for p in workdir.iterdir())
@@ -434,52 +436,6 @@ def test_coordinates_in_degrees_or_projected(workdir, capsys, columns, rows, exp
     assert np.load("datasets/C/coords.npy")[:1].tolist() == expected  # north first
 
 
-def test_projected_coordinates_under_latitude_names_are_refused(workdir, capsys):
-    Path("s.csv").write_text("a,b\n" + "\n".join(f"{i},{i + 1}" for i in range(120)) + "\n")
-    Path("loc.csv").write_text("sensor_id,latitude,longitude\na,6151987,553000\nb,6152000,553100\n")
-    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "C", "--step-minutes", "5", "--coords", "loc.csv"],
-                            capsys)
-    assert code == 2 and err.strip().splitlines()[-1] == (
-        "error: loc.csv: line 2 has latitude 6151987 and longitude 553000, outside -90..90 / -180..180 degrees: these "
-        "look like projected coordinates (e.g. metres). Name the columns x and y (east, north) to use them as such, or "
-        "convert them to degrees.")
-    assert only_dataset_dirs(workdir / "datasets") == []
-
-
-@pytest.mark.parametrize("values,message", [
-    ("zeros", "Dataset Mine: every reading of the train, val and test splits equals the null value 0, so nothing "
-              "there could be scored. If those values are real readings, prepare with --null-value none (or another "
-              "marker)."),
-    ("huge", "Dataset Mine: readings as large as 1e+30; squared errors overflow float32 beyond about 1e+15, so RMSE "
-             "would be infinite. Rescale the data (e.g. to thousands) before preparing it."),
-])
-def test_data_that_cannot_be_scored_is_refused_at_prepare(workdir, capsys, values, message):
-    data = np.zeros((200, 3)) if values == "zeros" else np.full((200, 3), 1e30)
-    np.savetxt("signal.csv", data, delimiter=",")
-    code, _, err = run_data(["prepare", "--data", "signal.csv", "--name", "Mine", "--step-minutes", "5",
-                             "--null-value", "0"], capsys)
-    assert code == 2 and err.strip().splitlines()[-1] == f"error: {message}"
-    assert only_dataset_dirs(workdir / "datasets") == []
-
-
-@pytest.mark.parametrize("argv,message", [
-    (["synth", "--nodes", "0"], "--nodes 0: give a whole number of at least 1."),
-    (["synth", "--step-minutes", "0"], "--step-minutes 0: give a whole number of at least 1."),
-    (["prepare", "--data", "s.csv", "--name", "P", "--step-minutes", "5", "--min-window", "-5"],
-     "--min-window -5: give a whole number of at least 1."),
-    (["prepare", "--data", "s.csv", "--name", "P", "--step-minutes", "5", "--channels", "5"],
-     "s.csv has no channel axis ([time, nodes], shape [120, 2]); cannot select channels [5]. Drop --channels."),
-    (["prepare", "--data", "s.csv", "--name", "P", "--step-minutes", "5", "--graph", "dup.csv", "--graph-format",
-      "edges-weighted"], "dup.csv: the edge 0 -> 1 is on line 1 with 1 and on line 3 with 7; keep one of them."),
-])
-def test_counts_channels_and_duplicated_edges_are_checked(workdir, capsys, argv, message):
-    Path("s.csv").write_text("\n".join(f"{i},{i + 1}" for i in range(120)) + "\n")
-    Path("dup.csv").write_text("0,1,1\n1,0,2\n0,1,7\n")
-    code, _, err = run_data(argv, capsys)
-    assert code == 2 and err.strip().splitlines()[-1] == f"error: {message}"
-    assert only_dataset_dirs(workdir / "datasets") == []
-
-
 def test_a_labelled_dense_adjacency_as_pandas_writes_it_is_read_in_the_signal_order(workdir, capsys):
     Path("s.csv").write_text("a,b,c\n" + "\n".join(f"{i},{i + 1},{i + 2}" for i in range(120)) + "\n")
     Path("adj.csv").write_text(",c,a,b\nb,0.2,0.0,1.0\nc,1.0,0.5,0.0\na,0.0,1.0,0.3\n")  # rows in another order
@@ -490,16 +446,6 @@ def test_a_labelled_dense_adjacency_as_pandas_writes_it_is_read_in_the_signal_or
     assert np.allclose(adj, [[1.0, 0.3, 0.0], [0.0, 1.0, 0.2], [0.5, 0.0, 1.0]])
 
 
-def test_a_labelled_adjacency_with_a_bad_cell_says_what_the_layout_should_be(workdir, capsys):
-    Path("s.csv").write_text("\n".join(f"{i},{i + 1}" for i in range(120)) + "\n")
-    Path("adj.csv").write_text(",a,b\na,0,x\nb,1,0\n")
-    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "L", "--step-minutes", "5", "--graph", "adj.csv"],
-                            capsys)
-    assert code == 2 and err.strip().splitlines()[-1] == (
-        "error: adj.csv: non-numeric cell 'x' at row 2, column 3. Give a square matrix of numbers, or a labelled one "
-        "as pandas writes it: a header row of node ids (after an empty corner cell) and an index column of the same ids.")
-
-
 def test_a_two_line_edge_list_read_as_a_matrix_is_said(workdir, capsys):
     Path("s.csv").write_text("\n".join(f"{i},{i + 1}" for i in range(120)) + "\n")
     Path("e.csv").write_text("0,1\n1,7\n")
@@ -508,3 +454,10 @@ def test_a_two_line_edge_list_read_as_a_matrix_is_said(workdir, capsys):
     assert code == 0, err
     assert ("e.csv: read as a dense 2 x 2 adjacency matrix; if it is an edge list, give --graph-format edges (or "
             "edges-weighted / edges-gaussian)") in err
+
+
+@pytest.mark.parametrize("case", reliability.SYNTH, ids=lambda c: " ".join(c.args))
+def test_synth_bad_counts_are_one_line_and_write_nothing(workdir, capsys, case):
+    code, _, err = run_data(reliability.SYNTH_BASE.split()[3:] + list(case.args), capsys)
+    assert code == 2 and err.strip() == f"error: {case.message}" and "Traceback" not in err
+    assert only_dataset_dirs(workdir / "datasets") == []

@@ -18,6 +18,7 @@ from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, colle
 from stvfm_plugin.leaderboard import runs
 from stvfm_plugin.leaderboard.runs import LOCK_FILE, SKIPPED_STATE, Budget, exclusive_use, run_leaderboard
 
+import reliability
 from conftest import REPO, STID_TINY, python, write_config
 
 
@@ -668,30 +669,16 @@ def test_leaderboard_errors(workdir, capsys):
             in capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--models", "NotAModel"], "No model 'NotAModel': no config {configs}/NotAModel.py (known: STVFM, STID, StemGNN, "
-                                "GWNet, GPT4TS, STLLM, iTransformer, PatchTST, DLinear, NHiTS, DeepAR, and the naive "
-                                "references Persistence, SeasonalDay, SeasonalWeek, HistoricalMean)."),
-    (["--models", "STID", "--seeds", "1", "1"], "--seeds 1 1: give distinct whole numbers from 0 to 4294967295."),
-    (["--models", "STID", "--seeds", "-1"], "--seeds -1: give distinct whole numbers from 0 to 4294967295."),
-    (["--models", "STID:nonexistent=1"], "STID:nonexistent=1: --set model_config.nonexistent: STIDConfig has no field "
-                                         "'nonexistent'."),
-    (["--models", "STID", "--set", "STID:lr=abc"], "STID: --set lr='abc': give a number above 0."),
-    (["--models", "STID", "--out", "notes.txt"], "--out notes.txt is a file; give a folder."),
-    (["--models", "STID", "--dataset", "Nowhere"], "Dataset 'Nowhere' is not prepared (datasets/Nowhere holds no "
-                                                   "meta.json): prepare it first (python -m stvfm_plugin.data prepare "
-                                                   "...)."),
-])
-def test_leaderboard_refuses_bad_rows_before_any_folder(tiny_dataset, workdir, capsys, args, message):
-    configs = workdir / "cfgs"
-    configs.mkdir()
-    write_config(configs, STID_TINY, "STID.py")
+@pytest.mark.parametrize("case", reliability.LEADERBOARD, ids=lambda c: " ".join(c.args))
+def test_leaderboard_refuses_bad_rows_before_any_folder(tiny_dataset, workdir, capsys, case):
+    (workdir / "baselines_cfg").mkdir()
+    write_config(workdir / "baselines_cfg", STID_TINY, "STID.py")
     (workdir / "notes.txt").write_text("mine")
-    dataset = [] if "--dataset" in args else ["--dataset", "Tiny"]
-    assert main(["run", *dataset, *args, "--epochs", "1", "--budget", "equal-epochs", "--config-dir", str(configs)]) == 2
+    assert main(reliability.LEADERBOARD_BASE.split()[3:] + list(case.args)) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1] == "error: " + message.format(configs=configs) and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
     assert not (workdir / "leaderboard").exists() and (workdir / "notes.txt").read_text() == "mine"
+    assert case.disk == "nothing: no leaderboard folder"
 
 
 def test_ablation_rows_become_overrides_of_their_model():
