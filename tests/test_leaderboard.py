@@ -13,8 +13,12 @@ import pytest
 
 from stvfm_plugin.errors import UserError
 from stvfm_plugin.leaderboard.cli import _overrides, main
-from stvfm_plugin.leaderboard.report import (ModelRow, SeedRun, ablations, collect, display_order, ended_summaries,
-                                             tune_markdown, verdict, write_report)
+from stvfm_plugin.leaderboard.collect import collect
+from stvfm_plugin.leaderboard.markdown import ablations, verdict
+from stvfm_plugin.leaderboard.report import write_report
+from stvfm_plugin.leaderboard.rows import ModelRow, SeedRun, display_order
+from stvfm_plugin.leaderboard.summaries import ended_summaries
+from stvfm_plugin.leaderboard.tables import tune_markdown
 from stvfm_plugin.leaderboard import runs
 from stvfm_plugin.leaderboard.runs import LOCK_FILE, SKIPPED_STATE, Budget, exclusive_use, run_leaderboard
 
@@ -707,7 +711,7 @@ def test_ablation_rows_become_overrides_of_their_model():
 def test_forecast_sample_is_the_evening_rush_of_the_first_test_day(tmp_path):
     import numpy as np
 
-    from stvfm_plugin.leaderboard.report import forecast_sample
+    from stvfm_plugin.leaderboard.collect import forecast_sample
 
     results = tmp_path / "test_results"
     results.mkdir()

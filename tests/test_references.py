@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from stvfm_plugin.errors import UserError
-from stvfm_plugin.leaderboard.report import ModelRow, SeedRun, _rank, reference_flags, verdict
+from stvfm_plugin.leaderboard.markdown import reference_flags, verdict
+from stvfm_plugin.leaderboard.rows import ModelRow, SeedRun, _rank
 from stvfm_plugin.references import reference_forecasts, score
 
 from conftest import STID_TINY, python, write_config

@@ -642,7 +642,8 @@ def test_mape_is_said_meaningless_only_where_it_is():
 
 
 def test_the_report_carries_the_mape_note(tiny_dataset, workdir):
-    from stvfm_plugin.leaderboard.report import markdown, ModelRow, SeedRun
+    from stvfm_plugin.leaderboard.markdown import markdown
+    from stvfm_plugin.leaderboard.rows import ModelRow, SeedRun
 
     note = "not meaningful on this data: 30.2 % of the scored test targets are zero or near it"
     metrics = {g: {"MAE": 1.0, "RMSE": 2.0, "MAPE": 0.5} for g in ("overall", "horizon_3", "horizon_6", "horizon_12")}
@@ -691,7 +692,8 @@ CFG = BasicTSForecastingConfig(model=NanSensor, model_config=NanSensorConfig(), 
 
 
 def test_nan_for_one_sensor_is_never_a_finite_result_and_is_not_ranked(tiny_dataset, workdir):
-    from stvfm_plugin.leaderboard.report import collect_summaries, export_summaries, collect
+    from stvfm_plugin.leaderboard.collect import collect
+    from stvfm_plugin.leaderboard.summaries import collect_summaries, export_summaries
 
     cfg = str(write_config(workdir, NAN_SENSOR))
     assert main(["-c", cfg, "--run-dir", "lb/NanSensor/seed-1", "--seed", "1"]) == 0

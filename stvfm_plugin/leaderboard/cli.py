@@ -97,7 +97,7 @@ TUNE_TABLE = "tune.md"
 
 def _run(args: argparse.Namespace) -> None:
     if args.command == "costs":
-        from .report import cost_table, replace_generated
+        from .tables import cost_table, replace_generated
 
         table = cost_table([Path(d) for d in args.report_dirs])
         if args.write:
@@ -121,7 +121,7 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
     (`report`): only write the report."""
     states: Dict[str, str] = {}
     if budget is not None:
-        from .report import ended_summaries
+        from .summaries import ended_summaries
 
         report_dir = args.report_dir or (out / "report" if budget.test else None)
         recorded = ended_summaries(Path(report_dir), {
@@ -133,7 +133,7 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
               + (f"{skipped} skipped after the time cap, " if skipped else "") + f"{len(failed)} failed"
               + (f" ({', '.join(failed)})" if failed else ""), flush=True)
     if args.command == "tune":
-        from .report import tune_table
+        from .tables import tune_table
 
         folder = Path(args.report_dir) if args.report_dir else out
         warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
