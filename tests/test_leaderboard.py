@@ -760,3 +760,22 @@ def test_every_row_of_the_committed_leaderboard_script_is_a_valid_config():
         command = train_command(budget, row, 1, Path("x"), "cpu", False)
         cfg = load_config(Path(command[command.index("-c") + 1]))
         apply_overrides(cfg, [parse_override(command[i + 1]) for i, arg in enumerate(command) if arg == "--set"])
+
+
+def test_a_run_capped_under_a_smaller_cap_resumes_and_trains_on_under_a_larger_one(tiny_dataset, workdir):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY.replace("num_epochs=2", "num_epochs=4"), "STID.py")
+    folder = workdir / "lb" / "STID" / "seed-1"
+    budget = dict(dataset="Tiny", models=["STID"], seeds=[1], epochs=4, patience=0, config_dir=str(configs),
+                  threads=1)
+    lines: list[str] = []
+    run_leaderboard(Budget(max_minutes=0.0001, **budget), workdir / "lb", echo=lines.append)
+    capped = json.loads((folder / "status.json").read_text())
+    assert (capped["stop_reason"], capped["epoch"], capped["converged"]) == ("time cap", 1, False)
+    run_leaderboard(Budget(max_minutes=60, **budget), workdir / "lb", echo=lines.append)
+    assert any("STID seed 1: resuming" in line for line in lines)
+    status = json.loads((folder / "status.json").read_text())
+    assert (status["state"], status["stop_reason"], status["epoch"], status["converged"]) == (
+        "finished", "max epochs", 4, True)
+    assert json.loads((folder / "run_info.json").read_text())["epochs_run"] == 4

@@ -229,7 +229,8 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
             k += 1
             folder = run_dir(out, model, seed)
             tag = f"[{budget.dataset} {k}/{total}] {model} seed {seed}"
-            if read_status(folder).get("state") == "finished" and _has_result(folder, budget):
+            if read_status(folder).get("state") == "finished" and _has_result(folder, budget) \
+                    and not _capped_below(folder, budget):
                 echo(f"{tag}: already finished, skipped")
                 states[f"{model}/{seed}"] = "finished"
                 continue
@@ -253,12 +254,20 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
     return states
 
 
+def _capped_below(folder: Path, budget: Budget) -> bool:
+    """The run in `folder` was stopped by a smaller time cap than the budget's: it resumes and trains on."""
+    if not stopped_by_cap(read_status(folder)):
+        return False
+    cap = read_json(folder / "run_info.json").get("max_minutes")
+    return cap is not None and (budget.max_minutes is None or cap < budget.max_minutes)
+
+
 def _capped_seeds(budget: Budget, out: Path, recorded: Dict[tuple, str]) -> Dict[str, int]:
     """model -> its first seed (of any call) that the time cap stopped, in this folder or in the report's summaries."""
     capped: Dict[str, int] = {}
     for model in budget.models:
         here = [int(folder.name[5:]) for folder in (out / model_folder(model)).glob("seed-*")
-                if folder.name[5:].isdigit() and stopped_by_cap(read_status(folder))]
+                if folder.name[5:].isdigit() and stopped_by_cap(read_status(folder)) and not _capped_below(folder, budget)]
         there = [seed for (name, seed), summary in recorded.items()
                  if name == model and read_json(Path(summary)).get("state", "").startswith("not converged")]
         if here or there:
