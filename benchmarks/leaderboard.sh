@@ -9,24 +9,8 @@
 # (THREADS, default 1), so that two datasets run at once on a 2-core machine.
 set -euo pipefail
 DATASET=${1:?usage: bash benchmarks/leaderboard.sh LosLoop|SZTaxi}
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${STVFM_SHARED:-$REPO/../shared}
-WORK=$REPO/benchmarks/work
-PY=${PYTHON:-python}
-case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; esac  # a relative path survives the cd below
-
-case $DATASET in
-  LosLoop) RAW=$SHARED/data/los_loop ;;
-  SZTaxi) RAW=$SHARED/data/sz_taxi ;;
-  *) echo "error: this script knows LosLoop and SZTaxi; for others call python -m stvfm_plugin.leaderboard" >&2; exit 2 ;;
-esac
-mkdir -p "$WORK"
-cd "$WORK"
-if [ ! -f "datasets/$DATASET/meta.json" ]; then
-  [ -d "$RAW" ] || { echo "error: raw data not found at $RAW (set STVFM_SHARED)" >&2; exit 2; }
-  "$PY" -m stvfm_plugin.data prepare --preset "$DATASET" --src "$RAW"
-fi
-export STVFM_BACKBONE_WEIGHTS=${STVFM_BACKBONE_WEIGHTS:-$SHARED/weights}
+# shellcheck source=benchmarks/setup.sh
+source "$(dirname "$0")/setup.sh" "$DATASET"
 
 # BUDGET: the same for every model: convergence, i.e. early stopping on validation MAE (patience 10), at most
 # 100 epochs, at most 150 minutes of training per run (a run stopped by that cap is reported as not converged; with

@@ -12,17 +12,6 @@
 set -euo pipefail
 DATASET=${1:?usage: bash benchmarks/tune.sh LosLoop|SZTaxi [a|b]}
 STAGE=${2:-a}
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${STVFM_SHARED:-$REPO/../shared}
-WORK=$REPO/benchmarks/work
-PY=${PYTHON:-python}
-case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; esac
-
-case $DATASET in
-  LosLoop) RAW=$SHARED/data/los_loop ;;
-  SZTaxi) RAW=$SHARED/data/sz_taxi ;;
-  *) echo "error: this script knows LosLoop and SZTaxi" >&2; exit 2 ;;
-esac
 case $STAGE in
   a) CANDIDATES="STVFM STVFM:head_calendar=True STVFM:vpt_prompts=4 STVFM:lora_rank=4 STVFM:train_backbone_norms=True
                  STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0" ;;
@@ -31,13 +20,8 @@ case $STAGE in
                  STVFM:pretrained=False STVFM:vfm_layers=0" ;;
   *) echo "error: STAGE is a or b" >&2; exit 2 ;;
 esac
-mkdir -p "$WORK"
-cd "$WORK"
-if [ ! -f "datasets/$DATASET/meta.json" ]; then
-  [ -d "$RAW" ] || { echo "error: raw data not found at $RAW (set STVFM_SHARED)" >&2; exit 2; }
-  "$PY" -m stvfm_plugin.data prepare --preset "$DATASET" --src "$RAW"
-fi
-export STVFM_BACKBONE_WEIGHTS=${STVFM_BACKBONE_WEIGHTS:-$SHARED/weights}
+# shellcheck source=benchmarks/setup.sh
+source "$(dirname "$0")/setup.sh" "$DATASET"
 for SEED in ${SEEDS:-1 2}; do
   for CANDIDATE in $CANDIDATES; do
     "$PY" -m stvfm_plugin.leaderboard tune --dataset "$DATASET" --models "$CANDIDATE" --seeds "$SEED" \

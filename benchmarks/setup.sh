@@ -1,0 +1,20 @@
+# Sourced by leaderboard.sh and tune.sh with the dataset name: sets REPO, SHARED, WORK and PY, prepares the dataset
+# from ../shared/data on first use, points ST-VFM at the shared backbone weights, and moves into benchmarks/work/.
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED=${STVFM_SHARED:-$REPO/../shared}
+WORK=$REPO/benchmarks/work
+PY=${PYTHON:-python}
+case $PY in */*) PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY") ;; esac  # a relative path survives the cd below
+case $1 in
+  LosLoop) RAW=$SHARED/data/los_loop ;;
+  SZTaxi) RAW=$SHARED/data/sz_taxi ;;
+  *) echo "error: these scripts know LosLoop and SZTaxi; for others call python -m stvfm_plugin.leaderboard" >&2
+     exit 2 ;;
+esac
+mkdir -p "$WORK"
+cd "$WORK"
+if [ ! -f "datasets/$1/meta.json" ]; then
+  [ -d "$RAW" ] || { echo "error: raw data not found at $RAW (set STVFM_SHARED)" >&2; exit 2; }
+  "$PY" -m stvfm_plugin.data prepare --preset "$1" --src "$RAW"
+fi
+export STVFM_BACKBONE_WEIGHTS=${STVFM_BACKBONE_WEIGHTS:-$SHARED/weights}
