@@ -34,8 +34,8 @@ PREPARE: List[Case] = [Case(args, message, PREPARE_DISK) for args, message in [
     (("--ratios", "inf,0.2,0.2"), "Split ratios must be three positive numbers (train, val, test); got [inf, 0.2, 0.2]."),
     (("--ratios", "0.6,0.2,0.3"), "Split ratios [0.6, 0.2, 0.3] sum to 1.1, not 1; give shares that sum to 1, e.g. "
                                   "0.6,0.2,0.2."),
-    (("--graph", "negative.csv"), "Dataset Mine: the adjacency holds 1 negative weights (first -2 from node 1 to 2); "
-                                  "edge weights must be 0 or positive."),
+    (("--graph", "negative.csv", "--graph-format", "dense"), "Dataset Mine: the adjacency holds 1 negative weights (first "
+                                                             "-2 from node 1 to 2); edge weights must be 0 or positive."),
     (("--step-minutes", "-5"), "Dataset Mine: the step must be a whole number of minutes of at least 1; got -5."),
     (("--start", "2020-01-06T00:03"), "Dataset Mine: the start 2020-01-06T00:03:00 is not on the grid of 5-minute "
                                       "steps from midnight; give the time of the first reading."),
@@ -55,6 +55,7 @@ PREPARE_FILES = {
     "labelled.csv": ",a,b,c\na,0,x,1\nb,1,0,0\nc,0,1,0\n",
     "zeros.csv": "0,0,0\n" * 120,
     "huge.csv": "1e30,2e30,3e30\n" * 120,
+    "small.csv": "0,1,1\n1,2,1\n2,0,7\n",
 }
 PREPARE += [Case(args, message, PREPARE_DISK) for args, message in [
     (("--min-window", "-5"), "--min-window -5: give a whole number of at least 1."),
@@ -72,6 +73,8 @@ PREPARE += [Case(args, message, PREPARE_DISK) for args, message in [
                                                    "equals the null value 0, so nothing there could be scored. If those "
                                                    "values are real readings, prepare with --null-value none (or "
                                                    "another marker)."),
+    (("--graph", "small.csv"), "small.csv could be a 3 x 3 adjacency matrix or an edge list of 3 edges: say which with "
+                               "--graph-format dense or --graph-format edges (or edges-weighted / edges-gaussian)."),
     (("--data", "huge.csv"), "Dataset Mine: readings as large as 3e+30; squared errors overflow float32 beyond about "
                              "1e+15, so RMSE would be infinite. Rescale the data (e.g. to thousands) before preparing "
                              "it."),
@@ -108,6 +111,12 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
          "cause is a learning rate too high for this model and data (lr=1e+09; try --set lr=...) or readings too large "
          "for float32 (rescale the data).", "the run folder, its status `diverged` at epoch 1 with this line; no test "
          "metrics"),
+    Case(("--ckpt-dir", "notes.txt"), "--ckpt-dir notes.txt is a file; give a folder.", "the file, untouched; no run "
+         "folder", "a file `notes.txt`"),
+    Case((), "datasets/Tiny/meta.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 "
+         "column 18 (char 17)): the dataset's description was damaged. Prepare the dataset again (python -m "
+         "stvfm_plugin.data prepare ... --overwrite).", "nothing: no run folder; the dataset as it was",
+         "the dataset's meta.json cut short"),
     Case(("--run-dir", "notes.txt"), "--run-dir notes.txt is a file; give a folder.", "the file, untouched; no run folder",
          "a file `notes.txt`"),
 ] + [Case(("--max-minutes", minutes), f"--max-minutes {minutes}: give a number of minutes above 0.",
@@ -133,6 +142,17 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
      ]]
 
 
+STVFM_BASE = "python -m basicts.run -c STVFM_Tiny.py"
+STVFM_DISK = "nothing: no run folder (the one begun is removed)"
+STVFM: List[Case] = [Case(("--set", setting, *extra), message, STVFM_DISK) for setting, extra, message in [
+    ("model_config.vfm_layers=99", (), "vfm_layers=99: the backbone has 6 blocks; choose 1..6 (or 0: no backbone, the "
+                                       "identity)."),
+    ("model_config.vfm_layers=-2", (), "vfm_layers=-2: the backbone has 6 blocks; choose 1..6 (or 0: no backbone, the "
+                                       "identity)."),
+    ("model_config.backbone_weights=absent.safetensors", ("--set", "model_config.pretrained=True"),
+     "Backbone weights file absent.safetensors does not exist."),
+]]
+
 LEADERBOARD_BASE = "python -m stvfm_plugin.leaderboard run --dataset Tiny --epochs 1 --budget equal-epochs"
 LEADERBOARD_DISK = "nothing: no leaderboard folder"
 LEADERBOARD: List[Case] = [Case(args, message, LEADERBOARD_DISK) for args, message in [
@@ -156,9 +176,10 @@ def table() -> str:
     lines = [BEGIN, "", "| command | bad input | the one line it gets (after `error: `, exit status 2) | left on disk |",
              "|---|---|---|---|"]
     for command, cases in (("`stvfm_plugin.data prepare`", PREPARE), ("`stvfm_plugin.data synth`", SYNTH),
-                           ("`basicts.run`", RUN), ("`stvfm_plugin.leaderboard run`", LEADERBOARD)):
+                           ("`basicts.run`", RUN), ("`basicts.run` (ST-VFM)", STVFM),
+                           ("`stvfm_plugin.leaderboard run`", LEADERBOARD)):
         for case in cases:
-            shown = f"`{' '.join(case.args)}`" + (f" ({case.setup})" if case.setup else "")
+            shown = (f"`{' '.join(case.args)}`" if case.args else "") + (f" ({case.setup})" if case.setup else "")
             lines.append(f"| {command} | {shown} | {case.message} | {case.disk} |")
     return "\n".join(lines + ["", END])
 

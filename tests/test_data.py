@@ -446,16 +446,6 @@ def test_a_labelled_dense_adjacency_as_pandas_writes_it_is_read_in_the_signal_or
     assert np.allclose(adj, [[1.0, 0.3, 0.0], [0.0, 1.0, 0.2], [0.5, 0.0, 1.0]])
 
 
-def test_a_two_line_edge_list_read_as_a_matrix_is_said(workdir, capsys):
-    Path("s.csv").write_text("\n".join(f"{i},{i + 1}" for i in range(120)) + "\n")
-    Path("e.csv").write_text("0,1\n1,7\n")
-    code, _, err = run_data(["prepare", "--data", "s.csv", "--name", "T", "--step-minutes", "5", "--graph", "e.csv"],
-                            capsys)
-    assert code == 0, err
-    assert ("e.csv: read as a dense 2 x 2 adjacency matrix; if it is an edge list, give --graph-format edges (or "
-            "edges-weighted / edges-gaussian)") in err
-
-
 @pytest.mark.parametrize("case", reliability.SYNTH, ids=lambda c: " ".join(c.args))
 def test_synth_bad_counts_are_one_line_and_write_nothing(workdir, capsys, case):
     code, _, err = run_data(reliability.SYNTH_BASE.split()[3:] + list(case.args), capsys)

@@ -23,6 +23,7 @@ from stvfm_plugin.models.stvfm.arch.spatial_layout import (SpatialLayout, choose
                                                            token_grid_size)
 from stvfm_plugin.models.stvfm.arch.st_flow import future_flow, st_flow
 
+import reliability
 from conftest import SHARED, needs_shared, python, write_config
 
 
@@ -515,16 +516,11 @@ def test_no_backbone_ablation_is_the_identity_and_still_trains():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("setting,message", [
-    ("model_config.vfm_layers=99", "vfm_layers=99: the backbone has 6 blocks; choose 1..6 (or 0: no backbone, the "
-                                   "identity)."),
-    ("model_config.backbone_weights=absent.safetensors", "Backbone weights file absent.safetensors does not exist."),
-])
-def test_a_model_that_cannot_be_built_leaves_no_run_folder(tiny_dataset, workdir, setting, message):
+@pytest.mark.parametrize("case", reliability.STVFM, ids=lambda c: c.args[1])
+def test_a_model_that_cannot_be_built_leaves_no_run_folder(tiny_dataset, workdir, case):
     cfg = write_config(workdir, STVFM_TINY)
-    extra = ["--set", "model_config.pretrained=True"] if "weights" in setting else []
-    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--set", setting, *extra],
+    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), *case.args],
                           capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"error: {message}", proc.stderr[-2000:]
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"error: {case.message}", proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not [p for p in workdir.glob("checkpoints/**/*") if p.is_file()]  # no half-made run folder

@@ -154,9 +154,12 @@ def _read_graph(args: argparse.Namespace, num_nodes: int, node_ids, notes: list)
     kind = args.graph_format or graph_format(path)
     if kind == "dense":
         adj = graphs.read_dense_adj(path, node_ids)
-        if not args.graph_format and adj.shape[0] <= 3:  # a 2- or 3-line edge list looks like a small square matrix
-            notes.append(f"{path.name}: read as a dense {adj.shape[0]} x {adj.shape[1]} adjacency matrix; if it is an "
-                         "edge list, give --graph-format edges (or edges-weighted / edges-gaussian)")
+        rows = readers.csv_rows(path)
+        if not args.graph_format and len(rows) in (2, 3) and all(  # plain 2 x 2 or 3 x 3 numbers: an edge list too?
+                len(r) == len(rows) and all(readers.is_number(c) for c in r) for r in rows):
+            raise UserError(f"{path.name} could be a {adj.shape[0]} x {adj.shape[1]} adjacency matrix or an edge list of "
+                            f"{adj.shape[0]} edges: say which with --graph-format dense or --graph-format edges (or "
+                            "edges-weighted / edges-gaussian).")
         return adj
     if kind == "pkl":
         return graphs.read_dcrnn_pkl(path)[0]
