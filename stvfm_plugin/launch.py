@@ -53,8 +53,13 @@ def _train(cfg, options: RunOptions) -> None:
 
 def record_end(run_dir: os.PathLike, error: BaseException) -> None:
     """Put how a run ended into its status file (`diverged` with its epoch, `interrupted`, or `failed` with the
-    error)."""
-    status = read_status(run_dir)
+    error); a finished run's status is never changed."""
+    try:
+        status = read_status(run_dir)
+    except UserError:  # a damaged status file: replaced by this one
+        status = {}
+    if status.get("state") == "finished":
+        return
     if isinstance(error, Diverged):
         write_status(run_dir, **{**status, "state": "diverged", "epoch": error.epoch, "error": str(error)})
     elif isinstance(error, KeyboardInterrupt):

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 from .errors import UserError, exit_status
 from .run_options import RunOptions
-from .status import is_run_folder, read_status
+from .status import is_run_folder
 
 EPILOG = """examples:
   python -m basicts.run -c baselines_cfg/STVFM_Demo.py -g cpu
@@ -247,8 +247,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             return run(options_from(args))
         except BaseException as e:  # before training starts (a failure in training is recorded by its launcher)
-            if not args.eval and args.run_dir and is_run_folder(args.run_dir) and \
-                    read_status(args.run_dir).get("state") != "finished":  # a finished result is never marked failed
+            if not args.eval and args.run_dir and is_run_folder(args.run_dir):
                 from .launch import record_end
 
                 record_end(args.run_dir, e)  # a folder the user made for something else is left alone

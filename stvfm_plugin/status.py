@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .files import atomic_write_text, read_json
+
 STATUS_FILE = "status.json"
 #: why training ended -> whether the run counts as converged
 STOP_REASONS = {"early stopping": True, "max epochs": True, "time cap": False}
@@ -77,16 +79,10 @@ def is_run_folder(folder: os.PathLike) -> bool:
 
 def write_status(folder: os.PathLike, **fields) -> None:
     """Replace the run folder's status with `fields` (atomically: a reader never sees half a file)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{STATUS_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({**fields, "updated": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
-    os.replace(tmp, folder / STATUS_FILE)
+    atomic_write_text(Path(folder) / STATUS_FILE,
+                      json.dumps({**fields, "updated": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
 
 
 def read_status(folder: os.PathLike) -> dict:
-    """The run folder's status ({} when there is none yet, or while it cannot be read)."""
-    try:
-        return json.loads((Path(folder) / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    """The run folder's status ({} before the run wrote one); a damaged file is a `UserError` naming it."""
+    return read_json(Path(folder) / STATUS_FILE)

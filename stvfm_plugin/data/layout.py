@@ -13,7 +13,6 @@ a failure never leaves a half-written dataset behind.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import os
@@ -27,6 +26,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..files import file_sha256
 
 SPLITS = ("train", "val", "test")
 DATA_FILES = tuple(f"{s}_data.npy" for s in SPLITS)
@@ -253,11 +253,7 @@ def raw_files(paths) -> List[dict]:
     found = []
     for path in paths:
         if path:
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-            found.append({"file": Path(path).name, "sha256": digest.hexdigest()})
+            found.append({"file": Path(path).name, "sha256": file_sha256(path)})
     return found
 
 

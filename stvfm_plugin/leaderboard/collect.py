@@ -8,7 +8,9 @@ from typing import List
 from ..errors import UserError
 from ..status import run_process_alive
 from .rows import ModelRow, SeedRun, unscorable
-from .runs import SKIPPED, SKIPPED_STATE, STARTED, model_folder, read_json, read_status, run_dir, stopped_by_cap
+from ..files import read_json
+from ..status import read_status
+from .runs import SKIPPED, SKIPPED_STATE, STARTED, model_folder, run_dir, stopped_by_cap
 
 
 def collect(out: Path) -> tuple[dict, List[ModelRow]]:

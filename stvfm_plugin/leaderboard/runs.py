@@ -31,7 +31,8 @@ from ..data.info import dataset_folder
 from ..data.layout import META_FILE
 from ..errors import UserError
 from ..references import REFERENCES
-from ..status import STATUS_FILE, folder_lock
+from ..files import atomic_write_text, read_json
+from ..status import folder_lock, read_status
 
 #: leaderboard names = config file stems: baselines_cfg/<Model>_<Dataset>.py where a dataset has tuned settings,
 #: else the generic baselines_cfg/<Model>.py run with --dataset <Dataset>
@@ -115,17 +116,6 @@ def describe_device(gpus: str) -> str:
                      for i in (part.strip() for part in gpus.split(",")))
 
 
-def read_json(path: Path) -> dict:
-    """A JSON file of a run or leaderboard folder ({} when absent); a damaged one is a `UserError` naming it."""
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); it was damaged or cut short. Restore it, or delete that "
-                        "run folder to train the run again.") from None
-
-
 def dataset_meta(dataset: str) -> dict:
     """The prepared dataset's meta.json, or {}."""
     return read_json(dataset_folder(dataset) / META_FILE)
@@ -140,21 +130,13 @@ def model_folder(label: str) -> str:
     return label.replace(":", "@").replace("/", "_")
 
 
-def read_status(folder: Path) -> dict:
-    """The status a run wrote into its folder ({} before it wrote one); a damaged file is a `UserError`."""
-    return read_json(folder / STATUS_FILE)
-
-
 def stopped_by_cap(status: dict) -> bool:
     """A run's status says it ended by the time cap: tested, but not converged."""
     return status.get("state") == "finished" and status.get("converged") is False
 
 
 def _write_launch(folder: Path, **launch) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "launch.json.tmp"
-    tmp.write_text(json.dumps(launch, indent=2))
-    os.replace(tmp, folder / "launch.json")
+    atomic_write_text(folder / "launch.json", json.dumps(launch, indent=2))
 
 
 def train_command(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool) -> List[str]:
@@ -285,9 +267,7 @@ def _record(out: Path, ledger_file: str, model: str, seed: int, value: Optional[
         del ledger[key]
     else:
         ledger.setdefault(key, value)
-    tmp = out / f"{ledger_file}.tmp"
-    tmp.write_text(json.dumps(ledger, indent=2))
-    os.replace(tmp, out / ledger_file)
+    atomic_write_text(out / ledger_file, json.dumps(ledger, indent=2))
 
 
 def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool, tag: str,

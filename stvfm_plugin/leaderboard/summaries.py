@@ -11,7 +11,8 @@ from typing import Callable, Dict, List, Optional
 
 from ..errors import UserError
 from .rows import PROTOCOL_KEYS, ModelRow, SeedRun, _rank
-from .runs import SKIPPED_STATE, dataset_meta, model_folder, read_json
+from ..files import read_json
+from .runs import SKIPPED_STATE, dataset_meta, model_folder
 
 # ---- per-run summaries: what the report is built from -------------------------------------------------
 SUMMARIES, SETTINGS = "runs", "settings.json"

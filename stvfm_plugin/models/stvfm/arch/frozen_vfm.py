@@ -27,6 +27,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import nn
 
 from ....errors import UserError
+from ....files import file_sha256
 from ...frozen import hub_reachable, keep_frozen_out_of_state_dict
 from .backbone_tuning import DeepPrompts, add_low_rank_adapters, train_layer_norms
 
@@ -52,14 +53,6 @@ def resolve_backbone(name: str) -> str:
         return name
     raise UserError(f"Unknown backbone {name!r}. Use an alias ({', '.join(BACKBONE_ALIASES)}) or the name of a timm "
                     "ViT (e.g. vit_small_patch16_224.augreg_in21k; list them with timm.list_models('vit_*')).")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def tensors_sha256(module: nn.Module) -> str:

@@ -1,0 +1,39 @@
+"""The small file helpers every part shares: atomic writes, JSON reads that name a damaged file, sha256 of a file."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+
+def atomic_write_text(path: os.PathLike, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: os.PathLike) -> dict:
+    """A JSON file of a run, leaderboard or report folder ({} when absent); a damaged one is a `UserError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); it was damaged or cut short. Restore it, or delete that "
+                        "run folder to train the run again.") from None
+
+
+def file_sha256(path: os.PathLike) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
