@@ -126,9 +126,10 @@ def _deepar() -> tuple:
                                     rnn_layers=3, num_samples=20), dict(lr=1e-3, weight_decay=0.0), 64
 
 
+#: the leaderboard's models (its default rows, in this order) -> the builder of each one's config: the one registry
 BUILDERS: Dict[str, Callable[[], tuple]] = {
-    "STVFM": _stvfm, "STID": _stid, "StemGNN": _stemgnn, "iTransformer": _itransformer, "PatchTST": _patchtst, "DLinear": _dlinear,
-    "GWNet": _gwnet, "GPT4TS": _gpt4ts, "STLLM": _stllm, "NHiTS": _nhits, "DeepAR": _deepar,
+    "STVFM": _stvfm, "STID": _stid, "StemGNN": _stemgnn, "GWNet": _gwnet, "GPT4TS": _gpt4ts, "STLLM": _stllm,
+    "iTransformer": _itransformer, "PatchTST": _patchtst, "DLinear": _dlinear, "NHiTS": _nhits, "DeepAR": _deepar,
 }
 #: per-model training length and schedule other than DEFAULT_EPOCHS / DEFAULT_PATIENCE and a constant rate
 SCHEDULES: Dict[str, dict] = {

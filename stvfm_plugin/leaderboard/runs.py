@@ -27,17 +27,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from ..baselines import BUILDERS
 from ..data.info import dataset_folder
 from ..data.layout import META_FILE
 from ..errors import UserError
-from ..references import REFERENCES
 from ..files import atomic_write_text, read_json
+from ..references import REFERENCES
 from ..status import folder_lock, read_status
 
 #: leaderboard names = config file stems: baselines_cfg/<Model>_<Dataset>.py where a dataset has tuned settings,
 #: else the generic baselines_cfg/<Model>.py run with --dataset <Dataset>
-MODELS = ["STVFM", "STID", "StemGNN", "GWNet", "GPT4TS", "STLLM", "iTransformer", "PatchTST", "DLinear", "NHiTS",
-          "DeepAR"]
+MODELS = list(BUILDERS)
 
 
 @dataclass
