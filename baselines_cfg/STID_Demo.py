@@ -7,6 +7,6 @@ MAE/RMSE/MAPE). The same as baselines_cfg/STID.py, for 5 epochs without early st
 from basicts.runners.callback import GradientClipping
 
 from stvfm_plugin.baselines import baseline_config
-from stvfm_plugin.datasets import DEMO_NAME
+from stvfm_plugin.data.synth import DEMO_NAME
 
 CFG = baseline_config("STID", DEMO_NAME, num_epochs=5, callbacks=[GradientClipping(5.0)])

@@ -10,7 +10,7 @@ warning at the start and next to its metrics. Swap the backbone with one line, e
 from basicts.configs import BasicTSForecastingConfig
 from basicts.runners.callback import GradientClipping
 
-from stvfm_plugin.datasets import DEMO_NAME
+from stvfm_plugin.data.synth import DEMO_NAME
 from stvfm_plugin.models.stvfm import STVFM, STVFMConfig
 from stvfm_plugin.protocols import traffic_protocol
 

@@ -11,6 +11,8 @@ case $1 in
   *) echo "error: these scripts know LosLoop and SZTaxi; for others call python -m stvfm_plugin.leaderboard" >&2
      exit 2 ;;
 esac
+# a relative weights path given by the caller means the caller's folder, not benchmarks/work/ (the cd below)
+case ${STVFM_BACKBONE_WEIGHTS:-} in ""|/*) ;; *) STVFM_BACKBONE_WEIGHTS=$(pwd)/$STVFM_BACKBONE_WEIGHTS ;; esac
 mkdir -p "$WORK"
 cd "$WORK"
 if [ ! -f "datasets/$1/meta.json" ]; then

@@ -34,13 +34,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from stvfm_plugin.config_tools import parse_override
-from stvfm_plugin.data.info import DatasetInfo
 from stvfm_plugin.data.synth import SynthOptions
-from stvfm_plugin.datasets import config_folder, synthetic_name
+from stvfm_plugin.data.synth import synthetic_name
 from stvfm_plugin.errors import exit_status
-from stvfm_plugin.run import available_cores, flush_denormals, prepared_config
+from stvfm_plugin.run import available_cores, describe_run, flush_denormals
 from stvfm_plugin.run_options import RunOptions
-from stvfm_plugin.runner import structure_for
+from stvfm_plugin.models.factory import build_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -200,12 +199,12 @@ def measure(row: Row, dataset: Optional[str], min_seconds: float, echo: Callable
     torch.manual_seed(0)
     options = RunOptions(config=Path(row.config), dataset=dataset,
                          overrides=[parse_override(o) for o in list(row.overrides) + list(overrides)])
-    cfg = prepared_config(options, logging.getLogger("speed"))
-    info = DatasetInfo.load(config_folder(cfg))
+    spec = describe_run(options, logging.getLogger("speed"))
+    cfg, info = spec.cfg, spec.dataset
     batches = Batches(info.folder, cfg.input_len, cfg.output_len)
     reset_peak_memory()
     start_kb = _read_status_kb("VmRSS")
-    model = cfg.model(cfg.model_config, **structure_for(cfg.model, info))
+    model = build_model(cfg, info)
     batch_size = cfg.batch_size
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, **{k: v for k, v in (cfg.optimizer_params or {}).items() if k != "lr"},

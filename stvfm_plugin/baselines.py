@@ -16,7 +16,7 @@ from basicts.runners.callback import EarlyStopping, GradientClipping
 from torch.optim.lr_scheduler import MultiStepLR
 
 from .errors import UserError
-from .losses import LikelihoodLoss
+from .basicts_compat.losses import LikelihoodLoss
 from .protocols import traffic_protocol
 
 #: training length of the generic configs (early stopping on validation MAE usually ends them sooner); the
@@ -145,7 +145,7 @@ def baseline_config(model: str, dataset: Optional[str] = None, num_epochs: Optio
     """The BasicTS config of leaderboard model `model` under the traffic protocol.
 
     Dataset facts (nodes, calendar features, null value, graph) are left to the dataset the run names
-    (`--dataset`, or `dataset` here): `stvfm_plugin.datasets.bind_dataset` fills them in.
+    (`--dataset`, or `dataset` here): `stvfm_plugin.data.binding.bind_dataset` fills them in.
     """
     if model not in BUILDERS:
         raise UserError(f"No model {model!r}; known: {', '.join(BUILDERS)}.")

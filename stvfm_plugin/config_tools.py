@@ -94,7 +94,7 @@ def checked_value(key: str, current: Any, value: Any) -> Any:
         raise UserError(f"--set {key}={value!r}: give a number above 0.")
     if name == "null_val":
         if value is None:
-            return float("nan")  # BasicTS's 'no marker'
+            return None  # every reading is data (`bind_dataset` hands BasicTS its NaN)
         if not _is_number(value):
             raise UserError(f"--set {key}={value!r}: give a number (the value that marks a missing reading) or none.")
         return float(value)

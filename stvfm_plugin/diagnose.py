@@ -61,29 +61,27 @@ def scorer(runner):
 
 def diagnose(options: RunOptions, checkpoint: Path) -> dict:
     """Load the checkpoint into the config's model and measure; returns the findings."""
-    from basicts.runners.builder import Builder
-    from basicts.utils import BasicTSMode
     from easytorch.device import set_device_type
 
     from .models.stvfm import STVFM
     from .models.stvfm.diagnostics import ablations, gate_values, head_parts, token_report
-    from .run import prepared_config, set_threads
+    from .run import describe_run, set_threads
     from .runner import PluginRunner
 
     if not checkpoint.is_file():
         raise UserError(f"--checkpoint {checkpoint}: no such file.")
     logger = logging.getLogger("stvfm-diagnose")
     logger.info(set_threads(options.threads))
-    cfg = prepared_config(options, logger)
+    spec = describe_run(options, logger)
+    cfg = spec.cfg
     if not (isinstance(cfg.model, type) and issubclass(cfg.model, STVFM)):
         raise UserError(f"{options.config} builds {getattr(cfg.model, '__name__', cfg.model)}, not ST-VFM: the "
                         "diagnostics read ST-VFM's parts.")
     set_device_type("cpu")
     with tempfile.TemporaryDirectory() as scratch:
-        runner = PluginRunner(cfg, RunOptions(**{**vars(options), "run_dir": Path(scratch)}))
+        runner = PluginRunner(spec.in_folder(Path(scratch)))
         runner.init_logger(logger_name="stvfm-diagnose")
-        if runner.scaler is not None:  # fitted on the training split, as for --eval
-            runner.scaler.fit(Builder._build_dataset(cfg, BasicTSMode.TRAIN).data)
+        runner.fit_scaler()  # on the training split, as for --eval
         runner._load_model(str(checkpoint))
         runner._init_validation()
         batches = validation_batches(runner)

@@ -5,17 +5,24 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from .errors import UserError
 
 
-def atomic_write_text(path: os.PathLike, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: a reader never sees half a file."""
+def atomic_write(path: os.PathLike, write: Callable[[Path], None]) -> None:
+    """Have `write(tmp)` write a temporary file beside `path`, then rename it to `path`: a reader never sees half a
+    file, and an interrupted write leaves the old one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    write(tmp)
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically (`atomic_write`)."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_json(path: os.PathLike) -> dict:

@@ -10,7 +10,8 @@ from easytorch.device import set_device_type
 from easytorch.launcher.dist_wrap import dist_wrap
 
 from .errors import UserError
-from .run_options import RunOptions
+from .records import RunState
+from .run_spec import RunSpec
 from .runner import Diverged, PluginRunner
 from .status import LOCK_FILE, STATUS_FILE, folder_lock, read_status, write_status
 
@@ -36,8 +37,8 @@ def latest_run_dir(cfg) -> Path:
     return runs[-1]
 
 
-def _train(cfg, options: RunOptions) -> None:
-    runner = PluginRunner(cfg, options)
+def _train(spec: RunSpec) -> None:
+    runner = PluginRunner(spec)
     runner.init_logger(logger_name="BasicTS-training", log_file_name="training_log")
     try:
         runner.train()
@@ -49,8 +50,6 @@ def _train(cfg, options: RunOptions) -> None:
         raise
 
 
-
-
 def record_end(run_dir: os.PathLike, error: BaseException) -> None:
     """Put how a run ended into its status file (`diverged` with its epoch, `interrupted`, or `failed` with the
     error); a finished run's status is never changed."""
@@ -58,15 +57,15 @@ def record_end(run_dir: os.PathLike, error: BaseException) -> None:
         status = read_status(run_dir)
     except UserError:  # a damaged status file: replaced by this one
         status = {}
-    if status.get("state") == "finished":
+    if status.get("state") == RunState.FINISHED:
         return
     if isinstance(error, Diverged):
-        write_status(run_dir, **{**status, "state": "diverged", "epoch": error.epoch, "error": str(error)})
+        write_status(run_dir, **{**status, "state": RunState.DIVERGED, "epoch": error.epoch, "error": str(error)})
     elif isinstance(error, KeyboardInterrupt):
-        write_status(run_dir, **{**status, "state": "interrupted"})
+        write_status(run_dir, **{**status, "state": RunState.INTERRUPTED})
     else:
         message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-        write_status(run_dir, **{**status, "state": "failed", "error": " ".join(message.split())[:500]})
+        write_status(run_dir, **{**status, "state": RunState.FAILED, "error": " ".join(message.split())[:500]})
 
 
 def run_folder_lock(run_dir: Path):
@@ -77,9 +76,9 @@ def run_folder_lock(run_dir: Path):
         "--run-dir."))
 
 
-def launch_training(cfg, options: RunOptions) -> Path:
-    """Train (and evaluate the best-validation checkpoint) in `options.run_dir`; returns that folder."""
-    run_dir = Path(options.run_dir)
+def launch_training(spec: RunSpec) -> Path:
+    """Train (and evaluate the best-validation checkpoint) in the spec's run folder; returns that folder."""
+    cfg, run_dir = spec.cfg, Path(spec.options.run_dir)
     new = not run_dir.exists()
 
     def began() -> bool:  # training writes its first status when it starts (after the model and data are built)
@@ -98,7 +97,7 @@ def launch_training(cfg, options: RunOptions) -> Path:
                 device_num = 0
             try:
                 dist_wrap(_train, node_num=cfg.get("dist_node_num", 1), device_num=device_num,
-                          dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(cfg, options)
+                          dist_backend=cfg.get("dist_backend"), init_method=cfg.get("dist_init_method"))(spec)
             except BaseException as e:  # the folder says how its run ended, in training or in the test
                 if began() or not new:
                     record_end(run_dir, e)
@@ -110,16 +109,16 @@ def launch_training(cfg, options: RunOptions) -> Path:
     return run_dir
 
 
-def launch_evaluation(cfg, options: RunOptions) -> Path:
-    """Evaluate `options.eval_checkpoint` on the test split; metrics go to `<options.run_dir>/test_metrics.json`."""
-    ckpt_path, run_dir = Path(options.eval_checkpoint), options.run_dir
+def launch_evaluation(spec: RunSpec) -> Path:
+    """Evaluate the spec's `eval_checkpoint` on the test split; metrics go to `<run_dir>/test_metrics.json`."""
+    cfg, ckpt_path, run_dir = spec.cfg, Path(spec.options.eval_checkpoint), spec.options.run_dir
     if not ckpt_path.is_file():
         raise UserError(f"--eval {ckpt_path}: no such checkpoint file. Checkpoints are the .pt files in a run "
                         "folder, e.g. checkpoints/STID/.../<run>/STID_best_val_MAE.pt.")
     set_device_type("gpu" if cfg.gpus else "cpu")
     os.makedirs(run_dir, exist_ok=True)
     try:
-        runner = PluginRunner(cfg, options)
+        runner = PluginRunner(spec)
         runner.init_logger(logger_name="BasicTS-evaluation", log_file_name="evaluation_log")
         runner.eval(str(ckpt_path))
     except BaseException:

@@ -11,24 +11,28 @@ from __future__ import annotations
 from typing import Any, List, Optional
 
 from .errors import UserError
-from .losses import MaskedMAEWithAux
-from .scaler import ZScoreScalerFixed
+from .basicts_compat.losses import MaskedMAEWithAux
+from .basicts_compat.scaler import ZScoreScalerFixed
 
 #: the protocol's evaluation horizons (steps ahead); a shorter forecast is scored at those it reaches
 HORIZONS = (3, 6, 12)
 
 
+#: a config's `null_val` that `bind_dataset` replaces by the dataset's (None would mean: every reading is data)
+FROM_DATASET = "from the dataset"
+
+
 def traffic_protocol(dataset_name: Optional[str] = None, input_len: int = 12, output_len: int = 12,
                      **overrides: Any) -> dict:
     """Keyword arguments of `BasicTSForecastingConfig` for the traffic protocol on `dataset_name` (None: the run's
-    `--dataset`). `null_val` is left to the dataset (None here; `bind_dataset` fills it in)."""
+    `--dataset`). `null_val` is left to the dataset (`FROM_DATASET`; `bind_dataset` fills it in)."""
     protocol = dict(
         dataset_name=dataset_name,
         input_len=input_len,
         output_len=output_len,
         use_timestamps=True,
         memmap=False,
-        null_val=None,
+        null_val=FROM_DATASET,
         scaler=ZScoreScalerFixed,
         norm_each_channel=False,
         rescale=True,

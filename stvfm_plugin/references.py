@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from .errors import UserError, exit_status
+from .basicts_compat.null_value import basicts_null_val
+from .records import RunState, StopReason
 
 #: what each reference does, for the log and the report
 REFERENCES: Dict[str, str] = {
@@ -147,11 +149,11 @@ def _prepared(dataset: str):
     """The `DatasetInfo` of `dataset`, generating it first when it is a synthetic set's name (as a run does)."""
     from .data.info import DatasetInfo, dataset_folder
     from .data.layout import META_FILE
-    from .datasets import synthetic_options
+    from .data.synth import synthetic_options
 
     folder, synth = dataset_folder(dataset), synthetic_options(dataset)
     if synth is not None and not (folder / META_FILE).is_file():
-        from .data.commands import synth_dataset
+        from .data.synth import synth_dataset
 
         synth_dataset(folder.parent, folder.name, synth, overwrite=folder.exists())
     return DatasetInfo.load(dataset)
@@ -189,16 +191,16 @@ def run_reference(dataset: str, method: str, run_dir: Path, input_len: int = 12,
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=4))
     (run_dir / "cfg.json").write_text(json.dumps({
-        "dataset_name": dataset, "null_val": info.protocol_null_val, "rescale": True, "metrics": list(metrics["overall"]),
+        "dataset_name": dataset, "null_val": basicts_null_val(info.null_val), "rescale": True, "metrics": list(metrics["overall"]),
         "eval_horizons": list(horizons), "dataset_params": {"dataset_name": dataset, "input_len": input_len,
                                                             "output_len": output_len}}))
     (run_dir / "run_info.json").write_text(json.dumps({
         "model": method, "dataset": dataset, "input_len": input_len, "output_len": output_len, "epochs_run": 0,
         "seconds_per_epoch": [], "trainable_params": 0, "total_params": 0, "tested": True,
-        "stop_reason": "nothing to train", "converged": True, "test_windows": int(predictions.shape[0]),
+        "stop_reason": StopReason.NOTHING_TO_TRAIN, "converged": True, "test_windows": int(predictions.shape[0]),
         "inference_ms_per_batch": None, "build_report": [f"Naive reference {method}: {REFERENCES[method]}"],
         "scoring_seconds": time.perf_counter() - started}, indent=2))
-    write_status(run_dir, state="finished", epoch=0, stop_reason="nothing to train", converged=True)
+    write_status(run_dir, state=RunState.FINISHED, epoch=0, stop_reason=StopReason.NOTHING_TO_TRAIN, converged=True)
     return metrics
 
 

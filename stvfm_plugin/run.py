@@ -11,12 +11,13 @@ import logging
 import math
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import UserError, exit_status
+from .records import RunState
 from .run_options import RunOptions
+from .run_spec import RunSpec
 from .status import is_run_folder
 
 EPILOG = """examples:
@@ -153,10 +154,11 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         save_results=args.save_results, test=not args.no_test)
 
 
-def prepared_config(options: RunOptions, logger: logging.Logger):
-    """The config of a run: loaded, overridden, its dataset found (or generated) and its facts filled in."""
+def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
+    """The run the options ask for: its config loaded and overridden, its dataset found (or generated) and read
+    once, the dataset's facts filled into the config, and the windows and horizons checked."""
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
-    from .datasets import bind_dataset, check_windows, ensure_dataset
+    from .data.binding import bind_dataset, check_windows, ensure_dataset
     from .protocols import fit_horizons
 
     cfg = load_config(options.config)
@@ -186,7 +188,7 @@ def prepared_config(options: RunOptions, logger: logging.Logger):
     if horizons:
         logger.info(f"Override: {horizons}")
         cfg._md5, cfg._serialized = "", {}
-    return cfg
+    return RunSpec(options, cfg, info)
 
 
 def check_run_folder(run_dir: Path, resume: bool, model: str) -> None:
@@ -196,7 +198,7 @@ def check_run_folder(run_dir: Path, resume: bool, model: str) -> None:
 
     if not run_dir.is_dir():
         return
-    if read_status(run_dir).get("state") == "finished" and not resume:
+    if read_status(run_dir).get("state") == RunState.FINISHED and not resume:
         raise UserError(f"--run-dir {run_dir} holds a finished run; training there would overwrite its checkpoints and "
                         "metrics. Give another --run-dir, or delete that folder first.")
     try:
@@ -219,23 +221,23 @@ def run(options: RunOptions) -> Path:
             handler.stream = sys.stderr
     logger.info(set_threads(options.threads))
     logger.info(flush_denormals())
-    cfg = prepared_config(options, logger)
+    spec = describe_run(options, logger)
 
     if options.eval_checkpoint:
         if options.resume:
             raise UserError("--eval and --resume cannot be combined.")
-        run_dir = launch_evaluation(cfg, replace(options, run_dir=evaluation_dir(options.eval_checkpoint)))
+        run_dir = launch_evaluation(spec.in_folder(evaluation_dir(options.eval_checkpoint)))
     else:
         if options.run_dir:
-            check_run_folder(options.run_dir, options.resume, cfg.model.__name__)
+            check_run_folder(options.run_dir, options.resume, spec.model_name)
             if options.resume and not any(options.run_dir.glob("*.pt")):
                 where = "holds no checkpoint" if options.run_dir.is_dir() else "does not exist"
                 raise UserError(f"--resume --run-dir {options.run_dir}: that folder {where}, so there is nothing to "
                                 "resume. Drop --resume to start a fresh run there.")
             chosen = options.run_dir
         else:
-            chosen = latest_run_dir(cfg) if options.resume else new_run_dir(cfg)
-        run_dir = launch_training(cfg, replace(options, run_dir=chosen))
+            chosen = latest_run_dir(spec.cfg) if options.resume else new_run_dir(spec.cfg)
+        run_dir = launch_training(spec.in_folder(chosen))
     logger.info(f"Results in {run_dir} ({'test_metrics.json, ' if options.test else ''}run_info.json).")
     return run_dir
 

@@ -1,8 +1,10 @@
 """`status.json` of a run folder: what a run is doing, written by the run itself (never by whoever watches it).
 
-    {"state": "running" | "finished" | "failed" | "interrupted", "epoch": 3, "num_epochs": 40,
+    {"state": "running" | "finished" | "failed" | "interrupted" | "diverged", "epoch": 3, "num_epochs": 40,
      "val": 3.52, "best_val": 3.48, "metric": "MAE", "stop_reason": "early stopping" | "max epochs" | "time cap",
      "converged": true, "error": "...", "updated": "2026-11-25 17:00:00"}
+
+(`records.RunState` and `records.StopReason` are the words of `state` and `stop_reason`.)
 
 The leaderboard polls it for progress and reads the outcome from it; `stop_reason` and `converged` also go into
 `run_info.json`.
@@ -19,9 +21,6 @@ from typing import Callable, Iterator
 from .files import atomic_write_text, read_json
 
 STATUS_FILE = "status.json"
-#: why training ended -> whether the run counts as converged
-STOP_REASONS = {"early stopping": True, "max epochs": True, "time cap": False}
-
 
 #: held by the process that trains in a run folder: "<pid> <time>" (see `stvfm_plugin.launch.run_folder_lock`)
 LOCK_FILE = "run.lock"

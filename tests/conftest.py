@@ -27,7 +27,7 @@ def workdir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def tiny_dataset(workdir) -> Path:
     """A small synthetic set `datasets/Tiny` (12 nodes, 4 days at 5 min) in the working directory."""
-    from stvfm_plugin.data.commands import synth_dataset
+    from stvfm_plugin.data.synth import synth_dataset
     from stvfm_plugin.data.synth import SynthOptions
 
     return synth_dataset(workdir / "datasets", "Tiny", SynthOptions(num_nodes=12, num_steps=288 * 4, seed=1))

@@ -14,6 +14,7 @@ from stvfm_plugin.models.gwnet import GWNet, GWNetConfig
 from stvfm_plugin.models.gwnet.arch.gwnet_arch import transition_matrices
 from stvfm_plugin.models.language_backbone import LanguageBackbone, load_language_model, resolve_language_model
 from stvfm_plugin.models.stllm import STLLM, STLLMConfig
+from stvfm_plugin.protocols import FROM_DATASET
 
 from conftest import CONFIGS
 
@@ -23,7 +24,7 @@ def test_generic_config_files_are_the_baseline_configs_and_leave_the_dataset_ope
     from stvfm_plugin.config_tools import load_config
 
     cfg = load_config(CONFIGS / f"{model}.py")
-    assert cfg.dataset_name is None and cfg.model_config["num_features"] is None and cfg.null_val is None
+    assert cfg.dataset_name is None and cfg.model_config["num_features"] is None and cfg.null_val == FROM_DATASET
     assert str(cfg) == str(baseline_config(model))
 
 
@@ -282,7 +283,7 @@ def test_deepar_wrapper_really_calls_pytorch_forecastings_deepar(monkeypatch):
 
 
 def test_deepar_trains_on_masked_likelihood_and_forecasts_the_sample_mean():
-    from stvfm_plugin.losses import LikelihoodLoss
+    from stvfm_plugin.basicts_compat.losses import LikelihoodLoss
     from stvfm_plugin.models.pf_deepar import PFDeepAR, PFDeepARConfig
 
     torch.manual_seed(0)

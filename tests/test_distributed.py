@@ -30,7 +30,7 @@ def _worker(rank: int, workdir: str, config: str, run_dir: str, rendezvous: str)
     from easytorch.device import set_device_type
 
     from stvfm_plugin.launch import _train
-    from stvfm_plugin.run import prepared_config
+    from stvfm_plugin.run import describe_run
     from stvfm_plugin.run_options import RunOptions
     from stvfm_plugin.runner import PluginRunner
 
@@ -53,8 +53,7 @@ def _worker(rank: int, workdir: str, config: str, run_dir: str, rendezvous: str)
     torch.distributed.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD)
     try:
         options = RunOptions(config=Path(config), run_dir=Path(run_dir), overrides=[("num_epochs", 1)])
-        cfg = prepared_config(options, logging.getLogger("test"))
-        _train(cfg, options)
+        _train(describe_run(options, logging.getLogger("test")))
         torch.save(records, Path(workdir) / f"rank{rank}.pt")
     finally:
         torch.distributed.destroy_process_group()

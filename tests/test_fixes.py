@@ -6,8 +6,8 @@ import pytest
 import torch
 from basicts.scaler import ZScoreScaler
 
-from stvfm_plugin.losses import MaskedMAEWithAux
-from stvfm_plugin.scaler import ZScoreScalerFixed
+from stvfm_plugin.basicts_compat.losses import MaskedMAEWithAux
+from stvfm_plugin.basicts_compat.scaler import ZScoreScalerFixed
 
 
 def test_stock_scaler_still_fails_globally():

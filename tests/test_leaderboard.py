@@ -20,7 +20,8 @@ from stvfm_plugin.leaderboard.rows import ModelRow, SeedRun, display_order
 from stvfm_plugin.leaderboard.summaries import ended_summaries
 from stvfm_plugin.leaderboard.tables import tune_markdown
 from stvfm_plugin.leaderboard import runs
-from stvfm_plugin.leaderboard.runs import LOCK_FILE, SKIPPED_STATE, Budget, exclusive_use, run_leaderboard
+from stvfm_plugin.leaderboard.runs import LOCK_FILE, Budget, exclusive_use, run_leaderboard
+from stvfm_plugin.records import Outcome
 
 import reliability
 from conftest import REPO, STID_TINY, python, write_config
@@ -276,7 +277,7 @@ def test_skip_seeds_after_cap_trains_no_other_seed_of_a_capped_model_and_the_rep
     budget = dict(dataset="Fix", models=["Slow"], epochs=3, patience=2, max_minutes=30, config_dir=str(configs),
                   skip_after_cap=True)
     states = run_leaderboard(Budget(seeds=[1, 2, 3], **budget), fixture_leaderboard, echo=lines.append)
-    assert states == {"Slow/1": "finished", "Slow/2": "finished", "Slow/3": SKIPPED_STATE}
+    assert states == {"Slow/1": "finished", "Slow/2": "finished", "Slow/3": Outcome.SKIPPED}
     assert lines[-1] == ("[Fix 3/3] Slow seed 3: not trained: seed 1 was stopped by the 30-minute time cap "
                          "(--skip-seeds-after-cap: each seed would cost the full cap and could not enter the means "
                          "and ranks)")
@@ -291,7 +292,7 @@ def test_skip_seeds_after_cap_trains_no_other_seed_of_a_capped_model_and_the_rep
     assert ("Slow", 3) in recorded  # skipped is ended: a later call does not train it either
     lines.clear()
     states = run_leaderboard(Budget(seeds=[4], **budget), tmp_path / "fresh", echo=lines.append, recorded=recorded)
-    assert states == {"Slow/4": SKIPPED_STATE} and "seed 1 was stopped by the 30-minute time cap" in lines[0]
+    assert states == {"Slow/4": Outcome.SKIPPED} and "seed 1 was stopped by the 30-minute time cap" in lines[0]
     assert json.loads((tmp_path / "fresh" / "skipped.json").read_text()) == {
         "Slow/4": "seed 1 was stopped by the 30-minute time cap"}
 
@@ -414,7 +415,7 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
     text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), partly], seeds=[1, 2, 3]))
     assert "may change: GWNet (not converged (time cap))." in text  # its two other seeds are still to run
 
-    partly.runs += [SeedRun(2, SKIPPED_STATE), SeedRun(3, SKIPPED_STATE)]  # left by --skip-seeds-after-cap: ended
+    partly.runs += [SeedRun(2, Outcome.SKIPPED), SeedRun(3, Outcome.SKIPPED)]  # left by --skip-seeds-after-cap: ended
     text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), partly], seeds=[1, 2, 3]))
     assert "may change" not in text and "ended training was stopped by the time cap): GWNet." in text
     assert "ended training was stopped by the time cap): GWNet." in text

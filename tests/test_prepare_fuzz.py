@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stvfm_plugin.data.commands import describe_dataset
+from stvfm_plugin.data.info import describe_dataset
 from stvfm_plugin.data.commands import main as data_main
 
 CASES = 300

@@ -14,6 +14,8 @@ import torch
 from stvfm_plugin.config_tools import apply_overrides, load_config, parse_override, parse_value
 from stvfm_plugin.data.synth import SynthOptions
 from stvfm_plugin.errors import UserError
+from stvfm_plugin.protocols import FROM_DATASET
+from stvfm_plugin.records import Outcome
 from stvfm_plugin.run import available_cores, main, set_threads
 
 import reliability
@@ -328,7 +330,7 @@ def test_null_val_minus_one_trains(tiny_dataset, workdir):
 
 
 def test_demo_configs_name_their_synthetic_set_by_what_it_is():
-    from stvfm_plugin.datasets import DEMO, synthetic_name, synthetic_options
+    from stvfm_plugin.data.synth import DEMO, synthetic_name, synthetic_options
 
     names = {path.name: load_config(path).dataset_name for path in CONFIGS.glob("*_Demo.py")}
     assert set(names.values()) == {"Synth64n14d5m"} and synthetic_name(DEMO) == "Synth64n14d5m", names
@@ -337,7 +339,7 @@ def test_demo_configs_name_their_synthetic_set_by_what_it_is():
 
 
 def test_a_synthetic_folder_holding_another_set_is_refused_not_overwritten(workdir, capsys):
-    from stvfm_plugin.data.commands import synth_dataset
+    from stvfm_plugin.data.synth import synth_dataset
 
     folder = synth_dataset(workdir / "datasets", "Synth12n4d5m", SynthOptions(num_nodes=12, num_steps=288 * 4, seed=1))
     before = (folder / "train_data.npy").read_bytes()
@@ -439,7 +441,7 @@ def test_overrides_are_checked_by_the_model_config_as_in_its_constructor(items, 
 
 def test_stid_pems08_config_matches_basicts_protocol():
     cfg = load_config(CONFIGS / "STID_PEMS08.py")
-    assert (cfg.input_len, cfg.output_len, cfg.null_val) == (12, 12, None)  # the null value: the dataset's
+    assert (cfg.input_len, cfg.output_len, cfg.null_val) == (12, 12, FROM_DATASET)  # the null value: the dataset's
     assert cfg.norm_each_channel is False and cfg.rescale is True
     assert cfg.metrics == ["MAE", "RMSE", "MAPE"] and cfg.eval_horizons == [3, 6, 12]
     assert cfg.optimizer_params == {"lr": 0.002, "weight_decay": 1e-4}
@@ -633,7 +635,7 @@ def test_a_run_keeps_one_epoch_checkpoint_and_no_backups(tiny_dataset, workdir):
 
 
 def test_mape_is_said_meaningless_only_where_it_is():
-    from stvfm_plugin.runner import mape_note
+    from stvfm_plugin.mape import mape_note
 
     assert mape_note(torch.linspace(10, 60, 1000)) is None  # speeds: MAPE means something
     counts = torch.cat([torch.zeros(300), torch.arange(1.0, 701.0)])
@@ -712,7 +714,9 @@ def test_nan_for_one_sensor_is_never_a_finite_result_and_is_not_ranked(tiny_data
         "dataset": "Tiny", "models": ["NanSensor"], "seeds": [1], "epochs": 2, "patience": 0, "kind": "equal epochs"},
         "device": "cpu", "software": {}, "dataset_meta": {}}))
     settings, rows = collect(workdir / "lb")
-    assert rows[0].runs[0].state == f"non-finite predictions ({scored_sensor_0:,} scored readings)"
+    assert rows[0].runs[0].state is Outcome.UNSCORABLE
+    assert rows[0].runs[0].label == f"non-finite predictions ({scored_sensor_0:,} scored readings)"
+    assert rows[0].states() == rows[0].runs[0].label  # what the report's Status column says
     export_summaries(settings, rows, workdir / "report")
     _, ranked = collect_summaries(workdir / "report")
     assert ranked[0].rank is None and not ranked[0].finished  # the leaderboard does not rank it

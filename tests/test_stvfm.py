@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from stvfm_plugin.errors import UserError
+from stvfm_plugin.files import file_sha256
 from stvfm_plugin.models.stvfm import STVFM, STVFMConfig
 from stvfm_plugin.models.stvfm.arch.spatial_layout import (SpatialLayout, choose_patch_size, node_cells,
                                                            token_grid_size)
@@ -291,14 +292,17 @@ def test_weights_file_really_changes_the_backbone(weights_file):
     ours = loaded.vfm.vit.forward_features(image)
     assert torch.allclose(ours, reference.eval().forward_features(image), atol=1e-5)
     assert not torch.allclose(ours, random.vfm.vit.forward_features(image), atol=1e-3)
-    assert "sha256" in loaded.backbone_source and str(path) in loaded.backbone_source
+    source = loaded.backbone_source
+    assert source.kind == "file" and source.path == path and source.name == path.name
+    assert source.sha256 == file_sha256(path) and "sha256" in source.describe() and str(path) in source.describe()
 
 
 def test_env_variable_folder_supplies_weights(weights_file, monkeypatch):
     path, _ = weights_file
     monkeypatch.setenv("STVFM_BACKBONE_WEIGHTS", str(path.parent))
     model = STVFM(tiny(7, pretrained=True))
-    assert "via STVFM_BACKBONE_WEIGHTS" in model.backbone_source
+    assert model.backbone_source.found_by == "STVFM_BACKBONE_WEIGHTS"
+    assert "via STVFM_BACKBONE_WEIGHTS" in model.backbone_source.describe()
 
 
 def test_checkpoint_round_trip_without_frozen_weights(weights_file):
@@ -375,7 +379,8 @@ def test_no_weights_offline_fails_fast_and_says_how_to_fix(monkeypatch):
 def test_random_fallback_is_warned(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")
     model = STVFM(tiny(7, backbone="deit_tiny", pretrained=True, allow_random_fallback=True, vfm_layers=1))
-    assert model.random_backbone and "RANDOM backbone" in model.run_warnings[0]
+    assert model.backbone_source.is_random
+    assert "RANDOM backbone" in model.run_warnings[0]
 
 
 def test_wrong_weights_file_names_the_mismatching_keys(tmp_path):
@@ -392,8 +397,15 @@ def test_missing_weights_file_and_bad_env(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="weights file .*nope.safetensors does not exist"):
         STVFM(tiny(7, pretrained=True, backbone_weights=str(tmp_path / "nope.safetensors")))
     monkeypatch.setenv("STVFM_BACKBONE_WEIGHTS", str(tmp_path / "missing"))
-    with pytest.raises(UserError, match="is neither a file nor a folder"):
+    with pytest.raises(UserError) as err:
         STVFM(tiny(7, pretrained=True))
+    assert str(err.value) == f"STVFM_BACKBONE_WEIGHTS={tmp_path / 'missing'} is neither a file nor a folder."
+    monkeypatch.chdir(tmp_path)  # a relative path is read from the working directory, and the message says which
+    monkeypatch.setenv("STVFM_BACKBONE_WEIGHTS", "../weights")
+    with pytest.raises(UserError) as err:
+        STVFM(tiny(7, pretrained=True))
+    assert str(err.value) == ("STVFM_BACKBONE_WEIGHTS=../weights is neither a file nor a folder (relative to the "
+                              f"working directory {tmp_path}).")
 
 
 @pytest.mark.parametrize("name,content", [("notes.txt", b"these are not weights\n"),
@@ -437,7 +449,7 @@ def test_shared_dinov2_weights_through_the_config_entry_match_timm():
         tokens = torch.randn(1, 4, 384)
         ref_x = torch.cat([reference.cls_token + model.vfm.prefix_pos_embed, tokens + model.vfm.grid_pos_embed], dim=1)
         assert torch.allclose(model.vfm(tokens), reference.norm(reference.blocks(ref_x))[:, 1:], atol=1e-4)
-    assert "sha256 dc75e3ddfb5c" in model.backbone_source
+    assert model.backbone_source.sha256.startswith("dc75e3ddfb5c")
 
 
 # ---- a real BasicTS run ------------------------------------------------------------------------------------

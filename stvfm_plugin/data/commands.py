@@ -12,11 +12,12 @@ import numpy as np
 from ..errors import UserError, exit_status
 from . import graph as graphs
 from . import readers
-from .info import DATASETS_ROOT, DatasetInfo
-from .layout import (DATA_FILES, DatasetSpec, check_ratios, load_coords, load_graph, missing_share, raw_files,
+from .graph import EDGE_FORMATS, graph_format
+from .info import DATASETS_ROOT, DatasetInfo, describe_dataset
+from .layout import (DatasetSpec, check_ratios, missing_share, raw_files,
                      read_meta, write_dataset)
 from .presets import PRESETS, load_preset, resolve_preset
-from .synth import SynthOptions, generate
+from .synth import SynthOptions, synth_dataset
 
 #: share of readings equal to the null value above which `prepare` warns
 MISSING_WARNING_SHARE = 0.10
@@ -129,22 +130,6 @@ def parse_ratios(text: str) -> list[float]:
     return ratios
 
 
-#: --graph-format of an edge list -> its weighting
-EDGE_FORMATS = {"edges": "connectivity", "edges-weighted": "weighted", "edges-gaussian": "gaussian"}
-
-
-def graph_format(path: Path) -> str:
-    """`pkl`, `dense` (a square matrix) or `edges` (rows of from,to[,weight]), from the file itself."""
-    if path.suffix == ".pkl":
-        return "pkl"
-    lines = [line for line in readers.text_lines(path) if line.strip()]
-    first = lines[0].lower() if lines else ""
-    width = len(first.split(","))
-    if ("from" in first and "to" in first) or (width in (2, 3) and len(lines) != width):
-        return "edges"
-    return "dense"
-
-
 def _read_graph(args: argparse.Namespace, num_nodes: int, node_ids, notes: list) -> Optional[np.ndarray]:
     if not args.graph:
         return None
@@ -172,35 +157,6 @@ def _parse_start(text: str) -> dt.datetime:
         return dt.datetime.fromisoformat(text)
     except ValueError:
         raise UserError(f"--start {text!r} is not a date/time such as 2012-03-01 or 2012-03-01T00:00.") from None
-
-
-def synth_dataset(root: Path, name: str, options: SynthOptions, graph_path: Optional[Path] = None,
-                  ratios: Sequence[float] = (0.6, 0.2, 0.2), overwrite: bool = False,
-                  min_window: int = 24, graph_nodes: Optional[int] = None) -> Path:
-    """Generate a synthetic set and write it as `<root>/<name>/`.
-
-    With `graph_path`, the graph's nodes are the dataset's (an edge list has `graph_nodes` nodes, or
-    as many as its largest node id + 1).
-    """
-    adj = None
-    if graph_path is not None:
-        adj = read_graph_file(Path(graph_path), graph_nodes)
-    flow, adj, coords = generate(options, adj)
-    spec = DatasetSpec(name=name, step_minutes=options.step_minutes, ratios=ratios, null_val=0.0,
-                       domain="synthetic traffic flow", min_window=min_window,
-                       source={"synthetic": {k: v for k, v in vars(options).items()},
-                               "graph": Path(graph_path).name if graph_path else "generated road graph"})
-    return write_dataset(root, spec, flow, adj, coords, overwrite=overwrite)
-
-
-def read_graph_file(path: Path, num_nodes: Optional[int] = None) -> np.ndarray:
-    """A graph for the generator: edge list (`num_nodes`, default its largest id + 1), dense CSV or pkl."""
-    if path.suffix == ".pkl":
-        return graphs.read_dcrnn_pkl(path)[0]
-    if graph_format(path) == "edges":
-        ids, _ = readers.read_csv_matrix(path, header=True)
-        return graphs.read_edge_list(path, num_nodes or int(ids[:, :2].max()) + 1, use_ids=False)
-    return graphs.read_dense_adj(path)
 
 
 def _positive(**values: Optional[int]) -> None:
@@ -238,44 +194,6 @@ def resolve_like(name: str):
         if key.lower() == name.lower():
             return PRESETS[key]
     raise UserError(f"--like {name!r} is not a known shape; choose one of {', '.join(LIKE)}.")
-
-
-def describe_dataset(folder: Path) -> str:
-    """A short human-readable description of a prepared dataset (`info`)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder} does not exist. Prepare it first (python -m stvfm_plugin.data prepare ...).")
-    meta = read_meta(folder)
-    missing = [f for f in DATA_FILES if not (folder / f).is_file()]
-    if missing:
-        raise UserError(f"{folder} lacks {missing}: prepare it again.")
-    arrays = [np.load(folder / f, mmap_mode="r") for f in DATA_FILES]
-    total = sum(a.shape[0] for a in arrays)
-    null = meta["regular_settings"]["null_val"]
-    zeros = sum(int(np.count_nonzero(np.asarray(a) == null)) for a in arrays) if null is not None else 0
-    cells = sum(a.size for a in arrays)
-    lines = [
-        f"dataset     {meta['name']}  ({folder})",
-        f"shape       {total} x {' x '.join(map(str, arrays[0].shape[1:]))}  (time x nodes{' x channels' if arrays[0].ndim == 3 else ''})",
-        f"splits      train {arrays[0].shape[0]} / val {arrays[1].shape[0]} / test {arrays[2].shape[0]} steps  "
-        f"(ratios {meta['regular_settings']['train_val_test_ratio']})",
-        f"frequency   {meta['frequency (minutes)']} min  (start {meta.get('start_time') or 'unknown: day 0 = day-of-week 0'})",
-        (f"missing     {100.0 * zeros / max(cells, 1):.2f} % of readings equal the null value {null} (masked)"
-         if null is not None else "missing     none: no null value, every reading is scored"),
-        f"values      min {min(float(np.min(a)) for a in arrays):.3f}  max {max(float(np.max(a)) for a in arrays):.3f}",
-        f"protocol    {meta['regular_settings']}",
-    ]
-    adj = load_graph(folder)
-    if adj is None:
-        lines.append("graph       none")
-    else:
-        s = graphs.graph_stats(adj)
-        lines.append(f"graph       {s['nodes']} nodes, {s['edges']} edges, mean out-degree {s['mean_degree']:.2f}, "
-                     f"{'symmetric' if s['symmetric'] else 'directed'}, {s['components']} connected component(s)")
-    lines.append(f"coordinates {'yes' if load_coords(folder) is not None else 'no'}")
-    if meta.get("source"):
-        lines.append(f"source      {meta['source']}")
-    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from typing import List, Literal, Optional, Sequence
 import numpy as np
 
 from ..errors import UserError
+from . import readers
 from .readers import csv_rows, is_number, read_csv_matrix, text_lines
 
 
@@ -57,6 +58,26 @@ def read_dense_adj(path: Path, node_ids: Optional[Sequence[str]] = None) -> np.n
 
 #: edge-list weightings: 0/1 links, the third column as given, a Gaussian kernel of distances
 EDGE_WEIGHTINGS = ("connectivity", "weighted", "gaussian")
+
+
+def _edge_list_notes(name: str, kind: str, edges: int, how: str, loops: int, costs: np.ndarray, kept: Optional[int],
+                     threshold: float) -> List[str]:
+    """What `read_edge_list` decided, one line each, for the log."""
+    notes = [f"{name}: {edges} edges naming {how}"]
+    if loops and kind != "gaussian":
+        notes.append(f"{name}: {loops} self-loop{'s' if loops > 1 else ''} (an edge from a node to itself) kept "
+                     "on the diagonal; remove those rows if the graph should have none")
+    if kind == "gaussian":
+        notes.append(f"{name}: third column read as distances, Gaussian kernel; kept {kept} of {edges} links (kernel "
+                     f"weight >= {threshold}); --graph-format edges-weighted uses the column as weights instead")
+    elif kind == "weighted":
+        notes.append(f"{name}: weights as given ({costs.min():g} to {costs.max():g}), read as link strengths "
+                     "(larger = more closely linked); if the column holds distances, --graph-format edges-gaussian "
+                     "turns them into weights")
+    elif any(c != 1.0 for c in costs):
+        notes.append(f"{name}: read as 0/1 links (BasicTS's PEMS convention); --graph-format edges-weighted "
+                     "uses the third column as weights, edges-gaussian as distances")
+    return notes
 
 
 def read_edge_list(path: Path, num_nodes: int, kind: Literal["connectivity", "weighted", "gaussian"] = "connectivity",
@@ -108,21 +129,8 @@ def read_edge_list(path: Path, num_nodes: int, kind: Literal["connectivity", "we
     if kind == "gaussian":
         np.fill_diagonal(adj, 1.0)
     if notes is not None:
-        notes.append(f"{path.name}: {len(rows)} edges naming {how}")
-        if loops and kind != "gaussian":
-            notes.append(f"{path.name}: {loops} self-loop{'s' if loops > 1 else ''} (an edge from a node to itself) kept "
-                         "on the diagonal; remove those rows if the graph should have none")
-        if kind == "gaussian":
-            notes.append(f"{path.name}: third column read as distances, Gaussian kernel; kept {int(kept.sum())} of "
-                         f"{len(rows)} links (kernel weight >= {threshold}); --graph-format edges-weighted uses the "
-                         "column as weights instead")
-        elif kind == "weighted":
-            notes.append(f"{path.name}: weights as given ({costs.min():g} to {costs.max():g}), read as link strengths "
-                         "(larger = more closely linked); if the column holds distances, --graph-format edges-gaussian "
-                         "turns them into weights")
-        elif any(c != 1.0 for c in costs):
-            notes.append(f"{path.name}: read as 0/1 links (BasicTS's PEMS convention); --graph-format edges-weighted "
-                         "uses the third column as weights, edges-gaussian as distances")
+        notes += _edge_list_notes(path.name, kind, len(rows), how, loops, costs,
+                                  int(kept.sum()) if kind == "gaussian" else None, threshold)
     return adj
 
 
@@ -312,3 +320,29 @@ def connected_components(adj: np.ndarray) -> list[np.ndarray]:
         comps.append(np.sort(np.array(members)))
     comps.sort(key=lambda c: (-len(c), c[0]))
     return comps
+
+
+#: --graph-format of an edge list -> its weighting
+EDGE_FORMATS = {"edges": "connectivity", "edges-weighted": "weighted", "edges-gaussian": "gaussian"}
+
+
+def graph_format(path: Path) -> str:
+    """`pkl`, `dense` (a square matrix) or `edges` (rows of from,to[,weight]), from the file itself."""
+    if path.suffix == ".pkl":
+        return "pkl"
+    lines = [line for line in readers.text_lines(path) if line.strip()]
+    first = lines[0].lower() if lines else ""
+    width = len(first.split(","))
+    if ("from" in first and "to" in first) or (width in (2, 3) and len(lines) != width):
+        return "edges"
+    return "dense"
+
+
+def read_graph_file(path: Path, num_nodes: Optional[int] = None) -> np.ndarray:
+    """A graph for the generator: edge list (`num_nodes`, default its largest id + 1), dense CSV or pkl."""
+    if path.suffix == ".pkl":
+        return read_dcrnn_pkl(path)[0]
+    if graph_format(path) == "edges":
+        ids, _ = readers.read_csv_matrix(path, header=True)
+        return read_edge_list(path, num_nodes or int(ids[:, :2].max()) + 1, use_ids=False)
+    return read_dense_adj(path)

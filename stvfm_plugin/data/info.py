@@ -6,7 +6,6 @@ BasicTS looks for a dataset.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +13,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..basicts_compat.null_value import plugin_null_val
 from ..errors import UserError
-from .layout import META_FILE, load_coords, load_graph, read_meta
+from .graph import graph_stats
+from .layout import DATA_FILES, META_FILE, load_coords, load_graph, read_meta
 
 #: where BasicTS 1.1.0 reads datasets (datasets/<name>, relative to the working directory): the one place
 DATASETS_ROOT = "datasets"
@@ -67,7 +68,7 @@ class DatasetInfo:
         return cls(
             name=meta.get("name") or folder.name, folder=folder, num_nodes=int(shape[1]),
             num_channels=int(shape[2]) if len(shape) > 2 else 1, step_minutes=int(meta["frequency (minutes)"]),
-            null_val=None if null is None or (isinstance(null, float) and math.isnan(null)) else float(null),
+            null_val=plugin_null_val(null),
             split_lengths={k: int(v) for k, v in meta.get("split_lengths", {}).items()},
             ratios=tuple(settings.get("train_val_test_ratio", ())), start=meta.get("start_time"),
             grid_shape=tuple(meta["grid_shape"]) if meta.get("grid_shape") else None,
@@ -121,12 +122,7 @@ class DatasetInfo:
             (["day of week"] if self.day_of_week else [])
         return ", ".join(on) if on else "none"
 
-    # ---- protocol and structure ------------------------------------------------------------------
-    @property
-    def protocol_null_val(self) -> float:
-        """`null_val` as BasicTS takes it: NaN when the dataset has no missing-value marker."""
-        return float("nan") if self.null_val is None else self.null_val
-
+    # ---- structure -----------------------------------------------------------------------------------
     def graph(self) -> Optional[np.ndarray]:
         """The adjacency `[N, N]`, or None."""
         return load_graph(self.folder)
@@ -142,3 +138,41 @@ class DatasetInfo:
         return (f"{self.name}: {self.num_nodes} nodes, {self.step_minutes}-minute steps, splits "
                 f"{'/'.join(str(v) for v in self.split_lengths.values())}, null value {null}"
                 f"{', ' + ' and '.join(extras) if extras else ''}")
+
+
+def describe_dataset(folder: Path) -> str:
+    """A short human-readable description of a prepared dataset (`info`)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} does not exist. Prepare it first (python -m stvfm_plugin.data prepare ...).")
+    meta = read_meta(folder)
+    missing = [f for f in DATA_FILES if not (folder / f).is_file()]
+    if missing:
+        raise UserError(f"{folder} lacks {missing}: prepare it again.")
+    arrays = [np.load(folder / f, mmap_mode="r") for f in DATA_FILES]
+    total = sum(a.shape[0] for a in arrays)
+    null = meta["regular_settings"]["null_val"]
+    zeros = sum(int(np.count_nonzero(np.asarray(a) == null)) for a in arrays) if null is not None else 0
+    cells = sum(a.size for a in arrays)
+    lines = [
+        f"dataset     {meta['name']}  ({folder})",
+        f"shape       {total} x {' x '.join(map(str, arrays[0].shape[1:]))}  (time x nodes{' x channels' if arrays[0].ndim == 3 else ''})",
+        f"splits      train {arrays[0].shape[0]} / val {arrays[1].shape[0]} / test {arrays[2].shape[0]} steps  "
+        f"(ratios {meta['regular_settings']['train_val_test_ratio']})",
+        f"frequency   {meta['frequency (minutes)']} min  (start {meta.get('start_time') or 'unknown: day 0 = day-of-week 0'})",
+        (f"missing     {100.0 * zeros / max(cells, 1):.2f} % of readings equal the null value {null} (masked)"
+         if null is not None else "missing     none: no null value, every reading is scored"),
+        f"values      min {min(float(np.min(a)) for a in arrays):.3f}  max {max(float(np.max(a)) for a in arrays):.3f}",
+        f"protocol    {meta['regular_settings']}",
+    ]
+    adj = load_graph(folder)
+    if adj is None:
+        lines.append("graph       none")
+    else:
+        s = graph_stats(adj)
+        lines.append(f"graph       {s['nodes']} nodes, {s['edges']} edges, mean out-degree {s['mean_degree']:.2f}, "
+                     f"{'symmetric' if s['symmetric'] else 'directed'}, {s['components']} connected component(s)")
+    lines.append(f"coordinates {'yes' if load_coords(folder) is not None else 'no'}")
+    if meta.get("source"):
+        lines.append(f"source      {meta['source']}")
+    return "\n".join(lines)

@@ -165,6 +165,47 @@ def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], co
                             "another marker).")
 
 
+def _meta(spec: DatasetSpec, data: np.ndarray, lengths: Sequence[int], has_graph: bool, has_coords: bool) -> dict:
+    """The dataset's `meta.json` (BasicTS reads `regular_settings`; `DatasetInfo` reads the rest)."""
+    return {
+        "name": spec.name,
+        "domain": spec.domain,
+        "frequency (minutes)": spec.step_minutes,
+        "start_time": spec.start.isoformat() if spec.start else None,
+        "shape": list(data.shape),  # [steps, nodes(, channels)]: the one record of the sizes
+        "split_lengths": dict(zip(SPLITS, map(int, lengths))),
+        "timestamps_description": ["time of day", "day of week"],
+        "missing_share": missing_share(data, spec.null_val),
+        "has_graph": has_graph,
+        "has_coords": has_coords,
+        "grid_shape": list(spec.grid_shape) if spec.grid_shape is not None else None,
+        "source": spec.source,
+        "regular_settings": {
+            "train_val_test_ratio": [float(r) for r in spec.ratios],
+            "norm_each_channel": spec.norm_each_channel,
+            "rescale": spec.rescale,
+            "metrics": list(spec.metrics),
+            "null_val": None if spec.null_val is None else float(spec.null_val),
+        },
+    }
+
+
+def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Rename the written folder `tmp` to `target` (replacing it with `overwrite`); never half a dataset."""
+    if overwrite and target.exists():
+        backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
+        os.replace(target, backup / target.name)
+        os.replace(tmp, target)
+        shutil.rmtree(backup)
+        return
+    try:
+        os.mkdir(target)  # the existence check and the claim in one step: another prepare may have won
+    except FileExistsError:
+        raise UserError(f"{target} was written by another run while this one prepared it; nothing was "
+                        "replaced. Pass --overwrite to replace it.") from None
+    os.replace(tmp, target)  # onto the empty folder this process just made
+
+
 def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray] = None,
                   coords: Optional[np.ndarray] = None, overwrite: bool = False) -> Path:
     """Validate and write one dataset; returns its folder `<root>/<name>`.
@@ -187,7 +228,7 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
         raise UserError(f"{target} already exists. Pass --overwrite to replace it, or choose another --name.")
     root.mkdir(parents=True, exist_ok=True)
 
-    num_steps, num_nodes = data.shape[:2]
+    num_steps = data.shape[0]
     lengths = split_lengths(num_steps, spec.ratios)
     timestamps = make_timestamps(num_steps, spec.step_minutes, spec.start)
     data = data.astype(np.float32)
@@ -205,43 +246,10 @@ def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: O
                 pickle.dump(adj, f)
         if coords is not None:
             np.save(tmp / COORDS_FILE, coords)
-        meta = {
-            "name": spec.name,
-            "domain": spec.domain,
-            "frequency (minutes)": spec.step_minutes,
-            "start_time": spec.start.isoformat() if spec.start else None,
-            "shape": list(data.shape),
-            "num_time_steps": int(num_steps),
-            "num_nodes": int(num_nodes),
-            "split_lengths": dict(zip(SPLITS, map(int, lengths))),
-            "timestamps_description": ["time of day", "day of week"],
-            "missing_share": missing_share(data, spec.null_val),
-            "has_graph": adj is not None,
-            "has_coords": coords is not None,
-            "grid_shape": list(spec.grid_shape) if spec.grid_shape is not None else None,
-            "source": spec.source,
-            "regular_settings": {
-                "train_val_test_ratio": [float(r) for r in spec.ratios],
-                "norm_each_channel": spec.norm_each_channel,
-                "rescale": spec.rescale,
-                "metrics": list(spec.metrics),
-                "null_val": None if spec.null_val is None else float(spec.null_val),
-            },
-        }
+        meta = _meta(spec, data, lengths, adj is not None, coords is not None)
         with open(tmp / META_FILE, "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
-        if overwrite and target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{spec.name}.old-{os.getpid()}-", dir=root))
-            os.replace(target, backup / spec.name)
-            os.replace(tmp, target)
-            shutil.rmtree(backup)
-        else:
-            try:
-                os.mkdir(target)  # the existence check and the claim in one step: another prepare may have won
-            except FileExistsError:
-                raise UserError(f"{target} was written by another run while this one prepared it; nothing was "
-                                "replaced. Pass --overwrite to replace it.") from None
-            os.replace(tmp, target)  # onto the empty folder this process just made
+        _move_into_place(tmp, target, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -8,16 +8,24 @@ The signal is traffic flow (vehicles per step) on a road-like graph:
   graph's edges with a delay of a few steps, reducing the flow where it passes;
 - multiplicative sensor noise and a share of missing readings (zeros), partly as outages of
   consecutive steps.
+
+Synthetic sets are named by what they are (`Synth64n14d5m`: 64 nodes, 14 days, 5-minute steps; `synthetic_name`),
+so that two different sets never share a folder; `synth_dataset` writes one in the BasicTS layout.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
 from ..errors import UserError
+from .graph import read_graph_file
+from .layout import DatasetSpec, write_dataset
 
 
 @dataclass
@@ -116,3 +124,53 @@ def generate(options: SynthOptions, adj: np.ndarray | None = None) -> tuple[np.n
             missing[begin:begin + 12, node] = True
         flow[missing] = 0.0
     return flow.astype(np.float32), np.asarray(adj, dtype=np.float32), coords
+
+
+#: the demo set of the `*_Demo.py` configs and the tests: 64 road sensors, 14 days of 5-minute steps
+DEMO = SynthOptions(num_nodes=64, num_steps=288 * 14, step_minutes=5, seed=0)
+_SYNTH_NAME = re.compile(r"^Synth(\d+)n(\d+)d(\d+)m(?:-s(\d+))?$")
+
+
+def synthetic_name(options: SynthOptions) -> str:
+    """The dataset name of a synthetic set, e.g. `Synth64n14d5m` (seed 0) or `Synth64n14d5m-s3`."""
+    steps_per_day = 24 * 60 // options.step_minutes
+    if (24 * 60) % options.step_minutes or options.num_steps % steps_per_day:
+        raise UserError(f"A named synthetic set needs whole days of steps that divide a day; got {options.num_steps} "
+                        f"steps of {options.step_minutes} minutes.")
+    seed = f"-s{options.seed}" if options.seed else ""
+    return f"Synth{options.num_nodes}n{options.num_steps // steps_per_day}d{options.step_minutes}m{seed}"
+
+
+def synthetic_options(name: str) -> Optional[SynthOptions]:
+    """The generator options a synthetic set's name stands for (None for other names)."""
+    match = _SYNTH_NAME.match(name or "")
+    if not match:
+        return None
+    nodes, days, minutes, seed = match.groups()
+    minutes = int(minutes)
+    if minutes < 1 or (24 * 60) % minutes:
+        return None
+    return SynthOptions(num_nodes=int(nodes), num_steps=int(days) * (24 * 60 // minutes), step_minutes=minutes,
+                        seed=int(seed or 0))
+
+
+DEMO_NAME = synthetic_name(DEMO)
+
+
+def synth_dataset(root: Path, name: str, options: SynthOptions, graph_path: Optional[Path] = None,
+                  ratios: Sequence[float] = (0.6, 0.2, 0.2), overwrite: bool = False,
+                  min_window: int = 24, graph_nodes: Optional[int] = None) -> Path:
+    """Generate a synthetic set and write it as `<root>/<name>/`.
+
+    With `graph_path`, the graph's nodes are the dataset's (an edge list has `graph_nodes` nodes, or
+    as many as its largest node id + 1).
+    """
+    adj = None
+    if graph_path is not None:
+        adj = read_graph_file(Path(graph_path), graph_nodes)
+    flow, adj, coords = generate(options, adj)
+    spec = DatasetSpec(name=name, step_minutes=options.step_minutes, ratios=ratios, null_val=0.0,
+                       domain="synthetic traffic flow", min_window=min_window,
+                       source={"synthetic": {k: v for k, v in vars(options).items()},
+                               "graph": Path(graph_path).name if graph_path else "generated road graph"})
+    return write_dataset(root, spec, flow, adj, coords, overwrite=overwrite)

@@ -10,7 +10,8 @@ from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError, exit_status
 from ..references import REFERENCES, applicable_references
-from .runs import MODELS, SKIPPED_STATE, Budget, dataset_meta, exclusive_use, run_leaderboard, split_variant
+from ..records import Outcome
+from .runs import MODELS, Budget, dataset_meta, exclusive_use, run_leaderboard, split_variant
 
 EPILOG = """examples:
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --models STVFM STID GWNet --seeds 1 2 3
@@ -119,7 +120,7 @@ def _run(args: argparse.Namespace) -> None:
 def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budget]) -> None:
     """With a budget (`run`, `tune`): train what is not finished, then write the report or the tuning table; without
     (`report`): only write the report."""
-    states: Dict[str, str] = {}
+    states: Dict[str, Outcome] = {}
     if budget is not None:
         from .summaries import ended_summaries
 
@@ -127,8 +128,8 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
         recorded = ended_summaries(Path(report_dir), {
             "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if report_dir else {}
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded)
-        failed = [k for k, v in states.items() if v not in ("finished", SKIPPED_STATE)]
-        skipped = sum(v == SKIPPED_STATE for v in states.values())
+        failed = [k for k, v in states.items() if not v.ended]
+        skipped = sum(v is Outcome.SKIPPED for v in states.values())
         print(f"[{args.dataset}] done: {len(states) - len(failed) - skipped} finished, "
               + (f"{skipped} skipped after the time cap, " if skipped else "") + f"{len(failed)} failed"
               + (f" ({', '.join(failed)})" if failed else ""), flush=True)
@@ -146,7 +147,7 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
         warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         for path in write_report(out, Path(args.report_dir or out / "report"), warn):
             print(f"wrote {path}", flush=True)
-    if args.command != "report" and not any(v in ("finished", SKIPPED_STATE) for v in states.values()):
+    if args.command != "report" and not any(v.ended for v in states.values()):
         raise UserError(f"every run failed ({', '.join(states)}); the {'table' if args.command == 'tune' else 'report'} "
                         f"shows each error, the logs are in {out}.")
 
@@ -155,7 +156,7 @@ def check_rows(budget: Budget) -> None:
     """Refuse, before anything is written, what every launched run would refuse: an unknown dataset, a model without a
     config, an override its config does not take."""
     from ..config_tools import apply_overrides, load_config, parse_override
-    from ..datasets import synthetic_options
+    from ..data.synth import synthetic_options
     from ..data.info import dataset_folder
     from ..data.layout import META_FILE
     from ..references import REFERENCES

@@ -10,7 +10,8 @@ from ..status import run_process_alive
 from .rows import ModelRow, SeedRun, unscorable
 from ..files import read_json
 from ..status import read_status
-from .runs import SKIPPED, SKIPPED_STATE, STARTED, model_folder, run_dir, stopped_by_cap
+from ..records import Outcome
+from .runs import SKIPPED, STARTED, model_folder, run_dir, stopped_by_cap
 
 
 def collect(out: Path) -> tuple[dict, List[ModelRow]]:
@@ -30,36 +31,42 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
         runs = []
         folders = [p for p in (out / model_folder(model)).glob("seed-*") if p.is_dir() and p.name[5:].isdigit()]
         for folder in sorted(folders, key=lambda p: int(p.name[5:])):
-            status = read_status(folder)
-            # no status yet: a live run is still building its model (it writes a status when training starts)
-            state = status.get("state") or ("running" if run_process_alive(folder) else "not started")
-            metrics, info = read_json(folder / "test_metrics.json"), read_json(folder / "run_info.json")
-            if state == "finished" and not metrics and info.get("tested", True):  # (untested: a `tune` run)
-                state = "failed"
-            if state == "finished" and unscorable(metrics, info):
-                state = unscorable(metrics, info)  # never ranked: NaN predictions are not a result
-            if stopped_by_cap(status):
-                state = f"not converged ({status.get('stop_reason')})"
-            if state == "running" and not run_process_alive(folder):
-                state = "interrupted"  # killed without a word (e.g. the session ended); the same command resumes it
-            if f"{model}/{folder.name[5:]}" in skipped and state != "finished":
-                state = SKIPPED_STATE  # started once, then left by --skip-seeds-after-cap
-            cfg = read_json(folder / "cfg.json")
-            runs.append(SeedRun(int(folder.name.split("-")[1]), state, metrics, info,
-                                cfg, status.get("error", "").removeprefix("error: "),
-                                forecast_sample(folder, settings.get("dataset_meta") or {}, cfg)
-                                if state == "finished" else {}))
-        for ledger, state in ((skipped, SKIPPED_STATE), (started, "deleted")):
+            runs.append(seed_run(folder, f"{model}/{folder.name[5:]}" in skipped, settings.get("dataset_meta") or {}))
+        for ledger, state in ((skipped, Outcome.SKIPPED), (started, Outcome.DELETED)):
             for key, value in ledger.items():
                 name, _, seed = key.rpartition("/")
                 if name == model and seed.isdigit() and int(seed) not in {r.seed for r in runs}:
-                    error = "" if state == SKIPPED_STATE else (
+                    error = "" if state is Outcome.SKIPPED else (
                         f"run folder {run_dir(out, model, int(seed))} is gone (started {value}); run the leaderboard "
                         "again to train it")
                     runs.append(SeedRun(int(seed), state, error=error))
         runs.sort(key=lambda r: r.seed)
-        rows.append(ModelRow(model, runs or [SeedRun(0, "not started")]))
+        rows.append(ModelRow(model, runs or [SeedRun(0, Outcome.NOT_STARTED)]))
     return settings, rows
+
+
+def seed_run(folder: Path, skipped: bool, meta: dict) -> SeedRun:
+    """The run in `folder` as the report tells it (`skipped`: the ledger says --skip-seeds-after-cap left it)."""
+    status = read_status(folder)
+    metrics, info = read_json(folder / "test_metrics.json"), read_json(folder / "run_info.json")
+    error = status.get("error", "").removeprefix("error: ")
+    if status.get("state"):
+        state = Outcome(status["state"])
+    else:  # no status yet: a live run is still building its model (it writes a status when training starts)
+        state = Outcome.RUNNING if run_process_alive(folder) else Outcome.NOT_STARTED
+    if state is Outcome.FINISHED and not metrics and info.get("tested", True):  # (untested: a `tune` run)
+        state = Outcome.FAILED
+    if state is Outcome.FINISHED and unscorable(metrics, info):
+        state, error = Outcome.UNSCORABLE, unscorable(metrics, info)  # never ranked: NaN predictions are not a result
+    if stopped_by_cap(status):
+        state = Outcome.NOT_CONVERGED
+    if state is Outcome.RUNNING and not run_process_alive(folder):
+        state = Outcome.INTERRUPTED  # killed without a word (e.g. the session ended); the same command resumes it
+    if skipped and state is not Outcome.FINISHED:
+        state = Outcome.SKIPPED  # started once, then left by --skip-seeds-after-cap
+    cfg = read_json(folder / "cfg.json")
+    return SeedRun(int(folder.name.split("-")[1]), state, metrics, info, cfg, error,
+                   forecast_sample(folder, meta, cfg) if state is Outcome.FINISHED else {})
 
 
 #: the forecast figure: test forecasts at this horizon, for the evening rush hour of the first test day
@@ -104,4 +111,4 @@ def forecast_sample(folder: Path, meta: dict, cfg: dict) -> dict:
 
 def deleted_runs(rows: List[ModelRow]) -> List[str]:
     """One warning per run that was started but whose folder is gone."""
-    return [f"{row.model} seed {r.seed}: {r.error}" for row in rows for r in row.runs if r.state == "deleted"]
+    return [f"{row.model} seed {r.seed}: {r.error}" for row in rows for r in row.runs if r.state is Outcome.DELETED]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..references import REFERENCES
-from .runs import SKIPPED_STATE
+from ..records import Outcome
 
 METRICS = ("MAE", "RMSE", "MAPE")
 HORIZONS = (3, 6, 12)
@@ -22,17 +22,25 @@ PROTOCOL_KEYS = ("dataset_name", "null_val", "scaler", "norm_each_channel", "res
 @dataclass
 class SeedRun:
     seed: int
-    state: str
+    state: Outcome
     metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     cfg: dict = field(default_factory=dict)
     error: str = ""
     forecast: dict = field(default_factory=dict)  # a slice of test forecasts for the figure (see forecast_sample)
 
+    def __post_init__(self) -> None:
+        self.state = Outcome.of(self.state)  # a stored word becomes its member
+
     @property
     def ended(self) -> bool:
         """Will not train further: finished, stopped by the time cap, or skipped after another seed was."""
-        return self.state in ("finished", SKIPPED_STATE) or self.state.startswith("not converged")
+        return self.state.ended
+
+    @property
+    def label(self) -> str:
+        """The state as the report shows it (an unscorable run: why)."""
+        return self.error if self.state is Outcome.UNSCORABLE else str(self.state)
 
 
 def mean_std(values: List[float]) -> tuple[Optional[float], Optional[float]]:
@@ -58,7 +66,7 @@ class ModelRow:
 
     @property
     def finished(self) -> List[SeedRun]:
-        return [r for r in self.runs if r.state == "finished"]
+        return [r for r in self.runs if r.state is Outcome.FINISHED]
 
     @property
     def is_variant(self) -> bool:
@@ -73,11 +81,11 @@ class ModelRow:
     @property
     def capped(self) -> List[SeedRun]:
         """Runs stopped by the time cap: tested, but left out of means and ranks."""
-        return [r for r in self.runs if r.state.startswith("not converged")]
+        return [r for r in self.runs if r.state is Outcome.NOT_CONVERGED]
 
     def states(self) -> str:
         """The runs' states with counts, e.g. `finished x2, running`."""
-        found = [r.state for r in self.runs]
+        found = [r.label for r in self.runs]
         return _counted(found)
 
     def values(self, group: str, metric: str) -> List[float]:

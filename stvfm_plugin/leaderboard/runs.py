@@ -34,6 +34,7 @@ from ..errors import UserError
 from ..files import atomic_write_text, read_json
 from ..references import REFERENCES
 from ..status import folder_lock, read_status
+from ..records import Outcome, RunState
 
 #: leaderboard names = config file stems: baselines_cfg/<Model>_<Dataset>.py where a dataset has tuned settings,
 #: else the generic baselines_cfg/<Model>.py run with --dataset <Dataset>
@@ -132,7 +133,7 @@ def model_folder(label: str) -> str:
 
 def stopped_by_cap(status: dict) -> bool:
     """A run's status says it ended by the time cap: tested, but not converged."""
-    return status.get("state") == "finished" and status.get("converged") is False
+    return status.get("state") == RunState.FINISHED and status.get("converged") is False
 
 
 def _write_launch(folder: Path, **launch) -> None:
@@ -163,8 +164,6 @@ LOCK_FILE = "in-use.lock"
 #: ledgers of the leaderboard folder (see the module docstring)
 STARTED = "started.json"
 SKIPPED = "skipped.json"
-#: the state of a run that `Budget.skip_after_cap` left untrained (ended: it will not train unless asked again)
-SKIPPED_STATE = "skipped after the time cap"
 
 
 def exclusive_use(out: Path):
@@ -202,7 +201,7 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
     (out / "leaderboard.json").write_text(json.dumps(
         {"budget": saved, "software": software_versions(), "device": describe_device(device),
          "dataset_meta": dataset_meta(budget.dataset)}, indent=2))
-    states: Dict[str, str] = {}
+    states: Dict[str, Outcome] = {}
     capped = _capped_seeds(budget, out, recorded or {})
     total = len(budget.models) * len(budget.seeds)
     k = 0
@@ -211,22 +210,22 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
             k += 1
             folder = run_dir(out, model, seed)
             tag = f"[{budget.dataset} {k}/{total}] {model} seed {seed}"
-            if read_status(folder).get("state") == "finished" and _has_result(folder, budget) \
+            if read_status(folder).get("state") == RunState.FINISHED and _has_result(folder, budget) \
                     and not _capped_below(folder, budget):
                 echo(f"{tag}: already finished, skipped")
-                states[f"{model}/{seed}"] = "finished"
+                states[f"{model}/{seed}"] = Outcome.FINISHED
                 continue
             if (model, seed) in (recorded or {}) and not folder.is_dir():
                 echo(f"{tag}: ended in the report ({recorded[(model, seed)]}; its run folder is not here), skipped; "
                      "delete that summary to train it again")
-                states[f"{model}/{seed}"] = "finished"
+                states[f"{model}/{seed}"] = Outcome.FINISHED
                 continue
             if budget.skip_after_cap and model in capped:
                 why = f"seed {capped[model]} was stopped by the {budget.max_minutes:g}-minute time cap"
                 echo(f"{tag}: not trained: {why} (--skip-seeds-after-cap: each seed would cost the full cap and could "
                      "not enter the means and ranks)")
                 _record(out, SKIPPED, model, seed, why)
-                states[f"{model}/{seed}"] = SKIPPED_STATE
+                states[f"{model}/{seed}"] = Outcome.SKIPPED
                 continue
             resume = folder.is_dir() and any(folder.glob("*.pt"))
             _record(out, SKIPPED, model, seed, None)  # trained after all (by a call without --skip-seeds-after-cap)
@@ -251,7 +250,7 @@ def _capped_seeds(budget: Budget, out: Path, recorded: Dict[tuple, str]) -> Dict
         here = [int(folder.name[5:]) for folder in (out / model_folder(model)).glob("seed-*")
                 if folder.name[5:].isdigit() and stopped_by_cap(read_status(folder)) and not _capped_below(folder, budget)]
         there = [seed for (name, seed), summary in recorded.items()
-                 if name == model and read_json(Path(summary)).get("state", "").startswith("not converged")]
+                 if name == model and Outcome.of(read_json(Path(summary)).get("state")) is Outcome.NOT_CONVERGED]
         if here or there:
             capped[model] = min(here + there)
     return capped
@@ -271,7 +270,7 @@ def _record(out: Path, ledger_file: str, model: str, seed: int, value: Optional[
 
 
 def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool, tag: str,
-               echo: Callable[[str], None], poll_seconds: float = 0.5) -> str:
+               echo: Callable[[str], None], poll_seconds: float = 0.5) -> Outcome:
     _record(folder.parent.parent, STARTED, model, seed, time.strftime("%Y-%m-%d %H:%M:%S"))
     command = train_command(budget, model, seed, folder, device, resume)
     log_path = folder.parent / f"{folder.name}.log"
@@ -288,7 +287,7 @@ def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str,
             while True:
                 done = process.poll() is not None
                 status = _status_or_empty(folder)
-                if status.get("state") == "running" and status.get("epoch") != shown:
+                if status.get("state") == RunState.RUNNING and status.get("epoch") != shown:
                     shown = status.get("epoch")
                     echo(f"{tag}: {_progress(status)}")
                 if done:
@@ -305,17 +304,17 @@ def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str,
     _write_launch(folder, command=command, started=started, log=str(log_path), wall_seconds=seconds,
                   returncode=process.returncode)
     status = _status_or_empty(folder)
-    if process.returncode == 0 and status.get("state") == "finished" and _has_result(folder, budget):
+    if process.returncode == 0 and status.get("state") == RunState.FINISHED and _has_result(folder, budget):
         converged = "" if status.get("converged", True) else ", NOT converged"
         result = (f"test MAE {read_json(folder / 'test_metrics.json')['overall']['MAE']:.4f}" if budget.test
                   else f"best validation {status.get('metric', 'MAE')} {status.get('best_val', float('nan')):.4f} (not tested)")
         echo(f"{tag}: finished in {_took(seconds, resume, read_json(folder / 'run_info.json'))} "
              f"({status.get('stop_reason', '?')} after epoch {status.get('epoch')}{converged}), {result}")
-        return "finished"
+        return Outcome.FINISHED
     error = status.get("error") or f"exit status {process.returncode} without a recorded error"
     echo(f"{tag}: FAILED (exit {process.returncode}): {error} -- full output in {log_path}; "
          "going on with the next model")
-    return "failed"
+    return Outcome.FAILED
 
 
 def _took(wall_seconds: float, resumed: bool, run_info: dict) -> str:

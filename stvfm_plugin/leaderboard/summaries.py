@@ -12,14 +12,15 @@ from typing import Callable, Dict, List, Optional
 from ..errors import UserError
 from .rows import PROTOCOL_KEYS, ModelRow, SeedRun, _rank
 from ..files import read_json
-from .runs import SKIPPED_STATE, dataset_meta, model_folder
+from ..records import Outcome
+from .runs import dataset_meta, model_folder
 
 # ---- per-run summaries: what the report is built from -------------------------------------------------
 SUMMARIES, SETTINGS = "runs", "settings.json"
 #: run_info.json entries a summary keeps
 INFO_KEYS = ("epochs_run", "seconds_per_epoch", "trainable_params", "total_params", "batch_size",
              "inference_ms_per_batch", "peak_memory_mb", "cpu_threads", "stop_reason", "converged", "max_minutes",
-             "build_report", "seed", "best_metrics", "mape_note", "nonfinite_predictions")
+             "build_report", "seed", "best_metrics", "mape_note", "nonfinite_predictions", "backbone")
 _PATH = re.compile(r"(?<![\w.])(?:/[^\s/:,;()'\"|]+)+/([^\s/:,;()'\"|]+)")
 
 
@@ -76,7 +77,7 @@ def read_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
     for path in sorted((report_dir / SUMMARIES).glob("*/seed-*.json")):
         data = read_json(path)
         found.setdefault(data.get("model", path.parent.name), []).append(
-            (data.get("order", 0), SeedRun(data["seed"], data["state"], data.get("metrics", {}), data.get("info", {}),
+            (data.get("order", 0), SeedRun(data["seed"], Outcome.of(data["state"]), data.get("metrics", {}), data.get("info", {}),
                                            data.get("cfg", {}), data.get("error", ""), data.get("forecast", {}))))
     return settings, [ModelRow(model, sorted((r for _, r in runs), key=lambda r: r.seed))
                       for model, runs in sorted(found.items(), key=lambda item: min(o for o, _ in item[1]))]
@@ -134,7 +135,7 @@ def reopened_by_larger_cap(rows: List[ModelRow], max_minutes: Optional[float], r
     for row in rows:
         smaller = [r for r in row.capped if _cap(r.info.get("max_minutes", recorded_cap)) < _cap(max_minutes)]
         if smaller:
-            reopened |= {(row.model, r.seed) for r in row.runs if r in smaller or r.state == SKIPPED_STATE}
+            reopened |= {(row.model, r.seed) for r in row.runs if r in smaller or r.state is Outcome.SKIPPED}
     return reopened
 
 

@@ -16,7 +16,7 @@ from einops import rearrange
 from torch import nn
 
 from ....errors import UserError
-from ...dataset_facts import require_nodes
+from ....data.facts import require_nodes
 from ..config.gwnet_config import GWNetConfig
 
 

@@ -15,7 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from ....errors import UserError
-from ...dataset_facts import calendar_switches, require_nodes
+from ....data.facts import calendar_switches, require_nodes
 from ...language_backbone import LanguageBackbone
 from ..config.stllm_config import STLLMConfig
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from ....errors import UserError
 from ....files import file_sha256
+from ....records import BackboneKind, BackboneSource
 from ...frozen import hub_reachable, keep_frozen_out_of_state_dict
 from .backbone_tuning import DeepPrompts, add_low_rank_adapters, train_layer_norms
 
@@ -41,6 +42,8 @@ BACKBONE_ALIASES: Dict[str, str] = {
     "deit_small": "deit_small_patch16_224.fb_in1k",
 }
 WEIGHTS_ENV = "STVFM_BACKBONE_WEIGHTS"
+#: what a checkpoint records as the weights of a random backbone
+RANDOM_WEIGHTS = "RANDOM"
 _logger = logging.getLogger(__name__)
 
 
@@ -143,22 +146,22 @@ def _env_weights(alias: str, timm_name: str) -> Optional[Path]:
                     return path / f"{stem}{suffix}"
         return None
     if not path.is_file():
-        raise UserError(f"{WEIGHTS_ENV}={value} is neither a file nor a folder.")
+        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+        raise UserError(f"{WEIGHTS_ENV}={value} is neither a file nor a folder{where}.")
     return path
 
 
 def build_backbone(alias: str, weights: Optional[str], pretrained: bool, allow_random_fallback: bool = False
-                   ) -> Tuple[nn.Module, str, Optional[Path]]:
+                   ) -> Tuple[nn.Module, BackboneSource]:
     """Create the timm ViT and load its weights.
 
     Returns:
-        The model, a description of where its weights came from, and the weights file (None for random
-        weights or a hub download).
+        The model, and where its weights came from.
     """
     timm_name = resolve_backbone(alias)
     model = timm.create_model(timm_name, pretrained=False, num_classes=0)
     if not pretrained:
-        return model, "RANDOM (pretrained=False)", None
+        return model, BackboneSource(BackboneKind.RANDOM, timm_name, "pretrained=False")
     path = Path(weights).expanduser() if weights else _env_weights(alias, timm_name)
     origin = "backbone_weights" if weights else WEIGHTS_ENV
     if path is None:
@@ -166,17 +169,19 @@ def build_backbone(alias: str, weights: Optional[str], pretrained: bool, allow_r
         origin = "Hugging Face cache"
     if path is not None:
         load_into(model, read_state_dict(path), str(path))
-        return model, f"file {path} (sha256 {file_sha256(path)[:12]}, via {origin})", path
+        return model, BackboneSource(BackboneKind.FILE, path.name, origin, file_sha256(path), path)
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     hub_error = f"the hub ({endpoint}) is not reachable from this machine"
     if hub_reachable(endpoint):
         try:
             model = timm.create_model(timm_name, pretrained=True, num_classes=0)
-            return model, f"hub timm/{timm_name}", _cached_hub_file(timm_name)
+            cached = _cached_hub_file(timm_name)
+            return model, BackboneSource(BackboneKind.HUB, timm_name, "hub",
+                                         file_sha256(cached) if cached else None, cached)
         except Exception as e:  # network or missing-weights errors from huggingface_hub
             hub_error = f"the hub download failed ({type(e).__name__}: {e})"
     if allow_random_fallback:
-        return model, f"RANDOM (fallback: no weights found and {hub_error})", None
+        return model, BackboneSource(BackboneKind.RANDOM, timm_name, f"fallback: no weights found and {hub_error}")
     raise UserError(f"No pretrained weights for backbone {alias!r} ({timm_name}): no backbone_weights file, "
                     f"{WEIGHTS_ENV} is {'unset' if not os.environ.get(WEIGHTS_ENV) else 'without a matching file'}, "
                     f"and {hub_error}. Supply a local file with --set model_config.backbone_weights=PATH "
@@ -204,7 +209,7 @@ class FrozenVFM(nn.Module):
         use_vfm_pos_embed: Add the ViT's position embedding, resampled to `(H, W)`.
         compile_blocks: Run the blocks through `torch.compile` (same outputs within float tolerance;
             each new input shape costs a compilation).
-        weights: Where the weights came from: a description, and the file (None: random or hub).
+        source: Where the weights came from.
         allow_other_backbone: Accept checkpoints trained on other backbone weights (with a warning).
         prompts: Deep visual prompt tuning: learnable prompt tokens per block (0: none).
         lora_rank: Rank of low-rank adapters on every block's attention `qkv` (0: none).
@@ -214,7 +219,7 @@ class FrozenVFM(nn.Module):
 
     def __init__(self, backbone: nn.Module, grid_hw: Tuple[int, int], num_layers: Optional[int] = None,
                  use_vfm_pos_embed: bool = True, compile_blocks: bool = False,
-                 weights: Tuple[str, Optional[Path]] = ("unknown", None), allow_other_backbone: bool = False,
+                 source: Optional[BackboneSource] = None, allow_other_backbone: bool = False,
                  prompts: int = 0, lora_rank: int = 0, train_norms: bool = False) -> None:
         super().__init__()
         depth = len(backbone.blocks)
@@ -241,11 +246,11 @@ class FrozenVFM(nn.Module):
                              if pos is not None and pos.shape[1] > grid_hw[0] * grid_hw[1] else None,
                              persistent=False)  # [1, prefix, D] or None
         keep_frozen_out_of_state_dict(self, "vit")
-        source, path = weights
-        self.identity = {
+        self.identity = {  # kept in checkpoints: the format predates `BackboneSource`
             "backbone": self.vit.default_cfg.get("architecture", type(self.vit).__name__),
-            "weights": "RANDOM" if source.startswith("RANDOM") else (Path(path).name if path else source),
-            "file_sha256": file_sha256(Path(path)) if path else None,
+            "weights": RANDOM_WEIGHTS if source is None or source.is_random else (
+                source.path.name if source.path else source.describe()),
+            "file_sha256": source.sha256 if source is not None and source.path else None,
             "tensors_sha256": tensors_sha256(self.vit),
         }
         self.allow_other_backbone = allow_other_backbone
@@ -297,7 +302,7 @@ class FrozenVFM(nn.Module):
         expected = state.get("file_sha256")
         raise UserError(message + " Load the same weights (" + (
             f"--set model_config.backbone_weights=FILE or {WEIGHTS_ENV}, a file with sha256 {expected}"
-            if expected else ("--set model_config.pretrained=False and the same seed" if state.get("weights") == "RANDOM"
+            if expected else ("--set model_config.pretrained=False and the same seed" if state.get("weights") == RANDOM_WEIGHTS
                               else "the same weights source")) +
             "), or score it with these weights on purpose with --set model_config.allow_other_backbone=True.")
 

@@ -21,7 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from ..config.stvfm_config import STVFMConfig
-from ...dataset_facts import calendar_switches, require_nodes
+from ....data.facts import calendar_switches, require_nodes
 from .cross_prompt import BilateralCrossPromptCoordination
 from .frozen_vfm import FrozenVFM, build_backbone
 from .heads import NodeHead, flow_forecasting_loss
@@ -54,12 +54,11 @@ class STVFM(nn.Module):
         time_of_day, day_of_week = calendar_switches(config, "ST-VFM")
         self.layout = SpatialLayout(require_nodes(config, "ST-VFM"), config.layout, adj, coords, grid_shape, config.patch_size,
                                     config.max_tokens)
-        backbone, source, weights_file = build_backbone(config.backbone, config.backbone_weights, config.pretrained,
-                                                        config.allow_random_fallback)
+        backbone, source = build_backbone(config.backbone, config.backbone_weights, config.pretrained,
+                                          config.allow_random_fallback)
         self.vfm = FrozenVFM(backbone, self.layout.grid_hw, config.vfm_layers, config.use_vfm_pos_embed,
-                             config.compile_backbone, (source, weights_file), config.allow_other_backbone,
+                             config.compile_backbone, source, config.allow_other_backbone,
                              config.vpt_prompts, config.lora_rank, config.train_backbone_norms)
-        random = source.startswith("RANDOM")
         dim, cells, window = self.vfm.embed_dim, self.layout.num_cells, config.input_len * self.layout.cell_size
         token_std = self.vfm.token_std() if config.match_token_stats else 1.0
 
@@ -84,10 +83,10 @@ class STVFM(nn.Module):
             dim, config.num_prompts, config.prompt_heads, config.prompt_dim, config.gate_init) if config.use_cross_prompt else None
         self.flow_head = head() if config.use_flow_branch and config.flow_loss_weight > 0 else None
 
-        self.backbone_source, self.random_backbone = source, random
+        self.backbone_source = source
         self.run_warnings = []
-        if random and config.pretrained:
-            self.run_warnings.append(f"ST-VFM runs with a RANDOM backbone ({source}): its metrics do not measure a "
+        if source.is_random and config.pretrained:
+            self.run_warnings.append(f"ST-VFM runs with a RANDOM backbone ({source.describe()}): its metrics do not measure a "
                                      "pretrained VFM.")
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
@@ -95,7 +94,7 @@ class STVFM(nn.Module):
             f"ST-VFM backbone: {config.backbone} ({backbone.default_cfg.get('architecture', '?')}), " +
             (f"{len(self.vfm.vit.blocks)} blocks used, width {dim}" if not self.vfm.identity_only
              else f"NO backbone blocks (vfm_layers=0: the frozen part is the identity), width {dim}"),
-            f"ST-VFM backbone weights: {source}",
+            f"ST-VFM backbone weights: {source.describe()}",
             f"ST-VFM parameters: {trainable:,} trainable, {frozen:,} frozen",
             f"ST-VFM backbone tuning: {self.vfm.tuning}",
             f"ST-VFM token grid: {self.layout.describe()}",

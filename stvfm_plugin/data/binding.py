@@ -2,51 +2,21 @@
 
 Configs never hand-type dataset facts. They leave `num_features`, `steps_per_day` / `num_time_in_day`, the
 calendar switches and `null_val` as None, and `bind_dataset` takes them from the dataset's `DatasetInfo`.
-Synthetic sets are named by what they are (`Synth64n14d5m`: 64 nodes, 14 days, 5-minute steps) and
-generated on first use, so two different synthetic sets never share a folder.
+A synthetic set named by what it is (`Synth64n14d5m`, see `data.synth`) is generated on first use.
 """
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from .data.info import DATASETS_ROOT, DatasetInfo, dataset_folder
-from .data.layout import DATA_FILES, META_FILE, TIMESTAMP_FILES, read_meta
-from .data.presets import PRESETS
-from .data.synth import SynthOptions
-from .errors import UserError
-
-#: the demo set of the `*_Demo.py` configs and the tests: 64 road sensors, 14 days of 5-minute steps
-DEMO = SynthOptions(num_nodes=64, num_steps=288 * 14, step_minutes=5, seed=0)
-_SYNTH_NAME = re.compile(r"^Synth(\d+)n(\d+)d(\d+)m(?:-s(\d+))?$")
-
-
-def synthetic_name(options: SynthOptions) -> str:
-    """The dataset name of a synthetic set, e.g. `Synth64n14d5m` (seed 0) or `Synth64n14d5m-s3`."""
-    steps_per_day = 24 * 60 // options.step_minutes
-    if (24 * 60) % options.step_minutes or options.num_steps % steps_per_day:
-        raise UserError(f"A named synthetic set needs whole days of steps that divide a day; got {options.num_steps} "
-                        f"steps of {options.step_minutes} minutes.")
-    seed = f"-s{options.seed}" if options.seed else ""
-    return f"Synth{options.num_nodes}n{options.num_steps // steps_per_day}d{options.step_minutes}m{seed}"
-
-
-def synthetic_options(name: str) -> Optional[SynthOptions]:
-    """The generator options a synthetic set's name stands for (None for other names)."""
-    match = _SYNTH_NAME.match(name or "")
-    if not match:
-        return None
-    nodes, days, minutes, seed = match.groups()
-    minutes = int(minutes)
-    if minutes < 1 or (24 * 60) % minutes:
-        return None
-    return SynthOptions(num_nodes=int(nodes), num_steps=int(days) * (24 * 60 // minutes), step_minutes=minutes,
-                        seed=int(seed or 0))
-
-
-DEMO_NAME = synthetic_name(DEMO)
+from ..basicts_compat.null_value import basicts_null_val
+from ..errors import UserError
+from ..protocols import FROM_DATASET
+from .info import DATASETS_ROOT, DatasetInfo, dataset_folder
+from .layout import DATA_FILES, META_FILE, TIMESTAMP_FILES, read_meta
+from .presets import PRESETS
+from .synth import DEMO_NAME, synth_dataset, synthetic_options
 
 
 def config_folder(cfg) -> Path:
@@ -90,8 +60,6 @@ def ensure_dataset(cfg, logger: logging.Logger) -> DatasetInfo:
                             f"{cfg.dataset_name} stands for ({differ}). Remove or rename that folder.")
     missing = [f for f in _required_files(cfg) if not (folder / f).is_file()]
     if missing and synth is not None:
-        from .data.commands import synth_dataset
-
         logger.info(f"Dataset {cfg.dataset_name} not found in {folder}: generating that synthetic set ({vars(synth)}).")
         synth_dataset(folder.parent, folder.name, synth, overwrite=folder.exists(),
                       min_window=cfg.input_len + cfg.output_len)
@@ -123,13 +91,15 @@ def bind_dataset(cfg, info: DatasetInfo) -> List[str]:
     Returns:
         One line per fact taken or switch changed, for the log.
     """
-    from .config_tools import set_top_level
+    from ..config_tools import set_top_level
 
     lines = [f"Dataset {info.describe()}"]
-    if cfg.get("null_val") is None:
-        set_top_level(cfg, "null_val", info.protocol_null_val)
-        lines.append("null_val from the dataset: " + ("none, every reading is scored" if info.null_val is None
-                                                      else f"{info.null_val:g}, those readings are masked"))
+    null_val = cfg.get("null_val")
+    if isinstance(null_val, str) and null_val == FROM_DATASET:
+        null_val = info.null_val
+        lines.append("null_val from the dataset: " + ("none, every reading is scored" if null_val is None
+                                                      else f"{null_val:g}, those readings are masked"))
+    set_top_level(cfg, "null_val", basicts_null_val(null_val))
     model_config = cfg.model_config
     off = info.calendar_off()
     for name, fact in _COUNTS.items():
@@ -155,9 +125,6 @@ def bind_dataset(cfg, info: DatasetInfo) -> List[str]:
         lines += [f"calendar: {note}" for note in info.calendar_notes() if note not in off.values()]
     cfg._md5, cfg._serialized = "", {}
     return lines
-
-
-
 
 
 def check_windows(cfg, info: DatasetInfo) -> None:

@@ -1,0 +1,32 @@
+"""Whether MAPE means anything on a test split's scored targets (`mape_note`), said in the log, `run_info.json` and
+the report."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+#: scored test targets kept per batch for the MAPE note (an evenly strided sample: enough for shares of 1 %)
+TARGET_SAMPLE = 4096
+#: a scored target this close to zero, relative to the median |target|, makes MAPE explode
+NEAR_ZERO = 0.01
+
+
+def mape_note(targets: torch.Tensor) -> Optional[str]:
+    """Why MAPE means nothing on these scored targets, or None: more than 1 % of them negative (signed data), or near
+    zero (below `NEAR_ZERO` x the median |target|), where the percentage error divides by almost nothing."""
+    size = targets.abs()
+    median = float(size.median()) if len(size) else 0.0
+    near_zero = float((size <= NEAR_ZERO * median).double().mean()) if median > 0 else 1.0
+    negative = float((targets < 0).double().mean()) if len(targets) else 0.0
+    if negative > 0.01:
+        why = (f"{100 * negative:.1f} % of the scored test targets are negative (signed data), and a percentage of a "
+               "signed value says nothing")
+    elif near_zero > 0.01:
+        why = (f"{100 * near_zero:.1f} % of the scored test targets are zero or near it (within {NEAR_ZERO:g} x the "
+               "median |target|), where the percentage error divides by almost nothing")
+    else:
+        return None
+    return f"not meaningful on this data: {why}; compare MAE and RMSE"
+
+
