@@ -144,6 +144,7 @@ class RunInfo:
     tested: bool
     best_metrics: Dict[str, float]
     build_report: List[str]
+    backbone_report: List[str]  # the build-report lines naming a pretrained backbone, its weights or a wrapped network
     mape_note: Optional[str]
     nonfinite_predictions: int
     warnings: List[str]

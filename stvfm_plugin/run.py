@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -158,7 +157,7 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     """The run the options ask for: its config loaded and overridden, its dataset found (or generated) and read
     once, the dataset's facts filled into the config, and the windows and horizons checked."""
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
-    from .data.binding import bind_dataset, check_windows, ensure_dataset
+    from .data.binding import bind_dataset, check_values, check_windows, ensure_dataset
     from .protocols import fit_horizons
 
     cfg = load_config(options.config)
@@ -184,6 +183,7 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     for line in bind_dataset(cfg, info):
         logger.info(line)
     check_windows(cfg, info)
+    check_values(info)
     horizons = fit_horizons(cfg)
     if horizons:
         logger.info(f"Override: {horizons}")
@@ -215,10 +215,10 @@ def run(options: RunOptions) -> Path:
 
     from .launch import evaluation_dir, latest_run_dir, launch_evaluation, launch_training, new_run_dir
 
+    from .basicts_compat.runner import follow_stderr
+
     logger = get_logger("stvfm-plugin")
-    for handler in logger.handlers:  # easytorch caches the logger: write to this call's stderr, not the first one's
-        if type(handler) is logging.StreamHandler:
-            handler.stream = sys.stderr
+    follow_stderr()
     logger.info(set_threads(options.threads))
     logger.info(flush_denormals())
     spec = describe_run(options, logger)

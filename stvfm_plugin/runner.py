@@ -27,6 +27,7 @@ import random
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
@@ -270,6 +271,11 @@ class PluginRunner(BasicTS110Runner):
             self._write_status(RunState.FINISHED)
         for line in getattr(self.bare_model, "run_warnings", []):
             self.logger.warning(line)
+        if self.nonfinite_predictions and self.options.eval_checkpoint:  # an evaluation has no other outcome to show
+            raise UserError(f"{Path(self.options.eval_checkpoint).name}: its test predictions are not finite (NaN or "
+                            f"inf) at {self.nonfinite_predictions:,} scored readings, so its metrics are NaN, not a result "
+                            "(the eval folder keeps them, marked in run_info.json). Its weights may have diverged; "
+                            "evaluate the best checkpoint of a run that finished.")
 
     def _write_run_info(self) -> None:
         if not is_master():
@@ -289,7 +295,8 @@ class PluginRunner(BasicTS110Runner):
             stop_reason=self.stop_reason, converged=self.stop_reason.converged if self.stop_reason else None,
             max_minutes=self.options.max_minutes, tested=bool(self.cfg.get("eval_after_train", True)),
             best_metrics={k: float(v) for k, v in getattr(self, "best_metrics", {}).items()},
-            build_report=list(getattr(model, "build_report", [])), mape_note=getattr(self, "mape_note", None),
+            build_report=list(getattr(model, "build_report", [])),
+            backbone_report=list(getattr(model, "backbone_report", [])), mape_note=getattr(self, "mape_note", None),
             nonfinite_predictions=self.nonfinite_predictions, warnings=list(getattr(model, "run_warnings", [])),
             backbone=source.to_json() if source is not None else None,
         ).merged_with(self._previous_run_info())

@@ -85,6 +85,13 @@ SYNTH: List[Case] = [Case((option, "0"), f"{option} 0: give a whole number of at
                      for option in ("--nodes", "--step-minutes", "--steps")]
 
 RUN_BASE = "python -m basicts.run -c STID_Tiny.py"
+NAN_WEIGHTS = "nan-weights.pt: its test predictions are not finite (NaN or inf) at ..."
+NAN_WEIGHTS_DISK = "the eval-* folder: NaN metrics, `nonfinite_predictions` in run_info.json"
+HUGE_READINGS = ("Dataset Tiny: readings as large as 1e+30; squared errors overflow float32 beyond about 1e+15, so RMSE "
+                 "would be infinite. Rescale the data (e.g. to thousands) and prepare it again.")
+DIVERGED = ("training diverged in epoch 1: the training loss is nan. The likely cause is a learning rate too high for "
+            "this model and data (lr=1e+09; try --set lr=...) or readings too large for float32 (rescale the data).")
+DIVERGED_DISK = "the run folder, its status `diverged` at epoch 1 with this line; no test metrics"
 RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") for setting, message in [
     ("num_epochs=abc", "--set num_epochs='abc': give a whole number of at least 1."),
     ("num_epochs=1.5", "--set num_epochs=1.5: give a whole number of at least 1."),
@@ -107,10 +114,7 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
     ("model_config.if_time_in_day=maybe", "--set model_config.if_time_in_day='maybe': give True or False."),
 ]] + [Case(("--seed", seed), f"--seed {seed}: give a whole number from 0 to 4294967295.", "nothing: no run folder")
       for seed in ("-1", "99999999999")] + [
-    Case(("--run-dir", "r", "--set", "lr=1e9"), "training diverged in epoch 1: the training loss is nan. The likely "
-         "cause is a learning rate too high for this model and data (lr=1e+09; try --set lr=...) or readings too large "
-         "for float32 (rescale the data).", "the run folder, its status `diverged` at epoch 1 with this line; no test "
-         "metrics"),
+    Case(("--run-dir", "r", "--set", "lr=1e9"), DIVERGED, DIVERGED_DISK),
     Case(("--ckpt-dir", "notes.txt"), "--ckpt-dir notes.txt is a file; give a folder.", "the file, untouched; no run "
          "folder", "a file `notes.txt`"),
     Case((), "datasets/Tiny/meta.json is not valid JSON (Expecting property name enclosed in double quotes: line 1 "
@@ -139,7 +143,10 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
          ("random-bytes", "random-bytes.pt is not a readable checkpoint (...", "5,000 random bytes"),
          ("other-model", "other-model.pt does not fit the STID model of this config (...",
           "a checkpoint of STID with 2 layers, the config has 1"),
-     ]]
+     ]] + [
+    Case(("--eval", "nan-weights.pt"), NAN_WEIGHTS, NAN_WEIGHTS_DISK, "a checkpoint of this config with NaN weights"),
+    Case((), HUGE_READINGS, "nothing: no run folder", "the dataset's readings scaled to 1e30 without `prepare`"),
+]
 
 
 STVFM_BASE = "python -m basicts.run -c STVFM_Tiny.py"
@@ -152,6 +159,12 @@ STVFM: List[Case] = [Case(("--set", setting, *extra), message, STVFM_DISK) for s
     ("model_config.backbone_weights=absent.safetensors", ("--set", "model_config.pretrained=True"),
      "Backbone weights file absent.safetensors does not exist."),
 ]]
+
+#: ST-VFM's own runs that go wrong (its demo config, as the issue tried it)
+STVFM_RUN: List[Case] = [
+    Case(("--run-dir", "r", "--set", "lr=1e9"), DIVERGED, DIVERGED_DISK),
+    Case(("--eval", "nan-weights.pt"), NAN_WEIGHTS, NAN_WEIGHTS_DISK, "a checkpoint of this config with NaN weights"),
+]
 
 LEADERBOARD_BASE = "python -m stvfm_plugin.leaderboard run --dataset Tiny --epochs 1 --budget equal-epochs"
 LEADERBOARD_DISK = "nothing: no leaderboard folder"
@@ -176,7 +189,7 @@ def table() -> str:
     lines = [BEGIN, "", "| command | bad input | the one line it gets (after `error: `, exit status 2) | left on disk |",
              "|---|---|---|---|"]
     for command, cases in (("`stvfm_plugin.data prepare`", PREPARE), ("`stvfm_plugin.data synth`", SYNTH),
-                           ("`basicts.run`", RUN), ("`basicts.run` (ST-VFM)", STVFM),
+                           ("`basicts.run`", RUN), ("`basicts.run` (ST-VFM)", STVFM + STVFM_RUN),
                            ("`stvfm_plugin.leaderboard run`", LEADERBOARD)):
         for case in cases:
             shown = (f"`{' '.join(case.args)}`" if case.args else "") + (f" ({case.setup})" if case.setup else "")

@@ -45,7 +45,8 @@ def fake_run(out: Path, model: str, seed: int, mae: float, state: str = "finishe
         "max_minutes": max_minutes,
         "trainable_params": trainable, "total_params": total, "batch_size": 64, "inference_ms_per_batch": 5.0 + seed,
         "peak_memory_mb": {"kind": "process_peak_rss", "mb": 500.0 + seed}, "best_metrics": {"val/MAE": mae - 0.5},
-        "build_report": [f"{model} backbone weights: file w.safetensors"] if model == "Big" else []}))
+        "build_report": [f"{model} backbone weights: file w.safetensors"] if model == "Big" else [],
+        "backbone_report": [f"{model} backbone weights: file w.safetensors"] if model == "Big" else []}))
     (folder / "cfg.json").write_text(json.dumps({
         "dataset_name": "Fix", "null_val": 0.0, "scaler": {"name": "ZScoreScalerFixed"}, "norm_each_channel": False,
         "rescale": True, "metrics": ["MAE", "RMSE", "MAPE"], "eval_horizons": [3, 6, 12],
@@ -81,7 +82,8 @@ def test_report_rebuilds_byte_for_byte_from_its_summaries_without_paths(fixture_
     """The committed-report workflow: summaries beside the report; a fresh clone rebuilds it from them alone."""
     big = fixture_leaderboard / "Big" / "seed-1" / "run_info.json"
     info = json.loads(big.read_text())
-    info["build_report"] = ["ST-VFM backbone weights: file /work/shared/weights/dinov2_vits14.safetensors (sha256 ab12)"]
+    info["build_report"] = info["backbone_report"] = [
+        "ST-VFM backbone weights: file /work/shared/weights/dinov2_vits14.safetensors (sha256 ab12)"]
     big.write_text(json.dumps(info))
     report = tmp_path / "committed"
     first = {p.name: p.read_bytes() for p in write_report(fixture_leaderboard, report)}

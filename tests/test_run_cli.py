@@ -377,8 +377,8 @@ def test_error_gpus_without_cuda(tiny_dataset, workdir, capsys):
     assert "give 'cpu' or GPU indices" in error_of(["-c", str(path), "-g", "gpu0"], capsys)
 
 
-@pytest.mark.parametrize("case", [c for c in reliability.RUN if c.args and c.args[0] == "--eval"],
-                         ids=lambda c: c.args[1])
+@pytest.mark.parametrize("case", [c for c in reliability.RUN if c.args and c.args[0] == "--eval"
+                                  and c.message != reliability.NAN_WEIGHTS], ids=lambda c: c.args[1])
 def test_eval_of_a_damaged_or_foreign_checkpoint_is_one_line_and_leaves_no_eval_folder(tiny_dataset, workdir, case):
     cfg = write_config(workdir, STID_TINY)
     assert main(["-c", str(cfg), "--run-dir", "run", "--set", "num_epochs=1"]) == 0
@@ -745,6 +745,8 @@ def test_the_leaderboard_ranks_the_finite_model_and_shows_the_diverged_one(tiny_
     assert proc.returncode == 0, proc.stderr[-3000:]
     md = (workdir / "leaderboard" / "Tiny" / "report" / "leaderboard.md").read_text()
     assert "| 1 | DLinear |" in md and "| — | STID |" in md and "| diverged: training diverged in epoch 1" in md
+    assert "STID seed 1: DIVERGED (exit 2): training diverged in epoch 1" in proc.stdout
+    assert "[Tiny] done: 1 finished, 1 diverged (STID/1), 0 failed" in proc.stdout
 
 
 def test_one_batch_epochs_are_counted_right(tiny_dataset, workdir):
@@ -763,3 +765,42 @@ def test_a_damaged_meta_json_gets_one_line(tiny_dataset, workdir, capsys):
     assert err.strip().splitlines()[-1] == f"error: {case.message}"
     assert "Traceback" not in err and not (workdir / "checkpoints").exists()
     assert (workdir / "datasets" / "Tiny" / "meta.json").read_text() == '{"name": "Tiny", '  # the dataset as it was
+
+
+def nan_checkpoint(trained: Path, out: Path) -> Path:
+    """`trained` with every floating weight set to NaN (a checkpoint of a diverged model)."""
+    saved = torch.load(trained, map_location="cpu", weights_only=False)
+    saved["model_state_dict"] = {k: v.fill_(float("nan")) if torch.is_tensor(v) and v.is_floating_point() else v
+                                 for k, v in saved["model_state_dict"].items()}
+    torch.save(saved, out)
+    return out
+
+
+@pytest.mark.parametrize("body", ["STID", "STVFM"])
+def test_eval_of_a_nan_checkpoint_is_not_a_result(tiny_dataset, workdir, capsys, body):
+    from test_stvfm import STVFM_TINY
+
+    case = next(c for c in (reliability.RUN if body == "STID" else reliability.STVFM_RUN) if "nan-weights.pt" in c.args)
+    cfg = str(write_config(workdir, STID_TINY if body == "STID" else STVFM_TINY))
+    assert main(["-c", cfg, "--run-dir", "run", "--set", "num_epochs=1"]) == 0
+    nan_checkpoint(next((workdir / "run").glob("*_best_val_MAE.pt")), workdir / case.args[1])
+    capsys.readouterr()
+    assert main(["-c", cfg, *case.args]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(f"error: {case.message.removesuffix('...')}") and "Traceback" not in err
+    (folder,) = workdir.glob("eval-*")
+    metrics = json.loads((folder / "test_metrics.json").read_text())
+    assert all(np.isnan(v) for group in metrics.values() for v in group.values())  # never a zero error
+    assert json.loads((folder / "run_info.json").read_text())["nonfinite_predictions"] > 0
+
+
+def test_a_dataset_with_readings_near_1e30_is_refused_before_any_folder(tiny_dataset, workdir, capsys):
+    (case,) = [c for c in reliability.RUN if c.message == reliability.HUGE_READINGS]
+    folder = workdir / "datasets" / "Tiny"
+    for split in ("train", "val", "test"):  # written by other means than `prepare`, which refuses them
+        data = np.load(folder / f"{split}_data.npy")
+        np.save(folder / f"{split}_data.npy", (data / np.abs(data).max() * 1e30).astype(np.float32))
+    assert main(["-c", str(write_config(workdir, STID_TINY)), *case.args]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
+    assert not (workdir / "checkpoints").exists()

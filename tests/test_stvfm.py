@@ -493,6 +493,9 @@ def test_basicts_run_checkpoint_size_and_eval_in_new_process(tiny_dataset, workd
     assert evaluated["overall"]["MAE"] == pytest.approx(trained["overall"]["MAE"], rel=1e-6)
     info = json.loads((run / "run_info.json").read_text())
     assert info["trainable_params"] < info["total_params"] and info["epochs_run"] == 1
+    assert info["backbone"] == {"kind": "random", "name": "test_vit", "found_by": "pretrained=False",
+                                "sha256": None}  # where the weights came from, as a record: no text to search
+    assert info["backbone_report"] == info["build_report"][:2] and "RANDOM (pretrained=False)" in info["backbone_report"][1]
 
 
 def test_eval_refuses_other_or_missing_backbone_weights(tiny_dataset, workdir, tmp_path_factory):
@@ -536,3 +539,14 @@ def test_a_model_that_cannot_be_built_leaves_no_run_folder(tiny_dataset, workdir
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"error: {case.message}", proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not [p for p in workdir.glob("checkpoints/**/*") if p.is_file()]  # no half-made run folder
+
+
+def test_a_diverging_stvfm_run_stops_at_once_and_is_marked(tiny_dataset, workdir):
+    (case,) = [c for c in reliability.STVFM_RUN if "lr=1e9" in c.args]
+    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(write_config(workdir, STVFM_TINY)), *case.args],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"error: {case.message}", proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    status = json.loads((workdir / "r" / "status.json").read_text())
+    assert (status["state"], status["epoch"], status["error"]) == ("diverged", 1, case.message)
+    assert not (workdir / "r" / "test_metrics.json").exists()  # nothing scored as a result

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -28,6 +29,19 @@ from .builder import BoundModel, install
 from .metrics import honest
 
 install()  # BasicTS's runner builds models through `PluginBuilder`
+
+#: the loggers easytorch caches by name: BasicTS's, easytorch's own, and this plugin's (made with easytorch's get_logger)
+CACHED_LOGGERS = ("BasicTS", "easytorch", "stvfm-plugin")
+
+
+def follow_stderr() -> None:
+    """Point the console handlers of the loggers easytorch caches at this call's stderr (they keep the stream of the
+    first run in a process, which may be closed by now: a second run in one process then logs into nothing)."""
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and name.startswith(CACHED_LOGGERS):
+            for handler in logger.handlers:
+                if type(handler) is logging.StreamHandler:
+                    handler.stream = sys.stderr  # (setStream would flush the old, perhaps closed, stream)
 
 
 class ForecastingTaskFlow(BasicTSForecastingTaskFlow):

@@ -10,11 +10,13 @@ import logging
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+import numpy as np
+
 from ..basicts_compat.null_value import basicts_null_val
 from ..errors import UserError
 from ..protocols import FROM_DATASET
 from .info import DATASETS_ROOT, DatasetInfo, dataset_folder
-from .layout import DATA_FILES, META_FILE, TIMESTAMP_FILES, read_meta
+from .layout import DATA_FILES, META_FILE, TIMESTAMP_FILES, check_scale, read_meta
 from .presets import PRESETS
 from .synth import DEMO_NAME, synth_dataset, synthetic_options
 
@@ -125,6 +127,13 @@ def bind_dataset(cfg, info: DatasetInfo) -> List[str]:
         lines += [f"calendar: {note}" for note in info.calendar_notes() if note not in off.values()]
     cfg._md5, cfg._serialized = "", {}
     return lines
+
+
+def check_values(info: DatasetInfo) -> None:
+    """Refuse, before anything is written, a dataset whose readings would overflow the metrics (`prepare` refuses them;
+    this catches a set written by other means)."""
+    for name in DATA_FILES:
+        check_scale(info.name, np.load(info.folder / name, mmap_mode="r"), "and prepare it again")
 
 
 def check_windows(cfg, info: DatasetInfo) -> None:

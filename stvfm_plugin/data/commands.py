@@ -49,7 +49,8 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
         adj = _read_graph(args, data.shape[1], node_ids, notes)
         coords = graphs.read_coords(Path(args.coords), node_ids) if args.coords else None
         spec = DatasetSpec(name=args.name, step_minutes=args.step_minutes, start=start,
-                           source={"files": raw_files([args.data, args.graph, args.coords])})
+                           source={"files": raw_files([args.data, args.graph, args.coords])},
+                           node_ids=[str(i) for i in node_ids] if node_ids is not None else None)
     if args.start:
         spec.start = _parse_start(args.start)
     if args.step_minutes and args.preset:

@@ -53,6 +53,8 @@ class DatasetInfo:
     has_graph: bool = field(default=False, metadata={"help": "adj_mx.pkl is present."})
     has_coords: bool = field(default=False, metadata={"help": "coords.npy is present."})
     synthetic: Optional[dict] = field(default=None, metadata={"help": "Generator options of a synthetic set."})
+    node_ids: Optional[Tuple[str, ...]] = field(default=None, metadata={
+        "help": "The sensors' ids in node order, as the raw signal's header gave them; None: numbered 0..N-1."})
 
     @classmethod
     def load(cls, name: str, root: os.PathLike = DATASETS_ROOT) -> "DatasetInfo":
@@ -73,7 +75,8 @@ class DatasetInfo:
             ratios=tuple(settings.get("train_val_test_ratio", ())), start=meta.get("start_time"),
             grid_shape=tuple(meta["grid_shape"]) if meta.get("grid_shape") else None,
             has_graph=bool(meta.get("has_graph")), has_coords=bool(meta.get("has_coords")),
-            synthetic=(meta.get("source") or {}).get("synthetic"))
+            synthetic=(meta.get("source") or {}).get("synthetic"),
+            node_ids=tuple(map(str, meta["node_ids"])) if meta.get("node_ids") else None)
 
     # ---- calendar features ---------------------------------------------------------------------
     @property
@@ -123,6 +126,11 @@ class DatasetInfo:
         return ", ".join(on) if on else "none"
 
     # ---- structure -----------------------------------------------------------------------------------
+    @property
+    def sensor_ids(self) -> Tuple[str, ...]:
+        """The sensors' ids in node order (`node_ids`, else "0".."N-1")."""
+        return self.node_ids or tuple(str(i) for i in range(self.num_nodes))
+
     def graph(self) -> Optional[np.ndarray]:
         """The adjacency `[N, N]`, or None."""
         return load_graph(self.folder)

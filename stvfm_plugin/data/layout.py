@@ -54,6 +54,8 @@ class DatasetSpec:
     min_window: int = field(default=24, metadata={"help": "input_len + output_len every split must hold."})
     source: dict = field(default_factory=dict)
     grid_shape: Optional[Sequence[int]] = None
+    node_ids: Optional[List[str]] = field(default=None, metadata={
+        "help": "The sensors' ids in node order (a signal header); None: the nodes are numbered 0..N-1."})
 
 
 def check_name(name: str) -> None:
@@ -103,6 +105,14 @@ def make_timestamps(num_steps: int, step_minutes: int, start: Optional[dt.dateti
 MAX_READING = 1e15
 
 
+def check_scale(name: str, data: np.ndarray, when: str) -> None:
+    """Refuse readings beyond `MAX_READING` (their errors overflow float32); `when` ends the hint."""
+    largest = float(np.abs(data).max()) if data.size else 0.0
+    if largest > MAX_READING:
+        raise UserError(f"Dataset {name}: readings as large as {largest:.3g}; squared errors overflow float32 beyond "
+                        f"about {MAX_READING:g}, so RMSE would be infinite. Rescale the data (e.g. to thousands) {when}.")
+
+
 def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], coords: Optional[np.ndarray]) -> None:
     if data.ndim not in (2, 3):
         raise UserError(f"Dataset {spec.name}: the signal must be [time, nodes] or [time, nodes, channels]; "
@@ -141,11 +151,7 @@ def _validate(spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray], co
     if spec.grid_shape is not None and int(np.prod(spec.grid_shape)) != num_nodes:
         raise UserError(f"Dataset {spec.name}: grid shape {list(spec.grid_shape)} holds "
                         f"{int(np.prod(spec.grid_shape))} cells but the signal has {num_nodes} nodes.")
-    largest = float(np.abs(data).max())
-    if largest > MAX_READING:
-        raise UserError(f"Dataset {spec.name}: readings as large as {largest:.3g}; squared errors overflow float32 "
-                        f"beyond about {MAX_READING:g}, so RMSE would be infinite. Rescale the data (e.g. to thousands) "
-                        "before preparing it.")
+    check_scale(spec.name, data, "before preparing it")
     lengths = split_lengths(num_steps, spec.ratios)
     short = [(s, n) for s, n in zip(SPLITS, lengths) if n < spec.min_window]
     if short:
@@ -179,6 +185,7 @@ def _meta(spec: DatasetSpec, data: np.ndarray, lengths: Sequence[int], has_graph
         "has_graph": has_graph,
         "has_coords": has_coords,
         "grid_shape": list(spec.grid_shape) if spec.grid_shape is not None else None,
+        "node_ids": _distinct_ids(spec.node_ids, data.shape[1]),
         "source": spec.source,
         "regular_settings": {
             "train_val_test_ratio": [float(r) for r in spec.ratios],
@@ -188,6 +195,13 @@ def _meta(spec: DatasetSpec, data: np.ndarray, lengths: Sequence[int], has_graph
             "null_val": None if spec.null_val is None else float(spec.null_val),
         },
     }
+
+
+def _distinct_ids(ids: Optional[Sequence[str]], num_nodes: int) -> Optional[List[str]]:
+    """The sensor ids kept in `meta.json`: one distinct id per node, else None (the nodes are then numbered)."""
+    if ids is None or len(ids) != num_nodes or len(set(ids)) != num_nodes:
+        return None
+    return [str(i) for i in ids]
 
 
 def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:

@@ -122,5 +122,6 @@ def load_preset(preset: Preset, src: Path, name: Optional[str] = None, channels:
     spec = DatasetSpec(
         name=name or preset.name, step_minutes=preset.step_minutes, ratios=preset.ratios,
         null_val=preset.null_val, start=start, domain=preset.domain,
-        source={"preset": preset.name, "files": raw_files([data_path, graph_path, coords_path])})
+        source={"preset": preset.name, "files": raw_files([data_path, graph_path, coords_path])},
+        node_ids=[str(i) for i in node_ids] if node_ids is not None else None)
     return spec, data, adj, coords

@@ -128,10 +128,12 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
         recorded = ended_summaries(Path(report_dir), {
             "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if report_dir else {}
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded)
-        failed = [k for k, v in states.items() if not v.ended]
+        failed = [k for k, v in states.items() if v is not Outcome.DIVERGED and not v.ended]
+        diverged = [k for k, v in states.items() if v is Outcome.DIVERGED]
         skipped = sum(v is Outcome.SKIPPED for v in states.values())
-        print(f"[{args.dataset}] done: {len(states) - len(failed) - skipped} finished, "
-              + (f"{skipped} skipped after the time cap, " if skipped else "") + f"{len(failed)} failed"
+        print(f"[{args.dataset}] done: {len(states) - len(failed) - len(diverged) - skipped} finished, "
+              + (f"{skipped} skipped after the time cap, " if skipped else "")
+              + (f"{len(diverged)} diverged ({', '.join(diverged)}), " if diverged else "") + f"{len(failed)} failed"
               + (f" ({', '.join(failed)})" if failed else ""), flush=True)
     if args.command == "tune":
         from .tables import tune_table

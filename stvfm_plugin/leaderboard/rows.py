@@ -136,9 +136,8 @@ class ModelRow:
         return sum(v) / len(v) if v else None
 
     def backbone_lines(self) -> List[str]:
-        """The build-report lines that name a pretrained backbone, its weights or a wrapped network."""
-        return [l for r in self.finished[:1] for l in r.info.get("build_report", [])
-                if "weights" in l or "backbone:" in l or "network:" in l]
+        """The lines of the first finished run that name a pretrained backbone, its weights or a wrapped network."""
+        return [line for r in self.finished[:1] for line in r.info.get("backbone_report", [])]
 
     def cpu_threads(self) -> Optional[List[int]]:
         """Torch's CPU thread counts the finished runs trained with, or None if a run did not record them."""

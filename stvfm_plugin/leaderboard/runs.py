@@ -312,9 +312,10 @@ def _train_one(budget: Budget, model: str, seed: int, folder: Path, device: str,
              f"({status.get('stop_reason', '?')} after epoch {status.get('epoch')}{converged}), {result}")
         return Outcome.FINISHED
     error = status.get("error") or f"exit status {process.returncode} without a recorded error"
-    echo(f"{tag}: FAILED (exit {process.returncode}): {error} -- full output in {log_path}; "
+    outcome = Outcome.DIVERGED if status.get("state") == RunState.DIVERGED else Outcome.FAILED
+    echo(f"{tag}: {outcome.value.upper()} (exit {process.returncode}): {error} -- full output in {log_path}; "
          "going on with the next model")
-    return Outcome.FAILED
+    return outcome
 
 
 def _took(wall_seconds: float, resumed: bool, run_info: dict) -> str:

@@ -20,7 +20,8 @@ SUMMARIES, SETTINGS = "runs", "settings.json"
 #: run_info.json entries a summary keeps
 INFO_KEYS = ("epochs_run", "seconds_per_epoch", "trainable_params", "total_params", "batch_size",
              "inference_ms_per_batch", "peak_memory_mb", "cpu_threads", "stop_reason", "converged", "max_minutes",
-             "build_report", "seed", "best_metrics", "mape_note", "nonfinite_predictions", "backbone")
+             "build_report", "seed", "best_metrics", "mape_note", "nonfinite_predictions", "backbone",
+             "backbone_report")
 _PATH = re.compile(r"(?<![\w.])(?:/[^\s/:,;()'\"|]+)+/([^\s/:,;()'\"|]+)")
 
 

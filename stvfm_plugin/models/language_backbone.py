@@ -153,6 +153,10 @@ class LanguageBackbone(nn.Module):
                     if "attn" in name or "attention" in name:
                         module.requires_grad_(True)
 
+    def identity(self) -> List[str]:
+        """The lines naming the language model and where its weights came from (none without a model)."""
+        return self.describe()[:2] if self.lm is not None else []
+
     def describe(self) -> List[str]:
         if self.lm is None:
             return [f"NO language model (llm_layers=0: the identity), width {self.embed_dim} as {self.name}"]

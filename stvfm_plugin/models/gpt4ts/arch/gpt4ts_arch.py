@@ -40,6 +40,7 @@ class GPT4TS(nn.Module):
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(self.num_patches * dim, config.output_len))
         self.build_report = [f"GPT4TS {line}" for line in self.backbone.describe()] + [
             f"GPT4TS patches: {self.num_patches} of length {config.patch_len}, stride {config.patch_stride}"]
+        self.backbone_report = [f"GPT4TS {line}" for line in self.backbone.identity()]
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         values = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]

@@ -59,6 +59,7 @@ class PFDeepAR(nn.Module):
         self.build_report = [f"DeepAR network: {type(self.network).__module__}.{type(self.network).__name__} "
                              f"(pytorch-forecasting), {config.cell_type} {config.rnn_layers} x {config.hidden_size}; "
                              f"forecast = mean of {config.num_samples} sample paths"]
+        self.backbone_report = list(self.build_report)  # the wrapped network
 
     def forward(self, inputs: torch.Tensor, inputs_timestamps: torch.Tensor, targets_timestamps: torch.Tensor,
                 targets: Optional[torch.Tensor] = None, targets_mask: Optional[torch.Tensor] = None

@@ -57,6 +57,7 @@ class PFNHiTS(nn.Module):
         self.network = build_pf_nhits_network(config)
         self.build_report = [f"N-HiTS network: {type(self.network).__module__}.{type(self.network).__name__} "
                              f"(pytorch-forecasting), {len(self.network.blocks)} blocks, global over nodes"]
+        self.backbone_report = list(self.build_report)  # the wrapped network
 
     def forward(self, inputs: torch.Tensor, inputs_timestamps: Optional[torch.Tensor] = None,
                 targets_timestamps: Optional[torch.Tensor] = None) -> torch.Tensor:

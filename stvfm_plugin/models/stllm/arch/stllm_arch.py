@@ -53,6 +53,7 @@ class STLLM(nn.Module):
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(self.backbone.embed_dim, config.output_len))
         self.build_report = [f"ST-LLM {line}" for line in self.backbone.describe()] + [
             f"ST-LLM unfrozen attention in the last {config.unfrozen_layers} layer(s)"]
+        self.backbone_report = [f"ST-LLM {line}" for line in self.backbone.identity()]
 
     def forward(self, inputs: torch.Tensor, inputs_timestamps: torch.Tensor) -> torch.Tensor:
         values = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]

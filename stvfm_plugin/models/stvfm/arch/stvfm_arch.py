@@ -103,6 +103,7 @@ class STVFM(nn.Module):
                 "use_time_of_day", "use_day_of_week", "use_learned_pos_embed", "use_vfm_pos_embed", "match_token_stats",
                 "use_adapter_skip", "head_calendar")),
         ]
+        self.backbone_report = self.build_report[:2]  # the backbone and where its weights came from
         for line in self.build_report:
             _logger.info(line)
 
