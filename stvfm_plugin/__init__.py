@@ -6,10 +6,11 @@ tools start without loading torch first).
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["STVFM", "STVFMConfig", "DatasetInfo"]
+__all__ = ["STVFM", "STVFMConfig", "DatasetInfo", "Forecaster", "build_model"]
 
 _EXPORTS = {"STVFM": "stvfm_plugin.models.stvfm", "STVFMConfig": "stvfm_plugin.models.stvfm",
-            "DatasetInfo": "stvfm_plugin.data.info"}
+            "DatasetInfo": "stvfm_plugin.data.info", "Forecaster": "stvfm_plugin.forecaster",
+            "build_model": "stvfm_plugin.models.factory"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,7 @@
 """Training and evaluation launchers: BasicTS 1.1.0's, with `PluginRunner` and explicit run folders."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -11,6 +12,8 @@ from easytorch.launcher.dist_wrap import dist_wrap
 
 from .errors import UserError
 from .records import RunState
+from .files import atomic_write_text
+from .run_options import RECORD_FILE
 from .run_spec import RunSpec
 from .runner import Diverged, PluginRunner
 from .status import LOCK_FILE, STATUS_FILE, folder_lock, read_status, write_status
@@ -89,6 +92,7 @@ def launch_training(spec: RunSpec) -> Path:
         with run_folder_lock(run_dir):
             with open(run_dir / "cfg.json", "w", encoding="utf-8") as f:
                 f.write(str(cfg))
+            atomic_write_text(run_dir / RECORD_FILE, json.dumps(spec.options.to_record(), indent=2))
             if cfg.gpus:
                 set_device_type("gpu")
                 device_num = cfg.gpu_num
@@ -118,6 +122,7 @@ def launch_evaluation(spec: RunSpec) -> Path:
     set_device_type("gpu" if cfg.gpus else "cpu")
     os.makedirs(run_dir, exist_ok=True)
     try:
+        atomic_write_text(Path(run_dir) / RECORD_FILE, json.dumps(spec.options.to_record(), indent=2))
         runner = PluginRunner(spec)
         runner.init_logger(logger_name="BasicTS-evaluation", log_file_name="evaluation_log")
         runner.eval(str(ckpt_path))

@@ -12,6 +12,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .errors import UserError
+
 
 class Word(str, Enum):
     """A `str` enum whose members print and format as their word (Python 3.9's `str` enums print their name)."""
@@ -69,14 +71,12 @@ class Outcome(Word):
 
     @classmethod
     def of(cls, state: Optional[str]) -> "Outcome":
-        """The outcome a stored word stands for (summaries written before the enum: the same words; an unscorable run
-        was stored with its reason as the state)."""
+        """The outcome a stored word stands for (a summary's `state`)."""
         try:
             return cls(state)
         except ValueError:
-            if state and state.startswith("non-finite"):
-                return cls.UNSCORABLE
-            raise ValueError(f"unknown run state {state!r}") from None
+            raise UserError(f"unknown run state {state!r} (known: {', '.join(o.value for o in cls)}); was the summary "
+                            "edited by hand?") from None
 
 
 class BackboneKind(Word):

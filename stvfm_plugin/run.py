@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "use); recorded in run_info.json")
     parser.add_argument("--save-results", action="store_true",
                         help="also write test inputs/predictions/targets as .npy files in the run folder")
+    parser.add_argument("--coverage", type=float, nargs="+", default=[0.9], metavar="LEVEL",
+                        help="coverage levels of the prediction intervals calibrated on the validation split "
+                             "(default 0.9); `python -m stvfm_plugin.forecast` uses them")
     parser.add_argument("--no-test", action="store_true",
                         help="validation only: train, keep the best-validation checkpoint, and never evaluate the test "
                              "split (for tuning; run_info.json holds the best validation MAE)")
@@ -142,6 +145,9 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     for option, value in (("--run-dir", args.run_dir), ("--ckpt-dir", args.ckpt_dir)):
         if value and Path(value).exists() and not Path(value).is_dir():
             raise UserError(f"{option} {value} is a file; give a folder.")
+    bad = [level for level in args.coverage if not 0 < level < 1]
+    if bad:
+        raise UserError(f"--coverage {bad[0]:g}: give levels between 0 and 1, such as 0.9.")
     if args.no_test and (args.eval or args.save_results):
         raise UserError(f"--no-test never evaluates the test split, so {'--eval' if args.eval else '--save-results'} "
                         "(test predictions) cannot go with it.")
@@ -150,7 +156,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         run_dir=Path(args.run_dir) if args.run_dir else None, resume=args.resume, patience=args.patience,
         max_minutes=args.max_minutes,
         eval_checkpoint=Path(args.eval) if args.eval else None, gpus=_select_gpus(args.gpus), threads=args.threads,
-        save_results=args.save_results, test=not args.no_test)
+        save_results=args.save_results, test=not args.no_test, coverage=tuple(dict.fromkeys(args.coverage)))
 
 
 def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:

@@ -5,6 +5,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
+#: what `run_options.json` in a run folder holds: enough to rebuild the run's model (`Forecaster.load`)
+RECORD_FILE = "run_options.json"
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -31,6 +34,22 @@ class RunOptions:
     threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads (None: every available core)."})
     save_results: bool = field(default=False, metadata={
         "help": "Also write test inputs / predictions / targets as .npy files."})
+    coverage: Tuple[float, ...] = field(default=(0.9,), metadata={
+        "help": "Coverage levels of the prediction intervals calibrated on the validation split after training and on "
+                "--eval (`forecast` turns them into bounds; the test split's coverage goes into test_metrics.json)."})
     test: bool = field(default=True, metadata={
         "help": "Evaluate the best-validation checkpoint on the test split after training; False: validation only "
                 "(for tuning: the test split is never evaluated)."})
+
+    def to_record(self) -> dict:
+        """The options that rebuild this run's model and data, for `run_options.json` (config path made absolute)."""
+        return {"config": str(Path(self.config).resolve()), "dataset": self.dataset,
+                "overrides": [[key, value] for key, value in self.overrides], "coverage": list(self.coverage),
+                "eval_checkpoint": str(Path(self.eval_checkpoint).resolve()) if self.eval_checkpoint else None}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "RunOptions":
+        """The options of a `run_options.json` (for inference: no run folder, no training choices)."""
+        return cls(config=Path(record["config"]), dataset=record.get("dataset"),
+                   overrides=[(key, value) for key, value in record.get("overrides", [])],
+                   coverage=tuple(record.get("coverage") or (0.9,)))

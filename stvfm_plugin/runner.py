@@ -34,12 +34,14 @@ import numpy as np
 import torch
 from easytorch.core.checkpoint import get_last_ckpt_path
 from basicts.utils import RunnerStatus
+from einops import rearrange
 from easytorch.utils import is_master
 
 from .basicts_compat.runner import BasicTS110Runner
 from .basicts_compat.metrics import nonfinite_scored
 from .errors import UserError
 from .files import atomic_write, atomic_write_text, read_json
+from .conformal import CALIBRATION_FILE, calibrate, coverage
 from .mape import TARGET_SAMPLE, mape_note
 from .records import RunInfo, RunState, StopReason
 from .run_spec import RunSpec
@@ -238,10 +240,13 @@ class PluginRunner(BasicTS110Runner):
         self.nonfinite_predictions += nonfinite_scored(batch_data["prediction"], batch_data["targets_mask"])
         scored = batch_data["targets"][batch_data["targets_mask"].bool()].flatten()
         self._target_sample.append(scored[::max(1, len(scored) // TARGET_SAMPLE)].cpu())
+        self._test_windows.append(_scored_arrays(batch_data))  # for the intervals' test coverage
         super()._save_results(batch_idx, batch_data)
 
     def on_eval_start(self, ckpt_path: Optional[str]) -> None:
         self._target_sample: list = []
+        self._test_windows: list = []
+        self.interval_metrics: dict = {}
         self.nonfinite_predictions = 0
         self.inference_seconds = []
         best = os.path.join(self.ckpt_save_dir, f"{self.model_name}_best_val_{self.target_metric}.pt")
@@ -254,6 +259,7 @@ class PluginRunner(BasicTS110Runner):
     def on_eval_end(self) -> None:
         if not is_master():
             return
+        self._calibrate_intervals()
         folder = self.write_results()
         if folder is not None:
             self.logger.info(f"Test inputs, predictions and targets saved to {folder} (np.load-able, [samples, steps, "
@@ -276,6 +282,39 @@ class PluginRunner(BasicTS110Runner):
                             f"inf) at {self.nonfinite_predictions:,} scored readings, so its metrics are NaN, not a result "
                             "(the eval folder keeps them, marked in run_info.json). Its weights may have diverged; "
                             "evaluate the best checkpoint of a run that finished.")
+
+    # ---- prediction intervals (split conformal, `stvfm_plugin.conformal`) --------------------------------
+    def _calibrate_intervals(self) -> None:
+        """Calibrate the intervals on the validation split (`calibration.json`) and measure them on the test split."""
+        with torch.inference_mode():  # the tested checkpoint's forecasts of the validation windows
+            validation = [_scored_arrays(self.taskflow.postprocess(self, BasicTS110Runner._forward(
+                self, self.model, self.taskflow.preprocess(self, data), step=0))) for data in self.validation_loader()]
+        if not validation or not self._test_windows:
+            return
+        validation = [np.concatenate(a) for a in zip(*validation)]
+        if self.nonfinite_predictions or not np.isfinite(validation[0][validation[2]]).all():
+            self.logger.warning("No prediction intervals: some forecasts are not finite (NaN or inf).")
+            return
+        calibration = calibrate(*validation, self.options.coverage)
+        atomic_write_text(os.path.join(self.ckpt_save_dir, CALIBRATION_FILE), json.dumps(calibration, indent=1))
+        test = [np.concatenate(a) for a in zip(*self._test_windows)]
+        self.interval_metrics = coverage(*test, calibration, [h for h in (self.cfg.get("eval_horizons") or [])])
+        for level, groups in self.interval_metrics.items():
+            self.logger.info(f"{float(level):.0%} interval (calibrated on validation): test coverage "
+                             f"{groups['overall']['coverage']:.3f}, mean width {groups['overall']['width']:.3f}")
+
+    def _save_metrics(self) -> None:
+        """BasicTS's test metrics, and each calibrated interval's coverage and width (`coverage_0.9`, `width_0.9`,
+        overall and per horizon)."""
+        super()._save_metrics()
+        if not self.interval_metrics:
+            return
+        path = os.path.join(self.ckpt_save_dir, "test_metrics.json")
+        metrics = read_json(path)
+        for level, groups in self.interval_metrics.items():
+            metrics[f"coverage_{level}"] = {name: values["coverage"] for name, values in groups.items()}
+            metrics[f"width_{level}"] = {name: values["width"] for name, values in groups.items()}
+        atomic_write_text(path, json.dumps(metrics, indent=4))
 
     def _write_run_info(self) -> None:
         if not is_master():
@@ -304,6 +343,13 @@ class PluginRunner(BasicTS110Runner):
 
     def _previous_run_info(self) -> dict:
         return read_json(os.path.join(self.ckpt_save_dir, "run_info.json"))
+
+
+def _scored_arrays(batch: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch's forecasts, readings and scored mask as `[B, T, N]` arrays (channels, if any, as more nodes)."""
+    found = [batch[key].detach().cpu() for key in ("prediction", "targets", "targets_mask")]
+    found = [rearrange(a, "b t n c -> b t (n c)") if a.dim() == 4 else a for a in found]  # [B, T, N]
+    return found[0].double().numpy(), found[1].double().numpy(), found[2].bool().numpy()
 
 
 def _peak_memory_mb(device: torch.device) -> dict:

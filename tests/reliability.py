@@ -184,13 +184,47 @@ LEADERBOARD: List[Case] = [Case(args, message, LEADERBOARD_DISK) for args, messa
 ]]
 
 
+FORECAST_BASE = "python -m stvfm_plugin.forecast run --out f.csv"
+FORECAST_DISK = "nothing: no forecast file, no figure"
+#: files the forecast cases name, written by their test from the prepared set `Speeds` (4 sensors, ids s0..s3)
+FORECAST: List[Case] = [Case(args, message, FORECAST_DISK, setup) for args, message, setup in [
+    (("--data", "unknown.csv"), "--data unknown.csv: 1 sensor id(s) the run does not know (x9). Its header must name "
+                                "each of the run's 4 sensors once, in any order (or give no header and the training's "
+                                "order).", "a header with an id the run does not know"),
+    (("--data", "missing.csv"), "--data missing.csv: 1 of the run's sensors missing (s3). Its header must name each of "
+                                "the run's 4 sensors once, in any order (or give no header and the training's order).",
+     "a header without one of the sensors"),
+    (("--data", "short.csv", "--end", "2024-01-02T00:00"), "5 rows of readings; the model reads the last 12: give at "
+                                                           "least 12 rows.", "5 rows"),
+    (("--data", "text.csv", "--end", "2024-01-02T00:00"), "--data text.csv: non-numeric cell 'n/a' at row 3, column 1. "
+                                                          "Give numbers, and leave missing readings empty.",
+     "a cell `n/a`"),
+    (("--data", "latest.csv", "--end", "2024-01-02T00:03"), "--end 2024-01-02 00:03:00 is not on the data's grid of "
+                                                            "5-minute steps from 2024-01-01 00:00:00.", ""),
+    (("--data", "latest.csv"), "--data latest.csv has no timestamp column: give --end TIME, the time of its last row.",
+     ""),
+    (("--coverage", "0.8"), "--coverage 0.8: the run calibrated 0.9; train or --eval it with --coverage 0.8 to get "
+                            "those bounds.", ""),
+    (("--nodes", "x9"), "--nodes: unknown sensor id(s) x9; the run's sensors are s0, s1, s2, s3, ...", ""),
+]] + [
+    Case(("norun",), "norun holds no run_options.json: it is not a run folder of this plugin (or was trained before "
+         "forecasts were possible; train it again).", FORECAST_DISK, "an empty folder `norun` instead of `run`"),
+    Case(("nockpt",), "nockpt holds no best-validation checkpoint (STID_best_val_MAE.pt): the run has not finished an "
+         "epoch. Train it (or --resume it) first.", FORECAST_DISK, "a copy of the run folder without its checkpoints"),
+]
+
+#: ST-VFM's forecast with other backbone weights than it trained with (tests/test_stvfm.py)
+FORECAST_STVFM = Case(("stvfm-run",), "This checkpoint was trained with the backbone test_vit with weights ...",
+                      FORECAST_DISK, "an ST-VFM run, with other weights in STVFM_BACKBONE_WEIGHTS")
+
+
 def table() -> str:
     """The README's reliability table."""
     lines = [BEGIN, "", "| command | bad input | the one line it gets (after `error: `, exit status 2) | left on disk |",
              "|---|---|---|---|"]
     for command, cases in (("`stvfm_plugin.data prepare`", PREPARE), ("`stvfm_plugin.data synth`", SYNTH),
                            ("`basicts.run`", RUN), ("`basicts.run` (ST-VFM)", STVFM + STVFM_RUN),
-                           ("`stvfm_plugin.leaderboard run`", LEADERBOARD)):
+                           ("`stvfm_plugin.leaderboard run`", LEADERBOARD), ("`stvfm_plugin.forecast`", FORECAST + [FORECAST_STVFM])):
         for case in cases:
             shown = (f"`{' '.join(case.args)}`" if case.args else "") + (f" ({case.setup})" if case.setup else "")
             lines.append(f"| {command} | {shown} | {case.message} | {case.disk} |")

@@ -17,6 +17,8 @@ from stvfm_plugin.baselines import BUILDERS
 from stvfm_plugin.basicts_compat.null_value import basicts_null_val
 from stvfm_plugin.data.commands import main as data_main
 from stvfm_plugin.data.info import DatasetInfo
+from stvfm_plugin.forecast import read_readings
+from stvfm_plugin.forecaster import Forecaster
 from stvfm_plugin.run import main as run_main
 
 from conftest import CONFIGS, finite_metrics
@@ -80,6 +82,8 @@ def test_prepared_facts(own_data):
                                                                                                     False)
     assert weekly.calendar_notes() == ["time of day off (steps of a day or more)",
                                        "day of week off (steps of more than a day)"]
+    assert sensors.sensor_ids == tuple(str(5290 + 7 * i) for i in range(8))  # the header's ids, kept for forecasts
+    assert counts.sensor_ids == tuple(f"stop{i}" for i in range(6)) and weekly.sensor_ids == tuple("01234")
     assert sensors.null_val == 0.0 and not sensors.day_of_week and "training split covers 1.8 days" in \
         sensors.calendar_notes()[0]
     adj = sensors.graph()
@@ -96,6 +100,25 @@ def run_one(own_data: Path, model: str, dataset: str, extra=(), monkeypatch=None
                      "--threads", "1", "--ckpt-dir", ckpt, "--save-results", *extra]) == 0
     (metrics_file,) = list((own_data / ckpt).glob("**/test_metrics.json"))
     return metrics_file.parent
+
+
+def forecasts_the_next_steps(run: Path, dataset: str) -> None:
+    """The run forecasts the steps after its data's last reading for every sensor, inside calibrated bounds."""
+    info = DatasetInfo.load(Path("datasets") / dataset)
+    table = Forecaster.load(run).forecast()
+    assert len(table) == 12 * info.num_nodes and list(table["sensor"][:info.num_nodes]) == list(info.sensor_ids)
+    assert np.isfinite(table[["forecast", "lower", "upper"]].to_numpy()).all()
+    assert (table["lower"] <= table["forecast"]).all() and (table["forecast"] <= table["upper"]).all()
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert 0 <= metrics["coverage_0.9"]["overall"] <= 1 and metrics["width_0.9"]["overall"] > 0
+    if dataset == "Sensors":  # numeric sensor ids in a header, columns shuffled: the same forecast
+        readings, _ = Forecaster.load(run).latest()
+        order = np.random.default_rng(1).permutation(info.num_nodes)
+        write_csv(run / "latest.csv", readings[:, order], [info.sensor_ids[i] for i in order])
+        shuffled, end = read_readings(run / "latest.csv", info.sensor_ids)
+        assert end is None and np.allclose(shuffled, readings, atol=1e-4)
+        again = Forecaster.load(run).forecast(shuffled)
+        assert np.allclose(again["forecast"], table["forecast"], atol=1e-3)
 
 
 def scored_mae(run: Path) -> tuple[float, float]:
@@ -120,6 +143,7 @@ def test_stid_and_stvfm_train_on_every_set(own_data, model, dataset, monkeypatch
     cfg = json.loads((run / "cfg.json").read_text())
     assert cfg["dataset_name"] == dataset and cfg["model_config"]["num_features"] == \
         DatasetInfo.load(own_data / "datasets" / dataset).num_nodes
+    forecasts_the_next_steps(run, dataset)
 
 
 @pytest.mark.parametrize("model", [m for m in BUILDERS if m not in ("STID", "STVFM")])
@@ -132,6 +156,7 @@ def test_every_other_model_trains_on_the_id_keyed_weighted_graph(own_data, model
     info = json.loads((run / "run_info.json").read_text())
     assert info["epochs_run"] == 1 and info["trainable_params"] > 0
     assert info["inference_ms_per_batch"] > 0 and info["peak_memory_mb"]["mb"] > 0
+    forecasts_the_next_steps(run, "Sensors")
 
 
 @pytest.mark.parametrize("start", [None, "2024-01-01T00:00"])

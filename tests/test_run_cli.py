@@ -52,7 +52,7 @@ def test_demo_commands_end_to_end_share_one_demo_set(workdir):
     assert [r.parts[-4] for r in runs] == ["STID", "STVFM"]
     for run in runs:
         metrics = json.loads((run / "test_metrics.json").read_text())
-        assert set(metrics) == {"overall", "horizon_3", "horizon_6", "horizon_12"}
+        assert set(metrics) == {"overall", "horizon_3", "horizon_6", "horizon_12", "coverage_0.9", "width_0.9"}
         assert set(metrics["overall"]) == {"MAE", "RMSE", "MAPE"} and finite_metrics(metrics)
 
 
@@ -574,7 +574,8 @@ def test_a_one_step_forecast_is_scored_at_step_one_end_to_end(tiny_dataset, work
     assert main(["-c", cfg, "--run-dir", "short", "--set", "input_len=4", "--set", "output_len=1",
                  "--set", "num_epochs=1"]) == 0
     metrics = json.loads((workdir / "short" / "test_metrics.json").read_text())
-    assert set(metrics) == {"overall", "horizon_1"} and finite_metrics(metrics)
+    assert set(metrics) == {"overall", "horizon_1", "coverage_0.9", "width_0.9"} and finite_metrics(metrics)
+    assert set(metrics["coverage_0.9"]) == {"overall", "horizon_1"}  # the intervals follow the horizons too
     assert json.loads((workdir / "short" / "status.json").read_text())["state"] == "finished"
     assert ("Override: eval_horizons = [1]: the protocol's 3/6/12 that a 1-step forecast reaches (--set "
             "eval_horizons=[...] to choose others)") in capsys.readouterr().err

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import math
+import shutil
 import subprocess
 import time
 
@@ -518,6 +519,13 @@ def test_eval_refuses_other_or_missing_backbone_weights(tiny_dataset, workdir, t
         proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--eval", str(ckpt)],
                               capture_output=True, text=True, timeout=600, env=run_env)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    case = reliability.FORECAST_STVFM  # the forecast checks the backbone as --eval does, and writes nothing
+    shutil.copytree(workdir / "run", workdir / case.args[0])
+    proc = subprocess.run([python(), "-m", "stvfm_plugin.forecast", *case.args, "--out", "f.csv"], capture_output=True,
+                          text=True, timeout=600, env={**env, "STVFM_BACKBONE_WEIGHTS": str(files[1])})
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith(f"error: {case.message.removesuffix('...')}"), proc.stderr[-2000:]
+    assert f"a file with sha256 {expected}" in last and not (workdir / "f.csv").exists()
 
 
 def test_no_backbone_ablation_is_the_identity_and_still_trains():

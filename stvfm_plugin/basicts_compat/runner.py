@@ -155,6 +155,12 @@ class BasicTS110Runner(BasicTSRunner):
         self._results = {}
         super().on_eval_start(ckpt_path)
 
+    def validation_loader(self):
+        """The validation split's loader (built when the run has not trained, e.g. `--eval`)."""
+        if self.val_data_loader is None:
+            self.val_data_loader = Builder._build_data_loader(self.cfg, BasicTSMode.VAL, self.logger)
+        return self.val_data_loader
+
     def fit_scaler(self) -> None:
         """Fit the scaler on the training split, as BasicTS's evaluation does before it loads a checkpoint (for tools
         that score a checkpoint outside `eval`)."""

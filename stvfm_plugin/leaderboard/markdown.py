@@ -79,8 +79,10 @@ def main_table(dataset: str, rows: List[ModelRow], seeds: List[int]) -> List[str
              f"{'Mean ± sample std over seeds' if len(seeds) > 1 else 'One run, seed'} {', '.join(map(str, seeds))}. "
              "Rank by overall test MAE.", "",
              "| Rank | Model | MAE | RMSE | MAPE % | MAE h3 | MAE h6 | MAE h12 | Trainable params | Total params "
-             "| Epochs run | Stopped by | Train s/epoch | Inference ms/batch | Peak memory MB | Status |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+             "| Epochs run | Stopped by | Train s/epoch | Inference ms/batch | Peak memory MB | "
+             + "".join(f"{float(level):.0%} interval coverage / width | " for level in interval_levels(rows)) + "Status |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
+             + "---:|" * len(interval_levels(rows)) + "---|"]
     for row in (r for r in rows if not r.is_variant):
         status = row.states()
         errors = "; ".join(sorted({r.error for r in row.runs if r.error}))
@@ -94,8 +96,16 @@ def main_table(dataset: str, rows: List[ModelRow], seeds: List[int]) -> List[str
             _fmt(row.seconds_per_epoch(), digits=1),
             _fmt(row.info_mean("inference_ms_per_batch"), digits=1) + (f" (batch {batch})" if batch else ""),
             _fmt(row.peak_memory(), digits=0),
+            *[f"{_fmt(row.mean(f'coverage_{level}', 'overall'))} / {_fmt(row.mean(f'width_{level}', 'overall'))}"
+              for level in interval_levels(rows)],
             status + (f": {errors.replace('|', '/')}" if errors else "")]) + " |")
     return lines
+
+
+def interval_levels(rows: List[ModelRow]) -> List[str]:
+    """The interval levels some finished run measured on the test split (none in reports of older runs)."""
+    return sorted({group.split("_", 1)[1] for row in rows for r in row.finished for group in r.metrics
+                   if group.split("_", 1)[0] == "coverage"})
 
 
 def per_horizon_table(rows: List[ModelRow]) -> List[str]:
@@ -201,6 +211,9 @@ def csv_rows(rows: List[ModelRow]) -> List[dict]:
                      train_seconds_per_epoch=row.seconds_per_epoch() or "",
                      inference_ms_per_batch=row.info_mean("inference_ms_per_batch") or "",
                      peak_memory_mb=row.peak_memory() or "",
+                     **{f"{kind}_{level}": "" if row.mean(f"{kind}_{level}", "overall") is None else
+                        round(row.mean(f"{kind}_{level}", "overall"), 6)
+                        for level in interval_levels(rows) for kind in ("coverage", "width")},
                      error="; ".join(sorted({r.error for r in row.runs if r.error})))
         table.append(entry)
     return table

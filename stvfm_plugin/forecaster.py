@@ -1,0 +1,190 @@
+"""`Forecaster`: a trained run's model, asked for the steps after the latest readings, with calibrated intervals.
+
+    from stvfm_plugin import Forecaster
+    forecaster = Forecaster.load("checkpoints/STID/.../20261205-101500")   # a run folder (or its checkpoint)
+    table = forecaster.forecast()                      # the steps after the prepared data's last reading
+    table = forecaster.forecast(readings, end="2012-03-08 00:00")   # or after readings of your own
+
+The model, scaler and calendar features are exactly the run's: the forecast goes through the same BasicTS task flow
+as the run's test (normalise, model, scale back), so on the test split's windows it gives the run's saved test
+predictions. The bounds come from the run's `calibration.json` (split conformal on the validation split).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .conformal import CALIBRATION_FILE, bounds
+from .data.layout import DATA_FILES, make_timestamps
+from .errors import UserError
+from .run_options import RECORD_FILE, RunOptions
+
+
+class Forecaster:
+    """A trained model with its dataset's scaler, calendar and sensor ids, and its calibrated intervals."""
+
+    def __init__(self, runner, calibration: Optional[dict], checkpoint: Path) -> None:
+        self.runner = runner
+        self.dataset = runner.dataset
+        self.calibration = calibration
+        self.checkpoint = checkpoint
+        self.input_len, self.output_len = int(runner.cfg.input_len), int(runner.cfg.output_len)
+
+    # ---- loading ---------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, run: os.PathLike) -> "Forecaster":
+        """The model of a run folder (its best-validation checkpoint) or of a checkpoint file in one."""
+        from easytorch.device import set_device_type
+
+        from .run import describe_run
+        from .runner import PluginRunner
+
+        run = Path(run)
+        folder = run.parent if run.is_file() else run
+        if not folder.is_dir():
+            raise UserError(f"{run}: no such run folder or checkpoint.")
+        record_path = folder / RECORD_FILE
+        if not record_path.is_file():
+            raise UserError(f"{folder} holds no {RECORD_FILE}: it is not a run folder of this plugin (or was trained "
+                            "before forecasts were possible; train it again).")
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        options = RunOptions.from_record(record)
+        quiet = logging.getLogger("stvfm-forecast")
+        quiet.setLevel(logging.WARNING)
+        spec = describe_run(options, quiet)
+        checkpoint = run if run.is_file() else _best_checkpoint(folder, spec.model_name, record)
+        set_device_type("cpu")
+        noisy = [logging.getLogger(name) for name in ("BasicTS", "easytorch-env")]  # building a runner logs each step
+        for logger in noisy:
+            logger.addFilter(_warnings_only)
+        try:
+            runner = PluginRunner(spec.in_folder(folder))
+            runner.logger = quiet
+            runner.fit_scaler()  # on the training split, as the run's test did
+            runner._load_model(str(checkpoint))
+        finally:
+            for logger in noisy:
+                logger.removeFilter(_warnings_only)
+        runner.bare_model.eval()
+        calibration_path = folder / CALIBRATION_FILE
+        calibration = json.loads(calibration_path.read_text()) if calibration_path.is_file() else None
+        return cls(runner, calibration, checkpoint)
+
+    # ---- the prepared data --------------------------------------------------------------------------------------
+    @property
+    def sensor_ids(self) -> tuple:
+        return self.dataset.sensor_ids
+
+    def latest(self, rows: Optional[int] = None) -> tuple[np.ndarray, Optional[dt.datetime]]:
+        """The prepared dataset's last `rows` readings (default `input_len`; data units) and the time of the last one
+        (None when the dataset has no start time)."""
+        parts = [np.load(self.dataset.folder / name, mmap_mode="r") for name in DATA_FILES]
+        total = sum(len(p) for p in parts)
+        readings = np.concatenate([np.asarray(p) for p in parts])[-(rows or self.input_len):]
+        start = dt.datetime.fromisoformat(self.dataset.start) if self.dataset.start else None
+        end = start + (total - 1) * self.step if start else None
+        return readings, end
+
+    @property
+    def step(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.dataset.step_minutes)
+
+    # ---- forecasting -------------------------------------------------------------------------------------------
+    def predict(self, inputs: np.ndarray, inputs_timestamps: np.ndarray, targets_timestamps: np.ndarray) -> np.ndarray:
+        """Forecasts `[B, T_out, N(, C)]` in data units of input windows `[B, T_in, N(, C)]` (data units, missing
+        readings as the dataset's null value) with their calendar features `[B, T, 2]`: the run's test path."""
+        import torch
+        from basicts.utils import RunnerStatus
+
+        from .basicts_compat.runner import BasicTS110Runner
+
+        runner = self.runner
+        inputs = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        targets = torch.zeros((inputs.shape[0], self.output_len, *inputs.shape[2:]), dtype=torch.float32)
+        data = {"inputs": inputs, "targets": targets,
+                "inputs_timestamps": torch.as_tensor(np.asarray(inputs_timestamps, dtype=np.float32)),
+                "targets_timestamps": torch.as_tensor(np.asarray(targets_timestamps, dtype=np.float32))}
+        runner.status = RunnerStatus.EVALUATING
+        with torch.inference_mode():
+            data = runner.taskflow.preprocess(runner, data)
+            out = runner.taskflow.postprocess(runner, BasicTS110Runner._forward(runner, runner.model, data, 0))
+        return out["prediction"].cpu().numpy()
+
+    def forecast(self, readings: Optional[np.ndarray] = None, end: Optional[dt.datetime] = None,
+                 level: float = 0.9):
+        """The next `output_len` steps after `readings` (default: the prepared data's last readings), as a table.
+
+        Args:
+            readings: `[T, N]` in the training's sensor order and data units, at least `input_len` rows (the last
+                `input_len` are used); missing readings as the dataset's null value (or NaN).
+            end: Time of the last reading (default: the prepared data's last step; None without a start time).
+            level: Coverage of the bounds: one of the levels calibrated after training.
+
+        Returns:
+            A pandas DataFrame with one row per time, sensor and step: `time`, `sensor`, `step`, `forecast`, `lower`,
+            `upper` (times are None when the data has no clock).
+        """
+        import pandas as pd
+
+        if readings is None:
+            readings, latest_end = self.latest()
+            end = end or latest_end
+        readings = self._window(readings)
+        if self.calibration is not None and f"{level:g}" not in self.calibration["levels"]:
+            raise UserError(f"--coverage {level:g}: the run calibrated {', '.join(self.calibration['levels'])}; train or "
+                            f"--eval it with --coverage {level:g} to get those bounds.")
+        stamps = self._timestamps(end)
+        prediction = self.predict(readings[None], stamps[None, :self.input_len], stamps[None, self.input_len:])[0]
+        prediction = prediction.reshape(self.output_len, -1)  # [T_out, N]
+        lower, upper = bounds(prediction, self.calibration, level)
+        times = [end + (k + 1) * self.step if end else None for k in range(self.output_len)]
+        ids = self.sensor_ids
+        return pd.DataFrame({
+            "time": np.repeat(times, len(ids)), "sensor": np.tile(ids, self.output_len),
+            "step": np.repeat(np.arange(1, self.output_len + 1), len(ids)), "forecast": prediction.ravel(),
+            "lower": lower.ravel(), "upper": upper.ravel()})
+
+    def _window(self, readings: np.ndarray) -> np.ndarray:
+        readings = np.asarray(readings, dtype=np.float64)
+        if readings.ndim < 2 or readings.shape[1] != self.dataset.num_nodes:
+            raise UserError(f"the readings have {readings.shape[1] if readings.ndim > 1 else 1} sensors; the run was "
+                            f"trained on {self.dataset.num_nodes}.")
+        if len(readings) < self.input_len:
+            raise UserError(f"{len(readings)} rows of readings; the model reads the last {self.input_len}: give at least "
+                            f"{self.input_len} rows.")
+        window = readings[-self.input_len:]
+        null = self.dataset.null_val  # a missing reading as the run's test saw it: the null value (None: NaN, masked)
+        return np.where(np.isfinite(window), window, null if null is not None else np.nan)
+
+    def _timestamps(self, end: Optional[dt.datetime]) -> np.ndarray:
+        """Calendar features `[T_in + T_out, 2]` of the input window ending at `end` and the steps after it."""
+        steps = self.input_len + self.output_len
+        start = end - (self.input_len - 1) * self.step if end else None
+        if start is not None and self.dataset.start:
+            first = dt.datetime.fromisoformat(self.dataset.start)
+            if (start - first) % self.step:
+                raise UserError(f"--end {end.isoformat(sep=' ')} is not on the data's grid of {self.dataset.step_minutes}-"
+                                f"minute steps from {first.isoformat(sep=' ')}.")
+        return make_timestamps(steps, self.dataset.step_minutes, start)
+
+
+def _warnings_only(record: logging.LogRecord) -> bool:
+    """A logging filter that keeps warnings and errors (easytorch resets its loggers' levels when it fetches them)."""
+    return record.levelno >= logging.WARNING
+
+
+def _best_checkpoint(folder: Path, model: str, record: dict) -> Path:
+    """The checkpoint a run folder's forecasts use: its best-validation one (an eval folder: the one it evaluated)."""
+    if record.get("eval_checkpoint"):
+        return Path(record["eval_checkpoint"])
+    found: Sequence[Path] = sorted(folder.glob(f"{model}_best_val_*.pt"))
+    if not found:
+        raise UserError(f"{folder} holds no best-validation checkpoint ({model}_best_val_MAE.pt): the run has not "
+                        "finished an epoch. Train it (or --resume it) first.")
+    return found[0]

@@ -1,0 +1,157 @@
+"""`python -m stvfm_plugin.forecast` and `Forecaster`: the steps after the latest readings, with calibrated intervals."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stvfm_plugin.conformal import _quantile, calibrate, coverage
+from stvfm_plugin.data.commands import main as data_main
+from stvfm_plugin.forecast import main as forecast_main
+from stvfm_plugin.forecaster import Forecaster
+from stvfm_plugin.run import main as run_main
+
+import reliability
+from conftest import CONFIGS
+
+IDS = ["s0", "s1", "s2", "s3"]
+START = dt.datetime(2024, 1, 1)
+STEPS = 288 * 3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A working directory with the prepared set `Speeds` (4 sensors named s0..s3, 3 days of 5-minute steps from
+    2024-01-01) and an STID run on it in `run/`."""
+    root = tmp_path_factory.mktemp("forecast")
+    rng = np.random.default_rng(0)
+    speeds = 60 + 5 * np.sin(np.arange(STEPS) * 2 * np.pi / 288)[:, None] + rng.normal(0, 1, size=(STEPS, 4))
+    np.savetxt(root / "speeds.csv", speeds, delimiter=",", fmt="%.4f", header=",".join(IDS), comments="")
+    assert data_main(["prepare", "--data", str(root / "speeds.csv"), "--name", "Speeds", "--step-minutes", "5",
+                      "--start", START.isoformat(), "--out", str(root / "datasets")]) == 0
+    return root
+
+
+@pytest.fixture
+def run(trained, monkeypatch) -> Path:
+    monkeypatch.chdir(trained)
+    if not (trained / "run" / "STID_best_val_MAE.pt").is_file():
+        assert run_main(["-c", str(CONFIGS / "STID.py"), "--dataset", "Speeds", "--set", "num_epochs=2", "--threads", "1",
+                         "--seed", "1", "--run-dir", "run", "--save-results"]) == 0
+    return trained / "run"
+
+
+def test_the_forecaster_on_the_test_windows_gives_the_saved_test_predictions(run):
+    forecaster = Forecaster.load(run)
+    data, stamps = (np.load(f"datasets/Speeds/test_{k}.npy") for k in ("data", "timestamps"))
+    windows = range(len(data) - 23)
+    inputs = np.stack([data[i:i + 12] for i in windows])
+    predicted = np.concatenate([forecaster.predict(inputs[k:k + 64], np.stack([stamps[i:i + 12] for i in windows][k:k + 64]),
+                                                   np.stack([stamps[i + 12:i + 24] for i in windows][k:k + 64]))
+                                for k in range(0, len(inputs), 64)])  # the test's batches of 64
+    saved = np.load(run / "test_results" / "prediction.npy")
+    assert predicted.shape == saved.shape and np.array_equal(predicted, saved)
+
+
+def test_forecast_writes_the_steps_after_the_last_reading_with_ids_and_bounds(run, capsys):
+    assert forecast_main([str(run), "--out", "f.csv", "--plot", "f.png"]) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv("f.csv")
+    last = START + (STEPS - 1) * dt.timedelta(minutes=5)
+    assert list(table.columns) == ["time", "sensor", "step", "forecast", "lower", "upper"] and len(table) == 12 * 4
+    assert table["time"][0] == str(last + dt.timedelta(minutes=5)) and table["time"].iloc[-1] == str(
+        last + dt.timedelta(minutes=60))
+    assert list(table["sensor"][:4]) == IDS and (table["lower"] < table["forecast"]).all()
+    assert (table["forecast"] < table["upper"]).all() and Path("f.png").stat().st_size > 10_000
+    assert f"12 steps after {last.isoformat(sep=' ')}, 4 sensors, 90% intervals" in out
+
+
+def test_the_same_forecast_from_a_file_in_any_column_order(run, capsys):
+    readings, end = Forecaster.load(run).latest()
+    expected = Forecaster.load(run).forecast()
+    order = [2, 0, 3, 1]
+    times = [end - k * dt.timedelta(minutes=5) for k in range(11, -1, -1)]
+    frame = pd.DataFrame(readings[:, order], columns=[IDS[i] for i in order])
+    frame.insert(0, "time", [t.isoformat() for t in times])
+    frame.to_csv("latest.csv", index=False)
+    assert forecast_main([str(run), "--data", "latest.csv", "--out", "g.csv"]) == 0
+    frame.drop(columns="time").to_csv("plain.csv", index=False)
+    assert forecast_main([str(run), "--data", "plain.csv", "--end", end.isoformat(), "--out", "h.csv"]) == 0
+    for name in ("g.csv", "h.csv"):
+        table = pd.read_csv(name)
+        assert np.allclose(table["forecast"], expected["forecast"], atol=1e-4)
+        assert list(table["time"]) == [str(t) for t in expected["time"]]
+
+
+def write_case_files(run: Path) -> None:
+    """The files the reliability cases name, from the run's latest readings."""
+    readings, _ = Forecaster.load(run).latest()
+    header = ",".join(IDS)
+    body = "\n".join(",".join(f"{v:.3f}" for v in row) for row in readings)
+    Path("latest.csv").write_text(header + "\n" + body + "\n")
+    Path("unknown.csv").write_text(header.replace("s3", "x9") + "\n" + body + "\n")
+    Path("missing.csv").write_text(",".join(IDS[:3]) + "\n" + "\n".join(
+        ",".join(f"{v:.3f}" for v in row[:3]) for row in readings) + "\n")
+    Path("short.csv").write_text(header + "\n" + "\n".join(body.splitlines()[:5]) + "\n")
+    lines = body.splitlines()
+    lines[1] = "n/a," + lines[1].split(",", 1)[1]
+    Path("text.csv").write_text(header + "\n" + "\n".join(lines) + "\n")
+    Path("norun").mkdir(exist_ok=True)
+    shutil.copytree(run, "nockpt", dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.pt"))
+
+
+@pytest.mark.parametrize("case", reliability.FORECAST, ids=lambda c: " ".join(c.args))
+def test_bad_input_gets_one_line_and_writes_nothing(run, capsys, case):
+    write_case_files(run)
+    for name in ("f.csv", "f.png"):  # left by another test in this working directory
+        Path(name).unlink(missing_ok=True)
+    args = list(case.args) if case.args[0] in ("norun", "nockpt") else [str(run), *case.args]
+    assert forecast_main(args + ["--out", "f.csv", "--plot", "f.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
+    assert not Path("f.csv").exists() and not Path("f.png").exists()
+
+
+def test_the_run_calibrates_on_validation_and_reports_test_coverage(run):
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    calibration = json.loads((run / "calibration.json").read_text())
+    assert set(metrics["coverage_0.9"]) == {"overall", "horizon_3", "horizon_6", "horizon_12"}
+    assert 0.5 < metrics["coverage_0.9"]["overall"] <= 1 and metrics["width_0.9"]["horizon_12"] > 0
+    per_sensor = np.asarray(calibration["levels"]["0.9"]["per_sensor"])
+    assert per_sensor.shape == (12, 4) and (per_sensor > 0).all()
+
+
+def test_conformal_quantile_and_coverage():
+    errors = np.arange(1, 100, dtype=float)  # 99 errors: the ceil(100 * 0.9) = 90th smallest
+    assert _quantile(errors, 0.9) == 90.0 and _quantile(errors[:5], 0.9) == float("inf")
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(4000, 3, 2))
+    mask = np.ones_like(truth, dtype=bool)
+    calibration = calibrate(np.zeros_like(truth[:2000]), truth[:2000], mask[:2000], [0.8, 0.9])
+    found = coverage(np.zeros_like(truth[2000:]), truth[2000:], mask[2000:], calibration, [1, 3])
+    for level in ("0.8", "0.9"):  # exchangeable errors: the nominal coverage, within sampling noise
+        assert found[level]["overall"]["coverage"] == pytest.approx(float(level), abs=0.02)
+        assert found[level]["horizon_3"]["width"] == pytest.approx(2 * np.quantile(np.abs(truth[:2000, 2]), float(level)),
+                                                                    rel=0.05)
+
+
+def test_the_report_shows_each_models_interval_coverage_and_width():
+    from stvfm_plugin.leaderboard.markdown import csv_rows, main_table
+    from stvfm_plugin.leaderboard.rows import ModelRow, SeedRun
+
+    def run(seed: int, cover: float) -> SeedRun:
+        return SeedRun(seed, "finished", {"overall": {"MAE": 3.0, "RMSE": 5.0, "MAPE": 0.1},
+                                          "coverage_0.9": {"overall": cover}, "width_0.9": {"overall": 12.3}})
+
+    rows = [ModelRow("STID", [run(1, 0.87), run(2, 0.89)])]
+    lines = main_table("Fix", rows, [1, 2])
+    assert "| 90% interval coverage / width | Status |" in lines[6]
+    assert "| 0.880 / 12.300 | finished x2 |" in lines[8]  # the means over seeds
+    assert csv_rows(rows)[0]["coverage_0.9"] == 0.88
+    older = [ModelRow("STID", [SeedRun(1, "finished", {"overall": {"MAE": 3.0, "RMSE": 5.0, "MAPE": 0.1}})])]
+    assert "interval" not in main_table("Fix", older, [1])[6]  # reports of older runs stay as they were
