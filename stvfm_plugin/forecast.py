@@ -25,7 +25,7 @@ header (the training's sensor order), at least input_len rows, empty cells for m
 row from --end or a leading timestamp column. --out: one row per time, sensor and step (time, sensor, step, forecast,
 lower, upper)."""
 
-#: sensors the terminal table and the plot show by default (the busiest: highest mean reading in the input window)
+#: sensors the terminal table and the plot show by default (the busiest: the readings that moved most lately)
 SHOWN = 4
 #: input windows of recent readings the plot shows before the forecast
 HISTORY = 3
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="coverage of the bounds: a level the run calibrated (default 0.9)")
     parser.add_argument("--out", metavar="CSV", help="write the forecast table here")
     parser.add_argument("--plot", metavar="PNG", help="draw the recent readings, the forecast and its band here")
-    parser.add_argument("--nodes", nargs="+", metavar="ID", help=f"sensors to show (default: the {SHOWN} busiest)")
+    parser.add_argument("--nodes", nargs="+", metavar="ID", help=f"sensors to show (default: the {SHOWN} busiest, whose recent readings moved most)")
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: every available core)")
     return parser
 
@@ -109,14 +109,14 @@ def _column_order(path: Path, names: Optional[List[str]], ids: List[str]) -> Lis
 
 
 def shown_sensors(table, readings: np.ndarray, sensor_ids: Sequence[str], nodes: Optional[Sequence[str]]) -> List[str]:
-    """The sensors to print and plot: `nodes` (checked), else the busiest few."""
+    """The sensors to print and plot: `nodes` (checked), else the busiest few (largest spread of recent readings)."""
     if nodes:
         unknown = [n for n in nodes if n not in set(sensor_ids)]
         if unknown:
             raise UserError(f"--nodes: unknown sensor id(s) {', '.join(unknown[:5])}; the run's sensors are "
                             f"{', '.join(list(sensor_ids)[:5])}, ...")
         return list(nodes)
-    busiest = np.argsort(-np.nan_to_num(np.nanmean(readings, axis=0)), kind="stable")[:SHOWN]
+    busiest = np.argsort(-np.nan_to_num(np.nanstd(readings, axis=0)), kind="stable")[:SHOWN]
     return [sensor_ids[i] for i in busiest]
 
 
@@ -180,8 +180,8 @@ def forecast_command(args: argparse.Namespace) -> None:
         readings, latest_end = forecaster.latest(rows=HISTORY * forecaster.input_len)
         end = end or latest_end
     table = forecaster.forecast(readings, end=end, level=args.coverage)
-    sensors = shown_sensors(table, readings[-forecaster.input_len:], ids, args.nodes)
     recent = readings[-HISTORY * forecaster.input_len:]
+    sensors = shown_sensors(table, recent, ids, args.nodes)
     if forecaster.calibration is None:
         print("note: this run has no calibration.json (trained before intervals existed): no bounds.", file=sys.stderr)
     print(f"{forecaster.output_len} steps after {end.isoformat(sep=' ') if end else 'the last reading'}, "
