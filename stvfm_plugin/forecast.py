@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", metavar="PNG", help="draw the recent readings, the forecast and its band here")
     parser.add_argument("--nodes", nargs="+", metavar="ID", help=f"sensors to show (default: the {SHOWN} busiest, whose recent readings moved most)")
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: every available core)")
+    parser.add_argument("-g", "--gpus", default=None, metavar="ID", help="'cpu' (default) or a GPU index, e.g. 0")
     return parser
 
 
@@ -163,13 +164,16 @@ def plot(path: Path, table, readings: np.ndarray, end: Optional[dt.datetime], st
 
 def forecast_command(args: argparse.Namespace) -> None:
     from .forecaster import Forecaster
-    from .run import set_threads
+    from .run import select_gpus, set_threads
 
     if not 0 < args.coverage < 1:
         raise UserError(f"--coverage {args.coverage:g}: give a level between 0 and 1, such as 0.9.")
     end = parse_time(args.end, "--end") if args.end else None
     set_threads(args.threads)
-    forecaster = Forecaster.load(Path(args.run))
+    gpus = select_gpus(args.gpus)
+    if gpus and "," in gpus:
+        raise UserError(f"-g {args.gpus}: a forecast runs on one GPU; give one index.")
+    forecaster = Forecaster.load(Path(args.run), gpu=bool(gpus))
     ids = forecaster.sensor_ids
     if args.data:
         readings, file_end = read_readings(Path(args.data), ids)

@@ -38,8 +38,9 @@ class Forecaster:
 
     # ---- loading ---------------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, run: os.PathLike) -> "Forecaster":
-        """The model of a run folder (its best-validation checkpoint) or of a checkpoint file in one."""
+    def load(cls, run: os.PathLike, gpu: bool = False) -> "Forecaster":
+        """The model of a run folder (its best-validation checkpoint) or of a checkpoint file in one, on the CPU or
+        (`gpu`) on the first visible GPU."""
         from easytorch.device import set_device_type
 
         from .run import describe_run
@@ -59,7 +60,7 @@ class Forecaster:
         quiet.setLevel(logging.WARNING)
         spec = describe_run(options, quiet)
         checkpoint = run if run.is_file() else _best_checkpoint(folder, spec.model_name, record)
-        set_device_type("cpu")
+        set_device_type("gpu" if gpu else "cpu")
         noisy = [logging.getLogger(name) for name in ("BasicTS", "easytorch-env")]  # building a runner logs each step
         for logger in noisy:
             logger.addFilter(_warnings_only)

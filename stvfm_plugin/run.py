@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _select_gpus(spec: Optional[str]) -> Optional[str]:
+def select_gpus(spec: Optional[str]) -> Optional[str]:
     if spec is None or spec.strip().lower() in ("", "cpu", "none"):
         return None
     ids = [s.strip() for s in spec.split(",") if s.strip()]
@@ -155,7 +155,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         config=Path(args.cfg), dataset=args.dataset, overrides=[parse_override(item) for item in args.set], seed=args.seed, ckpt_dir=args.ckpt_dir,
         run_dir=Path(args.run_dir) if args.run_dir else None, resume=args.resume, patience=args.patience,
         max_minutes=args.max_minutes,
-        eval_checkpoint=Path(args.eval) if args.eval else None, gpus=_select_gpus(args.gpus), threads=args.threads,
+        eval_checkpoint=Path(args.eval) if args.eval else None, gpus=select_gpus(args.gpus), threads=args.threads,
         save_results=args.save_results, test=not args.no_test, coverage=tuple(dict.fromkeys(args.coverage)))
 
 

@@ -155,3 +155,14 @@ def test_the_report_shows_each_models_interval_coverage_and_width():
     assert csv_rows(rows)[0]["coverage_0.9"] == 0.88
     older = [ModelRow("STID", [SeedRun(1, "finished", {"overall": {"MAE": 3.0, "RMSE": 5.0, "MAPE": 0.1}})])]
     assert "interval" not in main_table("Fix", older, [1])[6]  # reports of older runs stay as they were
+
+
+def test_a_gpu_forecast_on_a_machine_without_one_is_one_line(run, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert forecast_main([str(run), "-g", "0", "--out", "gpu.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "asks for GPUs, but this machine has no usable CUDA device" in err and "Traceback" not in err
+    assert not Path("gpu.csv").exists()

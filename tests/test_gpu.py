@@ -87,3 +87,18 @@ def test_leaderboard_runs_its_models_on_the_gpu(tiny_dataset, workdir):
     md = (workdir / "leaderboard" / "Tiny" / "report" / "leaderboard.md").read_text()
     name = torch.cuda.get_device_name(0)
     assert "| STVFM:vfm_layers=0 | 1 |" in md and f"- Device: GPU 0 ({name}); software:" in md
+
+
+def test_a_gpu_trained_run_forecasts_on_the_gpu_what_it_forecasts_on_the_cpu(tiny_dataset, workdir):
+    from stvfm_plugin.forecaster import Forecaster
+
+    cfg = write_config(workdir, STVFM_TINY)
+    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "-g", "0", "--run-dir", "run"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    on_gpu = Forecaster.load(workdir / "run", gpu=True)
+    assert next(on_gpu.runner.bare_model.parameters()).is_cuda
+    gpu_table = on_gpu.forecast()
+    cpu_table = Forecaster.load(workdir / "run").forecast()
+    np.testing.assert_allclose(gpu_table["forecast"], cpu_table["forecast"], atol=1e-3, rtol=1e-4)
+    np.testing.assert_allclose(gpu_table["upper"], cpu_table["upper"], atol=1e-3, rtol=1e-4)
