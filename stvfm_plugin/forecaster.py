@@ -142,7 +142,12 @@ class Forecaster:
                             f"--eval it with --coverage {level:g} to get those bounds.")
         stamps = self._timestamps(end)
         prediction = self.predict(readings[None], stamps[None, :self.input_len], stamps[None, self.input_len:])[0]
-        prediction = prediction.reshape(self.output_len, -1)  # [T_out, N]
+        if prediction.ndim == 3 and prediction.shape[-1] == 1:
+            prediction = prediction[..., 0]  # [T_out, N]: one channel
+        if prediction.ndim != 2:
+            raise UserError(f"the model forecasts {prediction.shape[-1]} channels per sensor; the forecast table holds one "
+                            "value per sensor and step (datasets with channels are not supported by `forecast` yet).")
+        # prediction: [T_out, N]
         lower, upper = bounds(prediction, self.calibration, level)
         times = [end + (k + 1) * self.step if end else None for k in range(self.output_len)]
         ids = self.sensor_ids
