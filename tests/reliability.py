@@ -146,6 +146,9 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
      ]] + [
     Case(("--eval", "nan-weights.pt"), NAN_WEIGHTS, NAN_WEIGHTS_DISK, "a checkpoint of this config with NaN weights"),
     Case((), HUGE_READINGS, "nothing: no run folder", "the dataset's readings scaled to 1e30 without `prepare`"),
+    Case((), "Dataset Tiny: every reading of its val split equals the null value 0, so nothing there could be scored. "
+         "Prepare it again (with --null-value none if those values are real readings).", "nothing: no run folder",
+         "the dataset's validation readings all set to 0 without `prepare`"),
 ]
 
 

@@ -805,3 +805,13 @@ def test_a_dataset_with_readings_near_1e30_is_refused_before_any_folder(tiny_dat
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
     assert not (workdir / "checkpoints").exists()
+
+
+def test_a_split_without_a_scored_reading_is_refused_before_any_folder(tiny_dataset, workdir, capsys):
+    (case,) = [c for c in reliability.RUN if "validation readings all set to 0" in c.setup]
+    val = workdir / "datasets" / "Tiny" / "val_data.npy"
+    np.save(val, np.zeros_like(np.load(val)))  # written by other means than `prepare`, which refuses it
+    assert main(["-c", str(write_config(workdir, STID_TINY)), *case.args]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
+    assert not (workdir / "checkpoints").exists()

@@ -130,10 +130,15 @@ def bind_dataset(cfg, info: DatasetInfo) -> List[str]:
 
 
 def check_values(info: DatasetInfo) -> None:
-    """Refuse, before anything is written, a dataset whose readings would overflow the metrics (`prepare` refuses them;
-    this catches a set written by other means)."""
+    """Refuse, before anything is written, a dataset whose readings would overflow the metrics or whose split holds no
+    scored reading (`prepare` refuses both; this catches a set written by other means)."""
     for name in DATA_FILES:
-        check_scale(info.name, np.load(info.folder / name, mmap_mode="r"), "and prepare it again")
+        data = np.load(info.folder / name, mmap_mode="r")
+        check_scale(info.name, data, "and prepare it again")
+        if info.null_val is not None and np.isclose(data, info.null_val, atol=5e-5).all():
+            raise UserError(f"Dataset {info.name}: every reading of its {name.split('_')[0]} split equals the null value "
+                            f"{info.null_val:g}, so nothing there could be scored. Prepare it again (with --null-value "
+                            "none if those values are real readings).")
 
 
 def check_windows(cfg, info: DatasetInfo) -> None:
