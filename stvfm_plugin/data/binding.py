@@ -1,7 +1,8 @@
 """A config meets its dataset: find (or generate) the prepared set, then fill in the facts the config leaves open.
 
-Configs never hand-type dataset facts. They leave `num_features`, `steps_per_day` / `num_time_in_day`, the
-calendar switches and `null_val` as None, and `bind_dataset` takes them from the dataset's `DatasetInfo`.
+Configs never hand-type dataset facts. They leave `num_features`, `steps_per_day` / `num_time_in_day` and the
+calendar switches as None and `null_val` as `protocols.FROM_DATASET` (None means "every reading is data"), and
+`bind_dataset` takes them from the dataset's `DatasetInfo`.
 A synthetic set named by what it is (`Synth64n14d5m`, see `data.synth`) is generated on first use.
 """
 from __future__ import annotations
