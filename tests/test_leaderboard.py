@@ -782,3 +782,64 @@ def test_a_run_capped_under_a_smaller_cap_resumes_and_trains_on_under_a_larger_o
     assert (status["state"], status["stop_reason"], status["epoch"], status["converged"]) == (
         "finished", "max epochs", 4, True)
     assert json.loads((folder / "run_info.json").read_text())["epochs_run"] == 4
+
+
+# ---- relabel: a model's config file changed ---------------------------------------------------
+def _relabel_fixture(tmp_path, models):
+    out = tmp_path / "lb"
+    out.mkdir()
+    budget = {"dataset": "Fix", "models": models, "seeds": [1, 2], "epochs": 3, "patience": 2, "max_minutes": 30,
+              "kind": "convergence", "overrides": {}, "config_dir": "cfg"}
+    (out / "leaderboard.json").write_text(json.dumps({"budget": budget, "software": {"torch": "x"}, "device": "cpu",
+                                                      "dataset_meta": {}}))
+    for k, model in enumerate(models):
+        fake_run(out, model, 1, 3.0 + k)
+        fake_run(out, model, 2, 3.1 + k)
+    (out / "started.json").write_text(json.dumps({f"{m}/1": "2026-12-05 08:00:00" for m in models}))
+    write_report(out, tmp_path / "report")
+    config_dir = tmp_path / "cfg"
+    config_dir.mkdir()
+    write_config(config_dir, STID_TINY, "M.py")  # the new config: num_layers=1 (the old one had 3)
+    return out, tmp_path / "report", config_dir
+
+
+def test_relabel_renames_a_models_rows_to_what_they_are_under_its_new_config(tmp_path, capsys):
+    out, report, config_dir = _relabel_fixture(tmp_path, ["M", "M:num_layers=1", "M:input_hidden_size=16", "Other"])
+    assert main(["relabel", "--report-dir", str(report), "--model", "M", "--as", "num_layers=3", "--out", str(out),
+                 "--config-dir", str(config_dir)]) == 0
+    said = capsys.readouterr().out
+    assert "M -> M:num_layers=3" in said and "M:num_layers=1 -> M" in said
+    assert "M:input_hidden_size=16 -> M:num_layers=3,input_hidden_size=16" in said
+    found = {p.parent.name: json.loads(p.read_text()) for p in (report / "runs").glob("*/seed-1.json")}
+    assert {folder: s["model"] for folder, s in found.items()} == {
+        "M@num_layers=3": "M:num_layers=3", "M": "M", "M@num_layers=3,input_hidden_size=16":
+            "M:num_layers=3,input_hidden_size=16", "Other": "Other"}
+    # each row's runs moved with it: the new M is the old M:num_layers=1 (MAE 4.0), the old M is an ablation now
+    assert found["M"]["metrics"]["overall"]["MAE"] == pytest.approx(4.0)
+    assert found["M@num_layers=3"]["metrics"]["overall"]["MAE"] == pytest.approx(3.0)
+    settings = json.loads((report / "settings.json").read_text())
+    assert settings["budget"]["models"] == ["M:num_layers=3", "M", "M:num_layers=3,input_hidden_size=16", "Other"]
+    assert sorted(json.loads((out / "started.json").read_text())) == [
+        "M/1", "M:num_layers=3,input_hidden_size=16/1", "M:num_layers=3/1", "Other/1"]
+    assert (out / "M@num_layers=3" / "seed-2" / "test_metrics.json").is_file() and not list(out.glob("*.relabel"))
+    md = write_report(out, report)[0].read_text()  # the report rebuilt under the new names
+    assert "| M:num_layers=3 | 2 |" in md and "| M:num_layers=3,input_hidden_size=16 | 2 |" in md
+    again = tmp_path / "fresh"
+    shutil.copytree(report, again)
+    assert write_report(None, again)[0].read_text() == md  # and from its summaries alone
+
+
+@pytest.mark.parametrize("models,old,message", [
+    (["M", "Other"], "num_layers=1", "--as num_layers=1: already the value in"),
+    (["M", "M:num_layers=3"], "num_layers=3", "would merge rows into M:num_layers=3"),
+    (["Other"], "num_layers=3", "No row of M here"),
+    (["M"], ",", "--as is empty"),
+    (["M"], "no_such_field=1", "STIDConfig has no field 'no_such_field'"),
+])
+def test_relabel_errors(tmp_path, capsys, models, old, message):
+    out, report, config_dir = _relabel_fixture(tmp_path, models)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["relabel", "--report-dir", str(report), "--model", "M", "--as", old, "--out", str(out),
+                 "--config-dir", str(config_dir)]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing renamed

@@ -1,4 +1,4 @@
-"""Command line: `python -m stvfm_plugin.leaderboard run|tune|report|costs`."""
+"""Command line: `python -m stvfm_plugin.leaderboard run|tune|report|costs|relabel`."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 from ..errors import UserError, exit_status
 from ..references import REFERENCES, applicable_references
 from ..records import Outcome
-from .runs import MODELS, Budget, dataset_meta, exclusive_use, run_leaderboard, split_variant
+from .runs import MODELS, Budget, config_file, dataset_meta, exclusive_use, run_leaderboard, split_variant
 
 EPILOG = """examples:
   python -m stvfm_plugin.leaderboard run --dataset LosLoop --models STVFM STID GWNet --seeds 1 2 3
@@ -20,6 +20,8 @@ EPILOG = """examples:
   python -m stvfm_plugin.leaderboard report --dataset LosLoop
   python -m stvfm_plugin.leaderboard tune --dataset LosLoop --models STVFM STVFM:patch_size=1 --seeds 1 2
   python -m stvfm_plugin.leaderboard costs benchmarks/results/LosLoop benchmarks/results/SZTaxi --write benchmarks/README.md
+  python -m stvfm_plugin.leaderboard relabel --report-dir benchmarks/results/LosLoop --model STVFM \
+      --as use_flow_branch=True,flow_loss_weight=0.5 --out leaderboard/LosLoop   # after baselines_cfg/STVFM.py changed
 
 Each model trains in its own process; a failure is recorded (and reported) and the next model goes on.
 Running the same command again skips finished models, resumes interrupted ones and retries failed ones;
@@ -89,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("report_dirs", nargs="+", metavar="REPORT_DIR", help="report folders, one per dataset")
     costs.add_argument("--write", metavar="FILE", help="replace the generated table in FILE (between its markers) "
                                                        "instead of printing it")
+    relabel = sub.add_parser("relabel", help="after a model's config file changed: rename its rows (trained under the "
+                                             "old file) to what they are under the new one")
+    relabel.add_argument("--report-dir", required=True, help="report folder whose summaries hold the rows")
+    relabel.add_argument("--model", required=True, help="the model whose config file changed, e.g. STVFM")
+    relabel.add_argument("--as", dest="old_settings", required=True, metavar="KEY=VALUE[,KEY=VALUE]",
+                         help="the old config as changes of the new one (row syntax: bare keys are model_config "
+                              "fields), e.g. use_flow_branch=True,flow_loss_weight=0.5")
+    relabel.add_argument("--out", help="the leaderboard folder of these runs, renamed too (where it exists)")
+    relabel.add_argument("--config-dir", default="baselines_cfg", help="folder of the configs (default baselines_cfg)")
+    relabel.add_argument("--dataset", help="dataset of the report (default: its settings.json's); picks "
+                                           "<Model>_<dataset>.py where the config folder has one")
     return parser
 
 
@@ -107,6 +120,9 @@ def _run(args: argparse.Namespace) -> None:
         else:
             print(table)
         return
+    if args.command == "relabel":
+        _relabel(args)
+        return
     out = Path(args.out or f"{'tune' if args.command == 'tune' else 'leaderboard'}/{args.dataset}")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
@@ -115,6 +131,22 @@ def _run(args: argparse.Namespace) -> None:
         check_rows(budget)  # before any folder: a bad row would otherwise fail only inside its launched run
     with exclusive_use(out) if budget is not None else nullcontext():
         _train_and_report(args, out, budget)
+
+
+def _relabel(args: argparse.Namespace) -> None:
+    from ..files import read_json
+    from .relabel import relabel
+    from .summaries import SETTINGS
+
+    dataset = args.dataset or read_json(Path(args.report_dir) / SETTINGS).get("budget", {}).get("dataset", "")
+    config = config_file(args.config_dir, args.model, dataset)
+    with exclusive_use(Path(args.out)) if args.out and Path(args.out).is_dir() else nullcontext():
+        plan = relabel(Path(args.report_dir), args.model, args.old_settings, config,
+                       Path(args.out) if args.out else None)
+    for old, new in plan.items():
+        print(f"{old} -> {new}" if old != new else f"{old} (unchanged)", flush=True)
+    print(f"renamed; rebuild the report: python -m stvfm_plugin.leaderboard report --dataset {dataset} "
+          f"--report-dir {args.report_dir}" + (f" --out {args.out}" if args.out else ""), flush=True)
 
 
 def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budget]) -> None:

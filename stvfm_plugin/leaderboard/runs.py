@@ -59,10 +59,14 @@ class Budget:
     skip_after_cap: bool = False  # once a seed of a model is stopped by the time cap, do not train its other seeds
 
     def config_path(self, model: str) -> Path:
-        """The model's config for this dataset: its own file where it has one, else the generic one."""
-        base = split_variant(model)[0]
-        tuned = Path(self.config_dir) / f"{base}_{self.dataset}.py"
-        return tuned if tuned.is_file() else Path(self.config_dir) / f"{base}.py"
+        return config_file(self.config_dir, model, self.dataset)
+
+
+def config_file(config_dir: str | Path, model: str, dataset: str) -> Path:
+    """The config of row `model` for `dataset`: the model's own file for it where there is one, else the generic one."""
+    base = split_variant(model)[0]
+    tuned = Path(config_dir) / f"{base}_{dataset}.py"
+    return tuned if tuned.is_file() else Path(config_dir) / f"{base}.py"
 
 
 def split_variant(label: str) -> tuple[str, List[str]]:
