@@ -843,3 +843,38 @@ def test_relabel_errors(tmp_path, capsys, models, old, message):
                  "--config-dir", str(config_dir)]) == 2
     assert message in capsys.readouterr().err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing renamed
+
+
+def test_runs_of_a_changed_config_are_refused_then_relabelled_and_kept(tiny_dataset, workdir):
+    configs = workdir / "cfgs"
+    configs.mkdir()
+    write_config(configs, STID_TINY, "STID_Tiny.py")
+
+    def tune(*models: str) -> subprocess.CompletedProcess:
+        return subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "tune", "--dataset", "Tiny", "--models",
+                               *models, "--epochs", "1", "--seeds", "1", "--config-dir", str(configs),
+                               "--report-dir", "kept"], capture_output=True, text=True, timeout=600)
+
+    assert tune("STID", "STID:num_layers=2").returncode == 0
+    write_config(configs, STID_TINY.replace("num_layers=1", "num_layers=2"), "STID_Tiny.py")  # the tuned default
+    for where in ("folder", "summary"):  # the run folder; then, in a fresh checkout, the committed summary
+        proc = tune("STID", "STID:num_layers=2")
+        assert proc.returncode == 2, proc.stdout[-2000:]
+        assert "would be kept as those rows: STID seed 1 (" in proc.stderr
+        assert "model_config.num_layers 1 then, 2 now" in proc.stderr and "relabel --report-dir kept --model STID" \
+            in proc.stderr
+        assert "STID:num_layers=2 seed 1" not in proc.stderr  # that row's runs are what it says
+        if where == "folder":
+            shutil.copytree(workdir / "tune", workdir / "tune-kept")
+            shutil.rmtree(workdir / "tune")
+    shutil.rmtree(workdir / "tune")  # (the refused call made the folder for its lock)
+    shutil.move(workdir / "tune-kept", workdir / "tune")
+    relabel = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "relabel", "--report-dir", "kept", "--model",
+                              "STID", "--as", "num_layers=1", "--out", "tune/Tiny", "--config-dir", str(configs)],
+                             capture_output=True, text=True, timeout=300)
+    assert relabel.returncode == 0, relabel.stderr
+    assert "STID -> STID:num_layers=1" in relabel.stdout and "STID:num_layers=2 -> STID" in relabel.stdout
+    proc = tune("STID", "STID:num_layers=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("already finished, skipped") == 2  # both kept under their new names, nothing trained
+    assert "| STID:num_layers=1 | 1 |" in (workdir / "kept" / "tune.md").read_text()

@@ -154,11 +154,13 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
     (`report`): only write the report."""
     states: Dict[str, Outcome] = {}
     if budget is not None:
+        from .stale import check_not_stale
         from .summaries import ended_summaries
 
         report_dir = args.report_dir or (out / "report" if budget.test else None)
         recorded = ended_summaries(Path(report_dir), {
             "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if report_dir else {}
+        check_not_stale(budget, out, recorded, Path(report_dir) if report_dir else None)
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded)
         failed = [k for k, v in states.items() if v is not Outcome.DIVERGED and not v.ended]
         diverged = [k for k, v in states.items() if v is Outcome.DIVERGED]

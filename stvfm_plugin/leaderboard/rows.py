@@ -17,6 +17,10 @@ MEMORY_KINDS = {"process_peak_rss": "peak resident memory of the training proces
 #: config entries that must agree between models for the comparison to be fair
 PROTOCOL_KEYS = ("dataset_name", "null_val", "scaler", "norm_each_channel", "rescale", "metrics", "eval_horizons",
                  "dataset_params", "num_epochs")
+#: the entries of a run's config that define the trained model beyond the protocol (kept in summaries, for the check
+#: of `stale`)
+SETTINGS_KEYS = ("model", "model_config", "optimizer", "optimizer_params", "lr_scheduler", "lr_scheduler_params",
+                 "train_batch_size")
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from ..errors import UserError
-from .rows import PROTOCOL_KEYS, ModelRow, SeedRun, _rank
+from .rows import PROTOCOL_KEYS, SETTINGS_KEYS, ModelRow, SeedRun, _rank
 from ..files import read_json
 from ..records import Outcome
 from .runs import dataset_meta, model_folder
@@ -38,6 +38,7 @@ def without_paths(value):
 
 def _summary(run: SeedRun, with_forecast: bool) -> dict:
     cfg = {k: run.cfg[k] for k in PROTOCOL_KEYS if k in run.cfg}
+    cfg.update({k: run.cfg[k] for k in SETTINGS_KEYS if k in run.cfg})
     if run.cfg:  # a run folder's full config, or a summary's part of it (which keeps its hash)
         cfg["config_sha256"] = run.cfg.get("config_sha256") or hashlib.sha256(
             json.dumps(run.cfg, sort_keys=True).encode()).hexdigest()
