@@ -16,7 +16,7 @@ DATASET=${1:?usage: bash benchmarks/tune.sh LosLoop|SZTaxi [a|b]}
 STAGE=${2:-a}
 case $STAGE in
   a) CANDIDATES="STVFM STVFM:head_calendar=True STVFM:vpt_prompts=4 STVFM:lora_rank=4 STVFM:train_backbone_norms=True
-                 STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0" ;;
+                 STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0 STVFM:center_tokens=True" ;;
   b) : "${B1:?set B1 to the best stage-a overrides}" "${B2:?set B2 to the second best}"
      CANDIDATES="STVFM:$B1,pretrained=False STVFM:$B1,vfm_layers=0 STVFM:$B2,pretrained=False STVFM:$B2,vfm_layers=0" ;;
   *) echo "error: STAGE is a or b" >&2; exit 2 ;;

@@ -107,6 +107,46 @@ def test_head_calendar_makes_the_forecast_depend_on_the_time_of_day(temporal_con
         assert changed == (head_calendar or temporal_context)
 
 
+@pytest.mark.parametrize("slots,empty", [(1, None), (3, 2)])
+def test_centred_tokens_carry_nothing_that_every_occupied_cell_of_a_window_shares(slots, empty):
+    from stvfm_plugin.models.stvfm.arch.token_adapter import TemporalAwareTokenAdapter
+
+    torch.manual_seed(0)
+    b, s, window, dim = 2, 5, 12 * slots, 16
+    slot_valid = torch.ones(s, slots, dtype=torch.bool)
+    if empty is not None:
+        slot_valid[empty] = False  # an empty cell: left out of the mean, given the pad token
+    same = torch.randn(b, 1, window).expand(b, s, window).clone()  # every cell of a window holds the same values
+    if empty is not None:
+        same[:, empty] = torch.randn(b, window)  # whatever an empty cell holds does not enter the mean
+    differ = torch.rand(b, s, window)  # cells that differ, around a shared positive level
+    occupied = slot_valid.any(dim=1)
+    alike = {}
+    for centre in (False, True):
+        torch.manual_seed(1)  # the same adapter weights
+        adapter = TemporalAwareTokenAdapter(window, dim, s, slots=slots, use_learned_pos_embed=False,
+                                            use_pad_token=empty is not None, center_tokens=centre).eval()
+        tokens = adapter(same, None, slot_valid)[:, occupied]  # [B, occupied S, D]
+        assert torch.allclose(tokens, torch.zeros_like(tokens), atol=1e-5) == centre  # the norm's bias: zero
+        tokens = adapter(differ, None, slot_valid)[:, occupied]
+        cosine = torch.nn.functional.cosine_similarity(tokens[:, :, None], tokens[:, None], dim=-1)  # [B, S, S]
+        alike[centre] = cosine[:, ~torch.eye(cosine.shape[1], dtype=torch.bool)].mean().item()  # two distinct cells
+    assert alike[False] > 0.5 and alike[True] < 0.0, alike  # centred tokens of a window are not alike
+
+
+@pytest.mark.parametrize("n,p", [(7, 1), (10, 2)])
+def test_centred_tokens_train_every_part_and_keep_the_shapes(n, p):
+    torch.manual_seed(0)
+    model = STVFM(tiny(n, patch_size=p, center_tokens=True)).train()
+    x, ts, y, mask = batch(3, 12, 12, n)
+    out = model(x, ts, y, mask, train=True)
+    assert out["prediction"].shape == y.shape
+    (torch.nn.functional.l1_loss(out["prediction"], y) + out["aux_loss"]).backward()
+    no_grad = [k for k, q in model.named_parameters() if q.requires_grad and (q.grad is None or not q.grad.abs().sum() > 0)]
+    assert not no_grad, no_grad
+    assert "center_tokens=True" in " ".join(model.build_report)
+
+
 @pytest.mark.parametrize("kw,message", [
     (dict(vpt_prompts=-1), "vpt_prompts=-1: give 0 (off) or a positive number."),
     (dict(lora_rank=-2), "lora_rank=-2: give 0 (off) or a positive number."),

@@ -68,7 +68,8 @@ class STVFM(nn.Module):
                 use_time_of_day=config.use_temporal_context and time_of_day,
                 use_day_of_week=config.use_temporal_context and day_of_week,
                 use_learned_pos_embed=config.use_learned_pos_embed,
-                use_pad_token=not bool(self.layout.cell_valid.all()), dropout=config.dropout)
+                use_pad_token=not bool(self.layout.cell_valid.all()), dropout=config.dropout,
+                center_tokens=config.center_tokens)
 
         def head() -> NodeHead:
             calendar = dict(steps_per_day=config.steps_per_day, use_time_of_day=time_of_day,
@@ -101,7 +102,7 @@ class STVFM(nn.Module):
             "ST-VFM components: " + ", ".join(f"{k}={getattr(config, k)}" for k in (
                 "use_flow_branch", "use_cross_prompt", "flow_loss_weight", "use_temporal_context",
                 "use_time_of_day", "use_day_of_week", "use_learned_pos_embed", "use_vfm_pos_embed", "match_token_stats",
-                "use_adapter_skip", "head_calendar")),
+                "center_tokens", "use_adapter_skip", "head_calendar")),
         ]
         self.backbone_report = self.build_report[:2]  # the backbone and where its weights came from
         for line in self.build_report:

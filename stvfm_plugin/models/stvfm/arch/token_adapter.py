@@ -53,7 +53,8 @@ class TemporalAwareTokenAdapter(nn.Module):
     """Embeds each cell's window, adds temporal context and a learnable position, scaled for the VFM.
 
     A token is `MLP(window)` (with `K > 1` slots per token, the window is followed by the `K` slots'
-    validity flags, so that an empty slot's zeros are not read as data), layer-normalised and scaled to `token_std` (the spread of the VFM's own
+    validity flags, so that an empty slot's zeros are not read as data), optionally less the window's mean token over
+    the occupied cells (`center_tokens`), layer-normalised and scaled to `token_std` (the spread of the VFM's own
     patch embeddings, so the frozen blocks see in-distribution inputs), plus embeddings of the last
     input step's time of day and day of week, plus a learnable position per grid cell. Empty grid
     cells get a learnable pad token.
@@ -70,13 +71,16 @@ class TemporalAwareTokenAdapter(nn.Module):
         use_learned_pos_embed: Add a learnable `[S, D]` positional embedding.
         use_pad_token: Give empty cells a learnable pad token (only when the grid has empty cells).
         dropout: Dropout on the window MLP.
+        center_tokens: Subtract the window's mean token (over occupied cells) before the norm.
     """
 
     def __init__(self, window: int, embed_dim: int, num_cells: int, slots: int = 1, hidden: int = 256,
                  steps_per_day: int = 288,
                  token_std: float = 1.0, use_time_of_day: bool = True, use_day_of_week: bool = True,
-                 use_learned_pos_embed: bool = True, use_pad_token: bool = True, dropout: float = 0.1) -> None:
+                 use_learned_pos_embed: bool = True, use_pad_token: bool = True, dropout: float = 0.1,
+                 center_tokens: bool = False) -> None:
         super().__init__()
+        self.center_tokens = center_tokens
         self.slot_flags = slots > 1
         self.value_embed = nn.Sequential(
             nn.Linear(window + (slots if self.slot_flags else 0), hidden), nn.GELU(), UniformDropout(dropout), nn.Linear(hidden, embed_dim))
@@ -97,9 +101,14 @@ class TemporalAwareTokenAdapter(nn.Module):
         if self.slot_flags:
             flags = slot_valid.to(cells.dtype).expand(cells.shape[0], -1, -1)  # [B, S, K]
             cells = torch.cat([cells, flags], dim=-1)  # [B, S, T * K + K]
-        tokens = self.norm(self.value_embed(cells))  # [B, S, D]
+        tokens = self.value_embed(cells)  # [B, S, D]
+        occupied = slot_valid.any(dim=1)[None, :, None]  # [1, S, 1]
+        if self.center_tokens:
+            weights = occupied.to(tokens.dtype) / occupied.sum().clamp_min(1)  # [1, S, 1]
+            tokens = tokens - (tokens * weights).sum(dim=1, keepdim=True)  # [B, S, D]
+        tokens = self.norm(tokens)  # [B, S, D]
         if self.pad_token is not None:
-            tokens = torch.where(slot_valid.any(dim=1)[None, :, None], tokens, self.pad_token.to(tokens.dtype))
+            tokens = torch.where(occupied, tokens, self.pad_token.to(tokens.dtype))
         if timestamps is not None:
             tokens = self.calendar(tokens, timestamps)
         if self.pos_embed is not None:

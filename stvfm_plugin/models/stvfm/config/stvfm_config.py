@@ -75,6 +75,10 @@ class STVFMConfig(BasicTSModelConfig):
     use_learned_pos_embed: bool = field(default=True, metadata={"help": "Learnable positional embedding per cell."})
     match_token_stats: bool = field(default=True, metadata={
         "help": "Scale adapter tokens to the spread of the VFM's own patch embeddings."})
+    center_tokens: bool = field(default=False, metadata={
+        "help": "Subtract each window's mean token (over the occupied cells) before the token norm, so that the frozen "
+                "blocks see tokens that differ the way image patches do (the diagnostics found one window's adapter "
+                "tokens far more alike: cosine 0.6-0.7 against 0.14-0.2 between image patches)."})
     use_adapter_skip: bool = field(default=True, metadata={
         "help": "Heads read the VFM output plus the adapter tokens (the VFM adds context to a direct path)."})
 
