@@ -594,6 +594,18 @@ def _validated_row(model, *vals):
     ([("M:a=1", 3.5), ("M:a=2", 3.0)], ["Chosen on validation: **M:a=2**.", "The committed config of M is not a "
                                         "candidate here, so this table cannot say whether a change beats it"], []),
     ([("M", 3.0), ("M:a=1",)], ["Nothing to choose between: only M has a validation result."], ["Chosen"]),
+    # controls (a random backbone, none) are ranked and set against their candidate, never chosen
+    ([("M", 3.0, 3.1), ("M:a=1", 3.2, 3.3), ("M:vfm_layers=0", 2.9, 2.95), ("M:pretrained=False", 3.2, 3.3)],
+     ["Chosen on validation: **M**.", "Better on validation without the pretrained backbone: M:vfm_layers=0",
+      "| M | 3.0500 ± 0.0707 (2) | 3.2500 ± 0.0707 (2) | 2.9250 ± 0.0354 (2) | no: none is as good or better |"],
+     ["**M:vfm_layers=0**"]),
+    ([("M:a=1", 3.0, 3.02), ("M:a=1,pretrained=False", 3.3, 3.31), ("M:a=1,vfm_layers=0", 3.4, 3.42), ("M", 3.5)],
+     ["| M:a=1 | 3.0100 ± 0.0141 (2) | 3.3050 ± 0.0071 (2) | 3.4100 ± 0.0141 (2) | yes |"], ["Better on validation"]),
+    ([("M", 3.0, 3.2), ("M:pretrained=False", 3.15, 3.16)], ["| M | 3.1000 ± 0.1414 (2) | 3.1550 ± 0.0071 (2) | — | "
+                                                            "not settled: within the std of random |"], []),
+    ([("S", 3.0), ("S:llm_layers=0,unfrozen_layers=0", 3.5), ("S:x=1,pretrained=False", 3.1)],
+     ["| S | 3.0000 (1) | — | 3.5000 (1) | — (random not tried) |",
+      "| S:x=1 | — | 3.1000 (1) | — | — (not tried with the pretrained backbone) |"], []),
 ])
 def test_tune_table_chooses_only_between_two_results_and_names_a_missing_reference(rows, says, never):
     budget = {"dataset": "Tiny", "seeds": [1, 2], "kind": "convergence", "patience": 3, "epochs": 9}

@@ -68,10 +68,66 @@ def tune_table(out: Path, report_dir: Optional[Path] = None, warn: Callable[[str
     return tune_markdown(settings["budget"], rows)
 
 
+#: row entries that take a model's pretrained backbone away (a random one, or none): such rows are controls
+CONTROLS = {"random": ("pretrained=False",), "none": ("vfm_layers=0", "llm_layers=0")}
+#: entries that go with taking the backbone away and are dropped with it when finding the row's counterpart
+_WITH_NONE = ("unfrozen_layers=0",)
+
+
+def backbone_control(label: str) -> Optional[tuple[str, str]]:
+    """(kind, counterpart) of a control row (`random` or `none`, and the same row with its backbone), else None."""
+    base, _, spec = label.partition(":")
+    entries = [e for e in spec.split(",") if e] if spec else []
+    for kind, marks in CONTROLS.items():
+        if any(e in marks for e in entries):
+            kept = [e for e in entries if e not in marks and not (kind == "none" and e in _WITH_NONE)]
+            return kind, base + (":" + ",".join(kept) if kept else "")
+    return None
+
+
+def backbone_check(rows: List[ModelRow]) -> List[str]:
+    """For each candidate tried with a random backbone or none too: the three best validation MAEs, and whether the
+    pretrained backbone is the best beyond the larger std (a switch that helps a random or absent backbone as much is
+    no evidence for the pretrained one)."""
+    scores = {row.model: mean_std(row.best_val()) + (len(row.best_val()),) for row in rows if row.best_val()}
+    groups: dict = {}
+    for row in rows:
+        control = backbone_control(row.model)
+        if control and row.model in scores:
+            groups.setdefault(control[1], {})[control[0]] = scores[row.model]
+    if not groups:
+        return []
+    lines = ["", "The backbone, on validation: each candidate also tried with a random backbone (`pretrained=False`) "
+             "and with none; \"pretrained best\" needs its mean below both others by more than the larger std.", "",
+             "| Candidate | pretrained | random | none | pretrained best |", "|---|---:|---:|---:|---|"]
+
+    def cell(score) -> str:
+        return "—" if score is None else _fmt(score[0], score[1], digits=4) + f" ({score[2]})"
+
+    for label in sorted(groups, key=lambda g: (g not in scores, scores.get(g, (0,))[0])):
+        found = dict(groups[label], pretrained=scores.get(label))
+        if found["pretrained"] is None:
+            verdict = "— (not tried with the pretrained backbone)"
+        else:
+            mean, std, _ = found["pretrained"]
+            others = [(kind, found[kind]) for kind in ("random", "none") if found.get(kind)]
+            better = [kind for kind, (m, _, _) in others if m <= mean]
+            close = [kind for kind, (m, sd, _) in others if kind not in better and m - mean <= max(std or 0, sd or 0)]
+            verdict = ("no: " + " and ".join(better) + (" is" if len(better) == 1 else " are") + " as good or better"
+                       if better else f"not settled: within the std of {' and '.join(close)}" if close
+                       else "yes" if len(others) == 2 else "— (" + ("random" if not found.get("random") else "none")
+                       + " not tried)")
+        lines.append(f"| {label} | {cell(found['pretrained'])} | {cell(found.get('random'))} | "
+                     f"{cell(found.get('none'))} | {verdict} |")
+    return lines
+
+
 def tune_markdown(budget: dict, rows: List[ModelRow]) -> str:
     """Each candidate's best validation MAE (mean ± std over seeds), ranked, and the choice. These runs were never
     tested, so the choice cannot have looked at the test split. A choice needs two candidates with results, and it
-    only says something about the committed config when that config is one of them."""
+    only says something about the committed config when that config is one of them. Rows without their pretrained
+    backbone (random, none) are controls: ranked, but never chosen; `backbone_check` sets them against their
+    candidates."""
     best_val = {row.model: row.best_val() for row in rows}
     scored = sorted((mean_std(best_val[r.model]) + (r,) for r in rows if best_val[r.model]), key=lambda item: item[0])
     lines = [f"# Tuning on validation: {budget['dataset']}", "",
@@ -93,13 +149,18 @@ def tune_markdown(budget: dict, rows: List[ModelRow]) -> str:
         lines += ["", f"The committed config of {', '.join(bases)} is not a candidate here, so this table cannot say "
                   "whether a change beats it: name the bare model as a candidate too (`--models "
                   f"{bases[0]} {bases[0]}:...`)."]
-    if len(scored) == 1:
-        lines += ["", f"Nothing to choose between: only {scored[0][2].model} has a validation result."]
-    elif scored:
-        best_mean, best_std, best = scored[0]
-        close = [row.model for mean, std, row in scored[1:] if mean - best_mean < max(best_std or 0.0, std or 0.0)]
+    candidates = [item for item in scored if backbone_control(item[2].model) is None]
+    if len(candidates) == 1:
+        lines += ["", f"Nothing to choose between: only {candidates[0][2].model} has a validation result."]
+    elif candidates:
+        best_mean, best_std, best = candidates[0]
+        close = [row.model for mean, std, row in candidates[1:] if mean - best_mean < max(best_std or 0.0, std or 0.0)]
+        controls = [row.model for mean, _, row in scored if mean < best_mean and backbone_control(row.model)]
         lines += ["", f"Chosen on validation: **{best.model}**" + (
             f"; within the larger std of the best: {', '.join(close)} (not settled by these seeds)." if close else "."),
             "Then test it once, under the leaderboard's budget and seeds (as a row, or made the model's config): "
             f"`python -m stvfm_plugin.leaderboard run --dataset {budget['dataset']} --models {best.model} ...`."]
-    return "\n".join(lines) + "\n"
+        if controls:
+            lines.append(f"Better on validation without the pretrained backbone: {', '.join(controls)} (a control, "
+                         "never chosen: on these seeds the backbone does not earn its place).")
+    return "\n".join(lines + backbone_check(rows)) + "\n"
