@@ -836,9 +836,14 @@ def test_relabel_renames_a_models_rows_to_what_they_are_under_its_new_config(tmp
     assert (out / "M@num_layers=3" / "seed-2" / "test_metrics.json").is_file() and not list(out.glob("*.relabel"))
     md = write_report(out, report)[0].read_text()  # the report rebuilt under the new names
     assert "| M:num_layers=3 | 2 |" in md and "| M:num_layers=3,input_hidden_size=16 | 2 |" in md
+    assert "- M's config (M.py) changed after some of its runs: the rows its earlier version trained were renamed to " \
+        "what they are under the new one (the earlier config is `M:num_layers=3`)" in md
     again = tmp_path / "fresh"
     shutil.copytree(report, again)
     assert write_report(None, again)[0].read_text() == md  # and from its summaries alone
+    assert main(["relabel", "--report-dir", str(report), "--model", "M", "--as", "num_layers=3", "--out", str(out),
+                 "--config-dir", str(config_dir)]) == 2  # twice would rename the new config's rows as the old one's
+    assert "the rows of M were already renamed with --as num_layers=3" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("models,old,message", [

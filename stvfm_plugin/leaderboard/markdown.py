@@ -157,6 +157,9 @@ def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
     if overrides:
         lines.append("- Overrides of the committed configs: " + "; ".join(
             f"{m}: {', '.join(v)}" for m, v in overrides.items()))
+    lines += [f"- {r['model']}'s config ({r['config']}) changed after some of its runs: the rows its earlier version "
+              f"trained were renamed to what they are under the new one (the earlier config is `{r['model']}:{r['as']}`)"
+              for r in settings.get("relabelled", [])]
     return lines
 
 

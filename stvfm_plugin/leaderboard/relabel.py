@@ -22,7 +22,7 @@ from ..config_tools import apply_overrides, load_config, parse_override
 from ..errors import UserError
 from ..files import atomic_write_text, read_json
 from .runs import SKIPPED, STARTED, _top_level_items, model_folder, split_variant
-from .summaries import SETTINGS, SUMMARIES, _dump
+from .summaries import RELABELLED, SETTINGS, SUMMARIES, _dump
 
 
 def _entries(spec: str) -> Dict[str, str]:
@@ -125,6 +125,11 @@ def relabel(report_dir: Path, model: str, old_settings: str, config_path: Path,
     settings_path = Path(report_dir) / SETTINGS
     if not settings_path.is_file():
         raise UserError(f"{report_dir} holds no {SETTINGS}: point --report-dir at a report folder.")
+    record = {"model": model, "as": old_settings, "config": Path(config_path).name}
+    done = [r for r in read_json(settings_path).get(RELABELLED, []) if r.get("model") == model]
+    if any(r.get("as") == old_settings for r in done):
+        raise UserError(f"{report_dir}: the rows of {model} were already renamed with --as {old_settings}; a second "
+                        "time would rename the new config's rows as the old one's.")
     summaries = sorted((Path(report_dir) / SUMMARIES).glob("*/seed-*.json"))
     labels = list(dict.fromkeys(read_json(p).get("model", p.parent.name) for p in summaries))
     plan = relabel_plan(labels, model, old_settings, config_path)
@@ -135,7 +140,8 @@ def relabel(report_dir: Path, model: str, old_settings: str, config_path: Path,
         if label in changed:
             _dump(path, dict(data, model=changed[label]))
     _rename_folders(Path(report_dir) / SUMMARIES, changed)
-    _dump(settings_path, _renamed_budget(read_json(settings_path), changed))
+    settings = _renamed_budget(read_json(settings_path), changed)
+    _dump(settings_path, dict(settings, **{RELABELLED: settings.get(RELABELLED, []) + [record]}))
     if out is not None and Path(out).is_dir():
         _rename_folders(Path(out), changed)
         if (Path(out) / "leaderboard.json").is_file():

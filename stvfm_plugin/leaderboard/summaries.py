@@ -17,6 +17,8 @@ from .runs import dataset_meta, model_folder
 
 # ---- per-run summaries: what the report is built from -------------------------------------------------
 SUMMARIES, SETTINGS = "runs", "settings.json"
+#: settings.json's record of the renames of `relabel` (kept by every later call)
+RELABELLED = "relabelled"
 #: run_info.json entries a summary keeps
 INFO_KEYS = ("epochs_run", "seconds_per_epoch", "trainable_params", "total_params", "batch_size",
              "inference_ms_per_batch", "peak_memory_mb", "cpu_threads", "stop_reason", "converged", "max_minutes",
@@ -186,5 +188,6 @@ def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
               "seeds": sorted(set(old_budget.get("seeds", [])) | set(new_budget.get("seeds", []))),
               "overrides": {**old_budget.get("overrides", {}), **new_budget.get("overrides", {})}}
     distinct = [c for i, c in enumerate(calls) if c not in calls[:i]]
-    settings = dict(settings, budget=budget, **({"earlier_calls": distinct} if distinct else {}))
+    settings = dict(settings, budget=budget, **({"earlier_calls": distinct} if distinct else {}),
+                    **({RELABELLED: earlier[RELABELLED]} if earlier.get(RELABELLED) else {}))
     return settings, merged
