@@ -21,7 +21,7 @@ EPILOG = """examples:
   python -m stvfm_plugin.leaderboard tune --dataset LosLoop --models STVFM STVFM:patch_size=1 --seeds 1 2
   python -m stvfm_plugin.leaderboard costs benchmarks/results/LosLoop benchmarks/results/SZTaxi --write benchmarks/README.md
   python -m stvfm_plugin.leaderboard relabel --report-dir benchmarks/results/LosLoop --model STVFM \
-      --as use_flow_branch=True,flow_loss_weight=0.5 --out leaderboard/LosLoop   # after baselines_cfg/STVFM.py changed
+      --as vfm_layers=2 --out leaderboard/LosLoop   # after baselines_cfg/STVFM.py changed (here: from 2 blocks)
 
 Each model trains in its own process; a failure is recorded (and reported) and the next model goes on.
 Running the same command again skips finished models, resumes interrupted ones and retries failed ones;
