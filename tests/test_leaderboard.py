@@ -895,3 +895,19 @@ def test_runs_of_a_changed_config_are_refused_then_relabelled_and_kept(tiny_data
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("already finished, skipped") == 2  # both kept under their new names, nothing trained
     assert "| STID:num_layers=1 | 1 |" in (workdir / "kept" / "tune.md").read_text()
+
+
+def test_relabel_takes_the_old_settings_as_one_even_when_one_alone_would_be_refused(tmp_path):
+    from stvfm_plugin.leaderboard.relabel import relabel_plan
+
+    config = write_config(tmp_path, 'from stvfm_plugin.baselines import baseline_config\n\nCFG = baseline_config("STVFM")\n'
+                          "CFG.model_config.use_flow_branch = False\nCFG.model_config.use_cross_prompt = False\n"
+                          "CFG.model_config.flow_loss_weight = 0.0\n", "STVFM.py")  # use_cross_prompt=True alone: refused
+    plan = relabel_plan(["STVFM", "STVFM:flow_loss_weight=0", "STVFM:use_flow_branch=False,use_cross_prompt=False,"
+                         "flow_loss_weight=0", "STID"], "STVFM", "use_flow_branch=True,use_cross_prompt=True,"
+                        "flow_loss_weight=0.5", config)
+    assert plan == {"STVFM": "STVFM:use_flow_branch=True,use_cross_prompt=True,flow_loss_weight=0.5",
+                    "STVFM:flow_loss_weight=0": "STVFM:use_flow_branch=True,use_cross_prompt=True",  # 0 is 0.0
+                    "STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0": "STVFM"}
+    with pytest.raises(UserError, match="use_cross_prompt=True needs use_flow_branch=True"):
+        relabel_plan(["STVFM"], "STVFM", "use_cross_prompt=True", config)  # an old config that cannot have been

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from basicts.configs import BasicTSConfig
 
-from ..config_tools import apply_overrides, load_config, parse_override
+from ..config_tools import apply_overrides, checked_value, load_config, parse_override, parse_value
 from ..errors import UserError
 from ..files import atomic_write_text, read_json
 from .runs import SKIPPED, STARTED, _top_level_items, model_folder, split_variant
@@ -46,12 +46,15 @@ def _value_at(cfg: BasicTSConfig, key: str) -> Any:
     return (cfg.get(head) or {}).get(rest)
 
 
+def _full_key(key: str) -> str:
+    """A label's key as a config entry (bare keys are model_config fields)."""
+    return key if "." in key else f"model_config.{key}"
+
+
 def _is_current(cfg: BasicTSConfig, key: str, value: str) -> bool:
-    """Setting `key=value` (label form: bare keys are model_config fields) leaves the config as it is."""
-    full = key if "." in key else f"model_config.{key}"
-    changed = copy.deepcopy(cfg)
-    apply_overrides(changed, [parse_override(f"{full}={value}")])
-    return _value_at(changed, full) == _value_at(cfg, full)
+    """`key=value` (label form) is what the config holds already."""
+    current = _value_at(cfg, _full_key(key))
+    return checked_value(_full_key(key), current, parse_value(value)) == current
 
 
 def relabeled(label: str, model: str, old: Dict[str, str], cfg: BasicTSConfig) -> str:
@@ -73,6 +76,7 @@ def relabel_plan(labels: List[str], model: str, old_settings: str, config_path: 
         raise UserError("--as is empty: give the settings in which the old config differs from the current "
                         f"{config_path}, e.g. --as use_flow_branch=True,flow_loss_weight=0.5.")
     split_variant(f"{model}:{old_settings}")  # the same syntax as a row's
+    apply_overrides(copy.deepcopy(cfg), [parse_override(f"{_full_key(k)}={v}") for k, v in old.items()])  # valid as one
     current = [f"{k}={v}" for k, v in old.items() if _is_current(cfg, k, v)]
     if current:
         raise UserError(f"--as {', '.join(current)}: already the value in {config_path}. --as lists how the old "
