@@ -17,7 +17,7 @@ from .errors import UserError, exit_status
 from .records import RunState
 from .run_options import RunOptions
 from .run_spec import RunSpec
-from .status import is_run_folder
+from .status import is_run_folder, run_owner
 
 EPILOG = """examples:
   python -m basicts.run -c baselines_cfg/STVFM_Demo.py -g cpu
@@ -255,10 +255,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             return run(options_from(args))
         except BaseException as e:  # before training starts (a failure in training is recorded by its launcher)
-            if not args.eval and args.run_dir and is_run_folder(args.run_dir):
+            if not args.eval and args.run_dir and is_run_folder(args.run_dir) and run_owner(args.run_dir) is None:
                 from .launch import record_end
 
-                record_end(args.run_dir, e)  # a folder the user made for something else is left alone
+                record_end(args.run_dir, e)  # left alone: a folder made for something else, one a live run holds
             raise
 
     return exit_status(action, "interrupted: the run folder keeps the last checkpoint; --resume continues it.")

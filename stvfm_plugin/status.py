@@ -16,7 +16,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from .files import atomic_write_text, read_json
 
@@ -56,15 +56,21 @@ def folder_lock(lock: Path, in_use: Callable[[int, str], str]) -> Iterator[None]
         lock.unlink(missing_ok=True)
 
 
-def run_process_alive(folder: os.PathLike) -> bool:
-    """Whether the process holding the run folder's lock is still alive (False without a lock: a killed run
-    leaves its status at "running")."""
+def run_owner(folder: os.PathLike) -> Optional[int]:
+    """The id of the live process that holds the run folder's lock, or None (no lock, or its process is gone: a
+    killed run leaves its status at "running")."""
     from .data.layout import process_alive
 
     try:
-        return process_alive(int((Path(folder) / LOCK_FILE).read_text().split()[0]))
+        owner = int((Path(folder) / LOCK_FILE).read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return False
+        return None
+    return owner if process_alive(owner) else None
+
+
+def run_process_alive(folder: os.PathLike) -> bool:
+    """Whether a live process holds the run folder's lock."""
+    return run_owner(folder) is not None
 
 
 #: files that make a folder a run folder: a run's config or status, or the leaderboard's launch record

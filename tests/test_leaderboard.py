@@ -658,6 +658,28 @@ def test_a_second_call_on_a_folder_in_use_fails_at_once_and_a_killed_call_leaves
         assert (out / LOCK_FILE).read_text().startswith(f"{os.getpid()} ")
 
 
+def test_a_run_still_training_in_another_process_is_left_to_it_not_failed(tiny_dataset, workdir, capsys):
+    (workdir / "cfgs").mkdir()
+    write_config(workdir / "cfgs", STID_TINY, "Good.py")
+    out = workdir / "lb"
+    busy = out / "Good" / "seed-1"  # e.g. a run that outlived a killed leaderboard call
+    busy.mkdir(parents=True)
+    running = {"state": "running", "epoch": 3, "num_epochs": 9, "best_val": 3.5}
+    (busy / "status.json").write_text(json.dumps(running))
+    (busy / "run.lock").write_text(f"{os.getpid()} 2026-01-01 00:00:00\n")  # its process (here: this one) is alive
+    assert main(["run", "--dataset", "Tiny", "--models", "Good", "--seeds", "1", "--epochs", "1", "--out", str(out),
+                 "--config-dir", str(workdir / "cfgs")]) == 0
+    printed = capsys.readouterr().out
+    assert (f"[Tiny 1/1] Good seed 1: still training in process {os.getpid()} (started by an earlier call), left to "
+            "it; run this command again when it has ended to collect it") in printed
+    assert "[Tiny] done: 0 finished, 1 still training in other processes (Good/1), 0 failed" in printed
+    assert json.loads((busy / "status.json").read_text()) == running  # nothing written into the folder it holds
+    started = out / "started.json"
+    assert not (out / "Good" / "seed-1.log").exists()  # not launched a second time
+    assert "Good/1" not in (json.loads(started.read_text()) if started.is_file() else {})
+    assert "| running |" in (out / "report" / "leaderboard.md").read_text()
+
+
 @pytest.mark.parametrize("name", ["run_info.json", "test_metrics.json", "status.json"])
 def test_report_names_a_damaged_json_file(tiny_dataset, workdir, capsys, name):
     configs = workdir / "cfgs"

@@ -560,6 +560,13 @@ def test_a_run_folder_in_use_is_refused_and_a_dead_runs_lock_is_taken_over(tiny_
         f"error: busy is in use by another run (process {os.getpid()}); wait for it to end or stop it, or use another "
         "--run-dir.")
     assert sorted(p.name for p in (workdir / "busy").iterdir()) == ["run.lock"]
+    running = '{"state": "running", "epoch": 4}'  # the live run's own status: the refused run must not touch it
+    (workdir / "busy" / "status.json").write_text(running)
+    for extra, refusal in (([], "is in use by another run"), (["--resume"], "holds no checkpoint")):
+        assert main(["-c", cfg, "--run-dir", "busy", "--set", "num_epochs=1"] + extra) == 2
+        assert refusal in capsys.readouterr().err
+        assert (workdir / "busy" / "status.json").read_text() == running
+    (workdir / "busy" / "status.json").unlink()
     dead = subprocess.Popen(["true"])
     dead.wait()  # its id belongs to no process now
     (workdir / "busy" / "run.lock").write_text(f"{dead.pid} 2026-01-01 00:00:00\n")

@@ -162,11 +162,13 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
             "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if report_dir else {}
         check_not_stale(budget, out, recorded, Path(report_dir) if report_dir else None)
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded)
-        failed = [k for k, v in states.items() if v is not Outcome.DIVERGED and not v.ended]
+        running = [k for k, v in states.items() if v is Outcome.RUNNING]
+        failed = [k for k, v in states.items() if v not in (Outcome.DIVERGED, Outcome.RUNNING) and not v.ended]
         diverged = [k for k, v in states.items() if v is Outcome.DIVERGED]
         skipped = sum(v is Outcome.SKIPPED for v in states.values())
-        print(f"[{args.dataset}] done: {len(states) - len(failed) - len(diverged) - skipped} finished, "
+        print(f"[{args.dataset}] done: {len(states) - len(failed) - len(diverged) - len(running) - skipped} finished, "
               + (f"{skipped} skipped after the time cap, " if skipped else "")
+              + (f"{len(running)} still training in other processes ({', '.join(running)}), " if running else "")
               + (f"{len(diverged)} diverged ({', '.join(diverged)}), " if diverged else "") + f"{len(failed)} failed"
               + (f" ({', '.join(failed)})" if failed else ""), flush=True)
     if args.command == "tune":
@@ -183,7 +185,7 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
         warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         for path in write_report(out, Path(args.report_dir or out / "report"), warn):
             print(f"wrote {path}", flush=True)
-    if args.command != "report" and not any(v.ended for v in states.values()):
+    if args.command != "report" and not any(v.ended or v is Outcome.RUNNING for v in states.values()):
         raise UserError(f"every run failed ({', '.join(states)}); the {'table' if args.command == 'tune' else 'report'} "
                         f"shows each error, the logs are in {out}.")
 

@@ -33,7 +33,7 @@ from ..data.layout import META_FILE
 from ..errors import UserError
 from ..files import atomic_write_text, read_json
 from ..references import REFERENCES
-from ..status import folder_lock, read_status
+from ..status import folder_lock, read_status, run_owner
 from ..records import Outcome, RunState
 
 #: leaderboard names = config file stems: baselines_cfg/<Model>_<Dataset>.py where a dataset has tuned settings,
@@ -218,6 +218,12 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
                     and not _capped_below(folder, budget):
                 echo(f"{tag}: already finished, skipped")
                 states[f"{model}/{seed}"] = Outcome.FINISHED
+                continue
+            owner = run_owner(folder)
+            if owner is not None:  # e.g. a run that outlived the call that started it: never two in one folder
+                echo(f"{tag}: still training in process {owner} (started by an earlier call), left to it; run this "
+                     "command again when it has ended to collect it")
+                states[f"{model}/{seed}"] = Outcome.RUNNING
                 continue
             if (model, seed) in (recorded or {}) and not folder.is_dir():
                 echo(f"{tag}: ended in the report ({recorded[(model, seed)]}; its run folder is not here), skipped; "
