@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+import numpy as np
+
 from conftest import REPO, STID_TINY, python, write_config
 from test_stvfm import STVFM_TINY
 
@@ -25,11 +27,15 @@ def test_speed_benchmark_measures_every_row_and_writes_the_report(tiny_dataset, 
             for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Row")}
     assert {"STID", "one node", "grouped"} <= set(rows)
     one, grouped = rows["one node"], rows["grouped"]
-    assert one[5] == "26" and grouped[5] == "10"  # tokens per window: 2 branches x (12 or 4 cells + class token)
+    assert one[6] == "26" and grouped[6] == "10"  # tokens per window: 2 branches x (12 or 4 cells + class token)
+    windows = int(re.search(r"training split \(([\d,]+) for the first row\)", text).group(1).replace(",", ""))
+    assert windows == len(np.load(tiny_dataset / "train_data.npy")) - 12 - 12 + 1  # every start: 12 steps in, 12 out
     for cells in (rows["STID"], one, grouped):
-        assert float(cells[2].replace(",", "")) > 0 and float(cells[3].replace(",", "")) > 0  # windows per second
-        assert float(cells[6]) > 0  # counted GFLOP per training window
-    assert re.search(r"\d+ %", grouped[9])  # frozen blocks as a share of GEMM speed
+        train_wps = float(cells[2].replace(",", ""))
+        assert train_wps > 0 and float(cells[4].replace(",", "")) > 0  # windows per second
+        assert abs(float(cells[3].replace(",", "")) - windows / train_wps) <= 0.05 + 0.01 * windows / train_wps
+        assert float(cells[7]) > 0  # counted GFLOP per training window
+    assert re.search(r"\d+ %", grouped[10])  # frozen blocks as a share of GEMM speed
     assert re.search(r'"grouped" over "one node": \*\*[\d.]+x\*\*', text)
     assert "| 20 |" in text and "| 45 |" in text  # cost against graph size
     assert "logical cores" in text and "OMP_NUM_THREADS" in text
