@@ -31,3 +31,6 @@ for SEED in ${SEEDS:-1 2}; do
       --report-dir "$REPO/benchmarks/results/tune/$DATASET"
   done
 done
+# The one config for every dataset (benchmarks/README.md), from both datasets' tables as they stand
+(cd "$REPO" && "$PY" -m stvfm_plugin.leaderboard choose benchmarks/results/tune/LosLoop benchmarks/results/tune/SZTaxi \
+  --write benchmarks/results/tune/choice.md)

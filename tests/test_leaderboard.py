@@ -17,7 +17,7 @@ from stvfm_plugin.leaderboard.collect import collect
 from stvfm_plugin.leaderboard.markdown import ablations, verdict
 from stvfm_plugin.leaderboard.report import write_report
 from stvfm_plugin.leaderboard.rows import ModelRow, SeedRun, display_order
-from stvfm_plugin.leaderboard.summaries import ended_summaries
+from stvfm_plugin.leaderboard.summaries import ended_summaries, export_summaries
 from stvfm_plugin.leaderboard.tables import tune_markdown
 from stvfm_plugin.leaderboard import runs
 from stvfm_plugin.leaderboard.runs import LOCK_FILE, Budget, exclusive_use, run_leaderboard
@@ -614,6 +614,37 @@ def test_tune_table_chooses_only_between_two_results_and_names_a_missing_referen
         assert text in table
     for text in never:
         assert text not in table
+
+
+def _tune_dir(folder: Path, dataset: str, rows) -> Path:
+    budget = {"dataset": dataset, "seeds": [1, 2], "kind": "convergence", "patience": 3, "epochs": 9}
+    export_summaries({"budget": budget, "dataset_meta": {"nodes": 3}}, [_validated_row(*r) for r in rows], folder)
+    return folder
+
+
+def test_choose_ranks_candidates_by_their_mean_ratio_to_the_reference_over_datasets(tmp_path, capsys):
+    a = _tune_dir(tmp_path / "A", "DataA", [("M", 3.0, 3.2), ("M:a=1", 2.9, 3.1), ("M:b=1", 3.0),
+                                            ("M:a=1,pretrained=False", 2.0, 2.0)])
+    b = _tune_dir(tmp_path / "B", "DataB", [("M", 2.0, 2.0), ("M:a=1", 2.2, 2.2), ("M:b=1", 1.5, 1.5),
+                                            ("M:c=1", 1.9, 1.9), ("M:a=1,vfm_layers=0", 1.0, 1.0)])
+    assert main(["choose", str(a), str(b), "--reference", "M"]) == 0
+    table = capsys.readouterr().out
+    assert "| Rank | Candidate | DataA | DataB | Mean ratio |" in table
+    assert "| 1 | M | 1.0000 (3.1000, 2 of 2) | 1.0000 (2.0000, 2 of 2) | 1.0000 ± 0.0228 |" in table
+    assert "| 2 | M:a=1 | 0.9677 (3.0000, 2 of 2) | 1.1000 (2.2000, 2 of 2) | 1.0339 ± 0.0228 |" in table
+    assert "| — | M:b=1 | 0.9677 (3.0000, 1 of 2) | 0.7500 (1.5000, 2 of 2) | — (seeds missing) |" in table
+    assert "| — | M:c=1 | — (0 of 2) | 0.9500 (1.9000, 2 of 2) | — (seeds missing) |" in table
+    assert "pretrained=False" not in table and "vfm_layers=0" not in table  # controls are never candidates
+    assert table.strip().endswith("Chosen: **M**; still to finish, and possibly better: M:b=1, M:c=1.")
+    _tune_dir(b, "DataB", [("M", 2.0, 2.0), ("M:a=1", 2.0, 2.3)])  # now within the seeds' spread of M
+    assert main(["choose", str(a), str(b), "--reference", "M", "--write", str(tmp_path / "choice.md")]) == 0
+    assert (tmp_path / "choice.md").read_text().strip().endswith(
+        "Chosen: **M**; within the larger spread of the chosen one: M:a=1 (not settled by these seeds); still to "
+        "finish, and possibly better: M:b=1.")
+    assert main(["choose", str(a), str(b), "--reference", "M:c=1"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "error: DataA: the reference M:c=1 has no validation result in its tuning folder; name a candidate every "
+        "dataset tried (usually the committed config).")
 
 
 def test_leaderboard_run_where_every_model_fails_exits_2(tiny_dataset, workdir):

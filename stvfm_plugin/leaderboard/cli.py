@@ -1,4 +1,4 @@
-"""Command line: `python -m stvfm_plugin.leaderboard run|tune|report|costs|relabel`."""
+"""Command line: `python -m stvfm_plugin.leaderboard run|tune|report|costs|choose|relabel`."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +20,7 @@ EPILOG = """examples:
   python -m stvfm_plugin.leaderboard report --dataset LosLoop
   python -m stvfm_plugin.leaderboard tune --dataset LosLoop --models STVFM STVFM:patch_size=1 --seeds 1 2
   python -m stvfm_plugin.leaderboard costs benchmarks/results/LosLoop benchmarks/results/SZTaxi --write benchmarks/README.md
+  python -m stvfm_plugin.leaderboard choose benchmarks/results/tune/LosLoop benchmarks/results/tune/SZTaxi
   python -m stvfm_plugin.leaderboard relabel --report-dir benchmarks/results/LosLoop --model STVFM \
       --as vfm_layers=2 --out leaderboard/LosLoop   # after baselines_cfg/STVFM.py changed (here: from 2 blocks)
 
@@ -91,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("report_dirs", nargs="+", metavar="REPORT_DIR", help="report folders, one per dataset")
     costs.add_argument("--write", metavar="FILE", help="replace the generated table in FILE (between its markers) "
                                                        "instead of printing it")
+    choose = sub.add_parser("choose", help="one config for every dataset: rank the candidates of tuning folders by "
+                                           "their validation MAE relative to a reference, averaged over the datasets")
+    choose.add_argument("tune_dirs", nargs="+", metavar="TUNE_DIR", help="tuning folders (their summaries), one per "
+                                                                        "dataset, e.g. benchmarks/results/tune/LosLoop")
+    choose.add_argument("--reference", default="STVFM", help="the row every ratio is taken against (default STVFM, "
+                                                             "the committed config)")
+    choose.add_argument("--write", metavar="FILE", help="write the table to FILE instead of printing it")
     relabel = sub.add_parser("relabel", help="after a model's config file changed: rename its rows (trained under the "
                                              "old file) to what they are under the new one")
     relabel.add_argument("--report-dir", required=True, help="report folder whose summaries hold the rows")
@@ -119,6 +127,16 @@ def _run(args: argparse.Namespace) -> None:
             print(f"wrote the cost table into {args.write}", flush=True)
         else:
             print(table)
+        return
+    if args.command == "choose":
+        from .tables import choice_table
+
+        table = choice_table([Path(d) for d in args.tune_dirs], args.reference)
+        if args.write:
+            Path(args.write).write_text(table, encoding="utf-8")
+            print(f"wrote {args.write}", flush=True)
+        else:
+            print(table, end="")
         return
     if args.command == "relabel":
         _relabel(args)
