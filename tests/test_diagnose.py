@@ -71,7 +71,8 @@ def test_diagnose_reports_every_ablation_and_leaves_the_model_as_it_was():
     missing = torch.ones_like(x, dtype=torch.bool)
     missing[:, 3, :2] = False  # nodes 0 and 1 miss one input reading
     split = ablations(model, [dict(batches[0], inputs_mask=missing)], score)[0]["by_inputs"]
-    errors = score(model(x, ts), batches[0])
+    with torch.no_grad():
+        errors = score(model(x, ts), batches[0])
     assert split["missing inputs"]["val_mae"] == pytest.approx(float(errors[..., :2].mean()), rel=1e-5)
     assert split["complete inputs"]["val_mae"] == pytest.approx(float(errors[..., 2:].mean()), rel=1e-5)
     assert torch.equal(model(x, ts), before)  # hooks removed, node embedding restored
