@@ -17,7 +17,7 @@ from stvfm_plugin.leaderboard.collect import collect
 from stvfm_plugin.leaderboard.markdown import ablations, verdict
 from stvfm_plugin.leaderboard.report import write_report
 from stvfm_plugin.leaderboard.rows import ModelRow, SeedRun, display_order
-from stvfm_plugin.leaderboard.summaries import ended_summaries, export_summaries
+from stvfm_plugin.leaderboard.summaries import collect_summaries, ended_summaries, export_summaries
 from stvfm_plugin.leaderboard.tables import tune_markdown
 from stvfm_plugin.leaderboard import runs
 from stvfm_plugin.leaderboard.runs import LOCK_FILE, Budget, exclusive_use, run_leaderboard
@@ -247,6 +247,10 @@ def test_a_larger_cap_trains_the_capped_runs_again_and_keeps_the_converged_ones(
     assert ("- Converged under an earlier, smaller time cap of 30 minutes (kept: a larger cap does not change a run that "
             "early stopping or its epochs ended): Big seed 1, Big seed 2, Small seed 1, Small seed 2, Big:vfm_layers=0 "
             "seed 1, Big:vfm_layers=0 seed 2") in md  # in the report's row order; Slow's new run had the larger cap
+    fake_run(later, "Slow", 2, 0, state="running")  # the next reopened seed, training now (e.g. a report mid-call)
+    (later / "Slow" / "seed-2" / "run.lock").write_text(f"{os.getpid()} 2026-01-01 00:00:00\n")  # (this process)
+    states = {row.model: row.states() for row in collect_summaries(write_report(later, report)[0].parent)[1]}
+    assert states["Slow"] == "finished, running, skipped after the time cap"  # not its seed 2 capped under 30 min
 
 
 def test_run_skips_the_runs_a_report_holds_as_ended_when_their_folders_are_gone(fixture_leaderboard, tmp_path):

@@ -161,7 +161,8 @@ def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
 
     Run folders are working state (not committed, gone in a fresh checkout); the summaries are the record. So a run
     the report holds as ended (finished, or stopped by the cap) stays in it unless the leaderboard folder has that
-    run ended too (then the newer result wins); every other run of the folder replaces its summary. Rows keep the
+    run ended too (then the newer result wins), or the folder's larger time cap trains it again; every other run of
+    the folder replaces its summary. Rows keep the
     report's order, new models follow. Runs of another budget or another preparation of the data are refused.
     """
     earlier, old_rows = read_summaries(report_dir)
@@ -169,11 +170,13 @@ def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
     new_budget, old_budget = settings["budget"], earlier["budget"]
     new_rows = {row.model: row for row in rows}
     new_runs = {id(run) for row in rows for run in row.runs}
+    # what this folder's larger cap trains again is no longer ended: its run here (training, or cut short) replaces it
+    reopened = reopened_by_larger_cap(old_rows, new_budget.get("max_minutes"), old_budget.get("max_minutes"))
     merged = []
     for model in [r.model for r in old_rows] + [m for m in new_rows if m not in {r.model for r in old_rows}]:
         runs = {r.seed: r for row in old_rows if row.model == model for r in row.runs}
         for run in new_rows[model].runs if model in new_rows else []:
-            if not (run.seed in runs and runs[run.seed].ended and not run.ended):
+            if not (run.seed in runs and runs[run.seed].ended and not run.ended and (model, run.seed) not in reopened):
                 runs[run.seed] = run
         # seed 0 is the "not started" placeholder of a row without runs
         merged.append(ModelRow(model, [r for _, r in sorted(runs.items()) if r.seed or len(runs) == 1]))
