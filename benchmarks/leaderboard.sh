@@ -3,7 +3,8 @@
 #
 # Prepares the dataset from ../shared/data on first use, trains the eleven models to convergence with three
 # seeds (see BUDGET below) and writes the report, with the per-run summaries it is built from, to
-# benchmarks/results/<dataset>/. Runs and logs live in benchmarks/work/ (not committed). Interrupt it at any
+# benchmarks/results/<dataset>/, rewritten as each run ends (commit it as runs end: a session that ends mid-call loses
+# none of them). Runs and logs live in benchmarks/work/ (not committed). Interrupt it at any
 # time (or let the session end): the same command resumes, skipping finished runs, those of the committed
 # summaries too (a fresh clone trains only what the committed report lacks). One thread per run
 # (THREADS, default 1), so that two datasets run at once on a 2-core machine.

@@ -3,8 +3,8 @@
 #
 # Trains each candidate row with `python -m stvfm_plugin.leaderboard tune` (every run --no-test: the test split is never
 # evaluated) under the leaderboard's convergence budget, seed by seed (every candidate's seed 1 before any seed 2, so
-# that a cut-short call compares like with like), one call per run so that benchmarks/results/tune/<dataset>/tune.md
-# and the run summaries beside it are rewritten as each run ends (commit them). Runs the summaries hold as ended are
+# that a cut-short call compares like with like), one call per run; benchmarks/results/tune/<dataset>/tune.md and the
+# run summaries beside it are rewritten as each run ends (commit them). Runs the summaries hold as ended are
 # skipped, so the same command resumes in a fresh checkout. The plan and its cost are in benchmarks/README.md.
 #
 # STAGE a (default): every candidate with the pretrained backbone. STAGE b: the two best of stage a with a random

@@ -715,6 +715,29 @@ def test_a_run_still_training_in_another_process_is_left_to_it_not_failed(tiny_d
     assert "| running |" in (out / "report" / "leaderboard.md").read_text()
 
 
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_each_run_that_ends_is_in_the_report_at_once_so_a_call_cut_short_loses_none(tiny_dataset, workdir, capsys,
+                                                                                    monkeypatch, command):
+    (workdir / "cfgs").mkdir()
+    write_config(workdir / "cfgs", STID_TINY, "Good.py")
+    train = runs._train_one
+
+    def session_ends_at_seed_2(budget, model, seed, *rest):
+        if seed == 2:
+            raise KeyboardInterrupt  # the call is cut short while its second run trains
+        return train(budget, model, seed, *rest)
+
+    monkeypatch.setattr(runs, "_train_one", session_ends_at_seed_2)
+    out = workdir / "lb"
+    assert main([command, "--dataset", "Tiny", "--models", "Good", "--seeds", "1", "2", "--epochs", "1",
+                 "--out", str(out), "--config-dir", str(workdir / "cfgs")]) == 130
+    table = out / ("report/leaderboard.md" if command == "run" else "tune.md")
+    assert f"[Tiny] rewrote {table} with the runs as they stand" in capsys.readouterr().out
+    text = table.read_text()
+    assert any("| Good |" in line and line.endswith("| finished |") for line in text.splitlines()), text
+    assert "finished x2" not in text  # seed 1, and only it, ended
+
+
 @pytest.mark.parametrize("name", ["run_info.json", "test_metrics.json", "status.json"])
 def test_report_names_a_damaged_json_file(tiny_dataset, workdir, capsys, name):
     configs = workdir / "cfgs"

@@ -24,7 +24,8 @@ EPILOG = """examples:
   python -m stvfm_plugin.leaderboard relabel --report-dir benchmarks/results/LosLoop --model STVFM \
       --as vfm_layers=2 --out leaderboard/LosLoop   # after baselines_cfg/STVFM.py changed (here: from 2 blocks)
 
-Each model trains in its own process; a failure is recorded (and reported) and the next model goes on.
+Each model trains in its own process; a failure is recorded (and reported) and the next model goes on. The report
+(or the tuning table) is rewritten as each run ends, so a call cut short keeps every run that ended in it.
 Running the same command again skips finished models, resumes interrupted ones and retries failed ones;
 runs the report folder's summaries hold as ended are skipped too, and kept in the report."""
 
@@ -179,7 +180,8 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
         recorded = ended_summaries(Path(report_dir), {
             "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if report_dir else {}
         check_not_stale(budget, out, recorded, Path(report_dir) if report_dir else None)
-        states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded)
+        states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded,
+                                 ended=lambda: _write_output(args, out, brief=True))
         running = [k for k, v in states.items() if v is Outcome.RUNNING]
         failed = [k for k, v in states.items() if v not in (Outcome.DIVERGED, Outcome.RUNNING) and not v.ended]
         diverged = [k for k, v in states.items() if v is Outcome.DIVERGED]
@@ -189,23 +191,34 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
               + (f"{len(running)} still training in other processes ({', '.join(running)}), " if running else "")
               + (f"{len(diverged)} diverged ({', '.join(diverged)}), " if diverged else "") + f"{len(failed)} failed"
               + (f" ({', '.join(failed)})" if failed else ""), flush=True)
+    _write_output(args, out)
+    if args.command != "report" and not any(v.ended or v is Outcome.RUNNING for v in states.values()):
+        raise UserError(f"every run failed ({', '.join(states)}); the {'table' if args.command == 'tune' else 'report'} "
+                        f"shows each error, the logs are in {out}.")
+
+
+def _write_output(args: argparse.Namespace, out: Path, brief: bool = False) -> None:
+    """Write the tuning table (`tune`) or the report (`run`, `report`) from the runs as they stand; `brief`: one line
+    saying so (after each run that ends), instead of the table or the files written."""
+    warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.command == "tune":
         from .tables import tune_table
 
         folder = Path(args.report_dir) if args.report_dir else out
-        warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         (folder / TUNE_TABLE).write_text(tune_table(out, Path(args.report_dir) if args.report_dir else None, warn),
                                          encoding="utf-8")
-        print((folder / TUNE_TABLE).read_text() + f"\nwrote {folder / TUNE_TABLE}", flush=True)
+        written = [folder / TUNE_TABLE]
+        if not brief:
+            print((folder / TUNE_TABLE).read_text(), flush=True)
     else:
         from .report import write_report
 
-        warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-        for path in write_report(out, Path(args.report_dir or out / "report"), warn):
+        written = write_report(out, Path(args.report_dir or out / "report"), warn)
+    if brief:
+        print(f"[{args.dataset}] rewrote {written[0]} with the runs as they stand", flush=True)
+    else:
+        for path in written:
             print(f"wrote {path}", flush=True)
-    if args.command != "report" and not any(v.ended or v is Outcome.RUNNING for v in states.values()):
-        raise UserError(f"every run failed ({', '.join(states)}); the {'table' if args.command == 'tune' else 'report'} "
-                        f"shows each error, the logs are in {out}.")
 
 
 def check_rows(budget: Budget) -> None:

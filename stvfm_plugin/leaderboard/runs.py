@@ -182,11 +182,14 @@ def exclusive_use(out: Path):
 
 
 def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callable[[str], None] = print,
-                    recorded: Optional[Dict[tuple, str]] = None) -> Dict[str, str]:
+                    recorded: Optional[Dict[tuple, str]] = None,
+                    ended: Callable[[], None] = lambda: None) -> Dict[str, str]:
     """Train and test every (model, seed) not finished yet; returns model/seed -> final state.
 
     `recorded`: (model, seed) -> summary file of the runs a report already holds as ended; those are skipped when
     their run folder is not here (a fresh checkout has the committed summaries, not the run folders).
+    `ended`: called after each run this call trained has ended (finished, failed or diverged), e.g. to write the report
+    then, so that a call cut short (a session's end) loses none of the runs that ended in it.
     """
     references = [m for m in budget.models if m in REFERENCES]
     if references and not budget.test:
@@ -242,6 +245,7 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
             states[f"{model}/{seed}"] = _train_one(budget, model, seed, folder, device, resume, tag, echo)
             if stopped_by_cap(read_status(folder)):
                 capped.setdefault(model, seed)
+            ended()
     return states
 
 
