@@ -253,6 +253,35 @@ def test_a_larger_cap_trains_the_capped_runs_again_and_keeps_the_converged_ones(
     assert states["Slow"] == "finished, running, skipped after the time cap"  # not its seed 2 capped under 30 min
 
 
+def test_a_larger_cap_takes_back_the_skips_of_the_smaller_one_so_no_report_mid_call_lists_them(fixture_leaderboard,
+                                                                                                tmp_path, monkeypatch):
+    fake_run(fixture_leaderboard, "Slow", 3, 0, state="interrupted")  # started once, then left after seed 1's cap
+    skipped = fixture_leaderboard / "skipped.json"
+    skipped.write_text(json.dumps({"Slow/3": "seed 1 was stopped by the 30-minute time cap"}))
+    configs = tmp_path / "cfg"
+    configs.mkdir()
+    (configs / "Slow.py").write_text("")
+
+    def train(budget, model, seed, folder, *rest):
+        if seed == 2:
+            raise KeyboardInterrupt  # the session ends while seed 2 trains on under the larger cap
+        shutil.rmtree(folder)
+        fake_run(fixture_leaderboard, model, seed, 1.2, max_minutes=160)  # seed 1 converged under it
+        return Outcome.FINISHED
+
+    monkeypatch.setattr(runs, "_train_one", train)
+    reports = []
+    budget = Budget(dataset="Fix", models=["Slow"], seeds=[1, 2, 3], epochs=3, patience=2, max_minutes=160,
+                    config_dir=str(configs), skip_after_cap=True)
+    with pytest.raises(KeyboardInterrupt):
+        run_leaderboard(budget, fixture_leaderboard, echo=lambda line: None,
+                        ended=lambda: reports.append(write_report(fixture_leaderboard, tmp_path / "report")[0]))
+    assert json.loads(skipped.read_text()) == {}  # seed 3 is this call's to train, not skipped
+    md = reports[-1].read_text()
+    (row,) = [line for line in md.splitlines() if line.startswith("| 1 | Slow |")]
+    assert row.endswith("| finished, interrupted, not converged (time cap) |") and "Not trained" not in md, md
+
+
 def test_run_skips_the_runs_a_report_holds_as_ended_when_their_folders_are_gone(fixture_leaderboard, tmp_path):
     report = tmp_path / "committed"
     write_report(fixture_leaderboard, report)

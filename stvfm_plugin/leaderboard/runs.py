@@ -210,6 +210,9 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
          "dataset_meta": dataset_meta(budget.dataset)}, indent=2))
     states: Dict[str, Outcome] = {}
     capped = _capped_seeds(budget, out, recorded or {})
+    for model in (m for m in budget.models if m not in capped):  # no run of it is capped under this budget (a larger
+        for seed in budget.seeds:                                 # cap reopened them): its skipped seeds train now
+            _record(out, SKIPPED, model, seed, None)
     total = len(budget.models) * len(budget.seeds)
     k = 0
     for model in budget.models:
