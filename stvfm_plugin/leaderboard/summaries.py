@@ -161,9 +161,9 @@ def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
 
     Run folders are working state (not committed, gone in a fresh checkout); the summaries are the record. So a run
     the report holds as ended (finished, or stopped by the cap) stays in it unless the leaderboard folder has that
-    run ended too (then the newer result wins), or the folder's larger time cap trains it again; every other run of
-    the folder replaces its summary. Rows keep the
-    report's order, new models follow. Runs of another budget or another preparation of the data are refused.
+    run ended too (then the newer result wins), or the folder's larger time cap trains it again (a seed skipped after
+    the smaller cap is then left out until the folder has its run); every other run of the folder replaces its
+    summary. Rows keep the report's order, new models follow. Runs of another budget or another preparation of the data are refused.
     """
     earlier, old_rows = read_summaries(report_dir)
     _check_same_leaderboard(settings, earlier, report_dir)
@@ -174,7 +174,9 @@ def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
     reopened = reopened_by_larger_cap(old_rows, new_budget.get("max_minutes"), old_budget.get("max_minutes"))
     merged = []
     for model in [r.model for r in old_rows] + [m for m in new_rows if m not in {r.model for r in old_rows}]:
-        runs = {r.seed: r for row in old_rows if row.model == model for r in row.runs}
+        # a seed skipped after a smaller cap is this folder's to train (not skipped under its cap): left out until it is
+        runs = {r.seed: r for row in old_rows if row.model == model for r in row.runs
+                if not (r.state is Outcome.SKIPPED and (model, r.seed) in reopened)}
         for run in new_rows[model].runs if model in new_rows else []:
             if not (run.seed in runs and runs[run.seed].ended and not run.ended and (model, run.seed) not in reopened):
                 runs[run.seed] = run
