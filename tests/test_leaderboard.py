@@ -132,7 +132,7 @@ def test_report_tables_from_fixture_run_folders(fixture_leaderboard, tmp_path):
             "ranks); seeds 1, 2") in md
     assert "| — | Slow | — | — | — | — | — | — | — | — | — | — | — | — | — | not converged (time cap) x2 |" in md
     assert ("## Runs stopped by the time cap (not converged: not in the means and ranks)" in md
-            and "| Slow | 1 | 2 | 11.0 | 1.000 | 2.000 |\n| Slow | 2 | 2 | 11.0 | 1.100 | 2.200 |" in md)
+            and "| Slow | 1 | 30 | 2 | 11.0 | 1.000 | 2.000 |\n| Slow | 2 | 30 | 2 | 11.0 | 1.100 | 2.200 |" in md)
     assert "| — | Big:vfm_layers=0 |" not in md and "| 2 | Big:vfm_layers=0 |" not in md  # ablations are not ranked
     assert ("- Ranks 1 and 2 (Big, Small) are closer than their std: MAE gap 0.250 < std 0.354; this order "
             "is not settled by these seeds.") in md

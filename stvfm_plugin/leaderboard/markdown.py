@@ -259,12 +259,13 @@ def capped_runs(rows: List[ModelRow]) -> List[str]:
         return []
     lines = ["", "## Runs stopped by the time cap (not converged: not in the means and ranks)", "",
              "What they reached when the cap stopped them; a converged run of these models may well do better.", "",
-             "| Model | Seed | Epochs run | Train s/epoch | Test MAE at the cap | Test RMSE at the cap |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| Model | Seed | Cap (minutes) | Epochs run | Train s/epoch | Test MAE at the cap | Test RMSE at the cap |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for row, run in found:
         seconds = run.info.get("seconds_per_epoch") or []
         overall = run.metrics.get("overall", {})
-        lines.append(f"| {row.model} | {run.seed} | {run.info.get('epochs_run', '?')} | "
+        cap = "?" if run.info.get("max_minutes") is None else f"{run.info['max_minutes']:g}"
+        lines.append(f"| {row.model} | {run.seed} | {cap} | {run.info.get('epochs_run', '?')} | "
                      f"{_fmt(sum(seconds) / len(seconds) if seconds else None, digits=1)} | "
                      f"{_fmt(overall.get('MAE'))} | {_fmt(overall.get('RMSE'))} |")
     skipped = [(row.model, [run.seed for run in row.runs if run.state is Outcome.SKIPPED]) for row in rows]
