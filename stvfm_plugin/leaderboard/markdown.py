@@ -3,7 +3,7 @@ ablations, the verdict on ST-VFM's targets, the protocol."""
 from __future__ import annotations
 
 import json
-from typing import List
+from typing import Dict, List, Optional
 
 from ..references import REFERENCES
 from .rows import (
@@ -20,7 +20,7 @@ from .rows import (
 )
 from ..records import Outcome
 from .runs import dataset_meta, split_variant
-from .summaries import converged_under_smaller_caps
+from .summaries import RELABELLED, converged_under_smaller_caps
 
 
 #: modules that moved, as recorded by older runs' configs -> where they are now (the same classes)
@@ -52,7 +52,8 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
     lines = main_table(settings["budget"]["dataset"], rows, seeds)
     notes = sorted({r.info["mape_note"] for row in rows for r in row.finished if r.info.get("mape_note")})
     lines += ["", f"MAPE is {notes[0]}."] if notes else []
-    lines += close_ranks(rows) + reference_flags(rows) + capped_runs(rows) + ablations(rows) + verdict(rows, seeds)
+    lines += close_ranks(rows) + reference_flags(rows) + capped_runs(rows) + ablations(rows, settings.get(RELABELLED))
+    lines += verdict(rows, seeds)
     lines += per_horizon_table(rows)
     if any(r.runs and r.runs[0].forecast for r in rows):
         lines += ["", "![Forecasts against the truth at a rush hour](forecasts.png)"]
@@ -278,13 +279,27 @@ def capped_runs(rows: List[ModelRow]) -> List[str]:
     return lines
 
 
-def ablations(rows: List[ModelRow]) -> List[str]:
+def earlier_full_model(label: str, rows: Dict[str, ModelRow], renamed: Optional[List[dict]]) -> Optional[ModelRow]:
+    """For an ablation row that `relabel` renamed (trained as an ablation of its model's earlier config), the row of
+    that earlier config, when the report has it: the full model the ablation changes one thing of."""
+    base, changes = split_variant(label)
+    for record in renamed or []:
+        earlier = set(split_variant(f"{base}:{record['as']}")[1]) if record.get("model") == base else set()
+        if earlier and earlier < set(changes):
+            return next((row for name, row in rows.items() if split_variant(name)[0] == base
+                         and set(split_variant(name)[1]) == earlier), None)
+    return None
+
+
+def ablations(rows: List[ModelRow], renamed: Optional[List[dict]] = None) -> List[str]:
     """The ablation rows (`MODEL:key=value`) against their full model: test metrics, the change, and whether the
-    change is larger than the seeds' spread (the larger of the two stds)."""
+    change is larger than the seeds' spread (the larger of the two stds). `renamed`: the report's `relabel` records;
+    a row they renamed is compared with the earlier config it was an ablation of (see `earlier_full_model`)."""
     by_name = {r.model: r for r in rows}
     variants = [r for r in rows if r.is_variant and split_variant(r.model)[0] in by_name]
     if not variants:
         return []
+    earlier = {}
     lines = ["", "## Ablations", "",
              "Each row is its model with the overrides after `:`, trained under the same budget and seeds. "
              "\"Beyond the std\": the change in mean test MAE is larger than the larger of the two rows' stds. "
@@ -294,7 +309,7 @@ def ablations(rows: List[ModelRow]) -> List[str]:
              "| Change in MAE against the full model | Beyond the std | Status |",
              "|---|---:|---:|---:|---:|---:|---|---:|---|---|"]
     for row in display_order(variants):
-        full = by_name[split_variant(row.model)[0]]
+        full = earlier_full_model(row.model, by_name, renamed) or by_name[split_variant(row.model)[0]]
         mine, ref = row.mean("overall", "MAE"), full.mean("overall", "MAE")
         change = beyond = "—"
         if ref is None and full.capped:
@@ -304,9 +319,15 @@ def ablations(rows: List[ModelRow]) -> List[str]:
             spread = seed_spread(row, full)
             if spread is not None:
                 beyond = "yes" if abs(mine - ref) > spread else "no"
+        if full.is_variant:
+            earlier.setdefault(full.model, []).append(row.model)
+            change += f" against {full.model}"
         lines.append(_ablation_line(row, row.model, change, beyond))
     fulls = [by_name[m] for m in sorted({split_variant(r.model)[0] for r in variants})]
     lines += [_ablation_line(full, f"{full.model} (full model)", "—", "—") for full in fulls]
+    for config, names in earlier.items():
+        lines += ["", f"{', '.join(names)}: trained as ablations of an earlier config of the model, `{config}` (rows "
+                  "renamed by `relabel`), so their change is against that row, not against the current full model."]
     capped = [full for full in fulls if not full.finished and full.capped]
     if capped:
         reached = [f"{full.model} {_fmt(run.metrics.get('overall', {}).get('MAE'))} (seed {run.seed}, "
