@@ -469,6 +469,10 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
     assert "best baseline: undecided (no finished run of any baseline)." in text
     assert "(`STVFM:pretrained=False`): undecided (no finished run of the variant: not in this leaderboard)." in text
     assert verdict([stid], seeds=[1, 2, 3]) == []  # a leaderboard without ST-VFM has no such section
+    # its config changed (relabel): the old rows are ablations, the new config has not trained yet
+    text = "\n".join(verdict([stid, _finished_row("STVFM:train_backbone_norms=False", 3.7, 3.72)], seeds=[1, 2]))
+    assert "- ST-VFM against the best baseline: undecided (no finished run of ST-VFM)." in text
+    assert "(`STVFM:vfm_layers=0`): undecided (no finished run of ST-VFM)." in text and "**Targets: undecided.**" in text
 
 
 def test_report_flags_runs_that_do_not_share_the_protocol(fixture_leaderboard, tmp_path):
@@ -958,6 +962,11 @@ def test_relabel_renames_a_models_rows_to_what_they_are_under_its_new_config(tmp
     again = tmp_path / "fresh"
     shutil.copytree(report, again)
     assert write_report(None, again)[0].read_text() == md  # and from its summaries alone
+    # no old row was the new config: until it trains, the old rows stay in the Ablations with nothing to compare
+    shutil.rmtree(again / "runs" / "M")
+    md = write_report(None, again)[0].read_text()
+    assert "| M:num_layers=3 | 2 | 3.050 ± 0.071 |" in md and "| — (the full model has no run yet) | — |" in md
+    assert "| +2.000 (+65.6 %) against M:num_layers=3 | yes |" in md
     assert main(["relabel", "--report-dir", str(report), "--model", "M", "--as", "num_layers=3", "--out", str(out),
                  "--config-dir", str(config_dir)]) == 2  # twice would rename the new config's rows as the old one's
     assert "the rows of M were already renamed with --as num_layers=3" in capsys.readouterr().err
