@@ -954,9 +954,9 @@ def test_relabel_renames_a_models_rows_to_what_they_are_under_its_new_config(tmp
     # the old config against the new one; the old ablation against the old config it changed one thing of
     assert "| M:num_layers=3 | 2 | 3.050 ± 0.071 |" in md and "| -1.000 (-24.7 %) | yes |" in md
     assert "| +2.000 (+65.6 %) against M:num_layers=3 | yes |" in md
-    assert ("M:num_layers=3,input_hidden_size=16: trained as ablations of an earlier config of the model, "
-            "`M:num_layers=3` (rows renamed by `relabel`), so their change is against that row, not against the "
-            "current full model.") in md
+    assert ('The rows whose change is "against M:num_layers=3" were trained as ablations of an earlier config of the '
+            "model, `M:num_layers=3` (renamed by `relabel`), so they are compared with that row, not with the current "
+            "full model.") in md
     assert "- M's config (M.py) changed after some of its runs: the rows its earlier version trained were renamed to " \
         "what they are under the new one (the earlier config is `M:num_layers=3`)" in md
     again = tmp_path / "fresh"

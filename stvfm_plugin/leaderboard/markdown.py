@@ -300,7 +300,7 @@ def ablations(rows: List[ModelRow], renamed: Optional[List[dict]] = None) -> Lis
     variants = [r for r in rows if r.is_variant and split_variant(r.model)[0] in set(by_name) | renamed_models]
     if not variants:
         return []
-    earlier = {}
+    earlier: Dict[str, None] = {}  # the earlier configs compared with, in order
     lines = ["", "## Ablations", "",
              "Each row is its model with the overrides after `:`, trained under the same budget and seeds. "
              "\"Beyond the std\": the change in mean test MAE is larger than the larger of the two rows' stds. "
@@ -324,14 +324,15 @@ def ablations(rows: List[ModelRow], renamed: Optional[List[dict]] = None) -> Lis
             if spread is not None:
                 beyond = "yes" if abs(mine - ref) > spread else "no"
         if full.is_variant:
-            earlier.setdefault(full.model, []).append(row.model)
+            earlier.setdefault(full.model, None)
             change += f" against {full.model}"
         lines.append(_ablation_line(row, row.model, change, beyond))
     fulls = [by_name[m] for m in sorted({split_variant(r.model)[0] for r in variants}) if m in by_name]
     lines += [_ablation_line(full, f"{full.model} (full model)", "—", "—") for full in fulls]
-    for config, names in earlier.items():
-        lines += ["", f"{', '.join(names)}: trained as ablations of an earlier config of the model, `{config}` (rows "
-                  "renamed by `relabel`), so their change is against that row, not against the current full model."]
+    for config in earlier:
+        lines += ["", f"The rows whose change is \"against {config}\" were trained as ablations of an earlier config of "
+                  f"the model, `{config}` (renamed by `relabel`), so they are compared with that row, not with the "
+                  "current full model."]
     capped = [full for full in fulls if not full.finished and full.capped]
     if capped:
         reached = [f"{full.model} {_fmt(run.metrics.get('overall', {}).get('MAE'))} (seed {run.seed}, "
