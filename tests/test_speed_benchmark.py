@@ -36,6 +36,7 @@ def test_speed_benchmark_measures_every_row_and_writes_the_report(tiny_dataset, 
         assert abs(float(cells[3].replace(",", "")) - windows / train_wps) <= 0.05 + 0.01 * windows / train_wps
         assert float(cells[7]) > 0  # counted GFLOP per training window
     assert re.search(r"\d+ %", grouped[10])  # frozen blocks as a share of GEMM speed
-    assert re.search(r'"grouped" over "one node": \*\*[\d.]+x\*\*', text)
+    assert re.search(r'"grouped" over "one node": \*\*[\d.]+x\*\* \(inference [\d.]+x\); training seconds per epoch '
+                     rf'{re.escape(grouped[3])} against {re.escape(one[3])}\.', text)
     assert "| 20 |" in text and "| 45 |" in text  # cost against graph size
     assert "logical cores" in text and "OMP_NUM_THREADS" in text
