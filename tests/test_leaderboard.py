@@ -932,8 +932,16 @@ def _relabel_fixture(tmp_path, models):
 
 def test_relabel_renames_a_models_rows_to_what_they_are_under_its_new_config(tmp_path, capsys):
     out, report, config_dir = _relabel_fixture(tmp_path, ["M", "M:num_layers=1", "M:input_hidden_size=16", "Other"])
+    started = out / "M@input_hidden_size=8" / "seed-1"  # a row started after the report was written: no summary yet
+    started.mkdir(parents=True)
+    (started / "status.json").write_text(json.dumps({"state": "running", "epoch": 2}))
+    settings = json.loads((out / "leaderboard.json").read_text())
+    settings["budget"]["models"].append("M:input_hidden_size=8")
+    (out / "leaderboard.json").write_text(json.dumps(settings))
     assert main(["relabel", "--report-dir", str(report), "--model", "M", "--as", "num_layers=3", "--out", str(out),
                  "--config-dir", str(config_dir)]) == 0
+    assert (out / "M@num_layers=3,input_hidden_size=8" / "seed-1" / "status.json").is_file()  # renamed too
+    assert "M:num_layers=3,input_hidden_size=8" in json.loads((out / "leaderboard.json").read_text())["budget"]["models"]
     said = capsys.readouterr().out
     assert "M -> M:num_layers=3" in said and "M:num_layers=1 -> M" in said
     assert "M:input_hidden_size=16 -> M:num_layers=3,input_hidden_size=16" in said

@@ -135,7 +135,9 @@ def relabel(report_dir: Path, model: str, old_settings: str, config_path: Path,
         raise UserError(f"{report_dir}: the rows of {model} were already renamed with --as {old_settings}; a second "
                         "time would rename the new config's rows as the old one's.")
     summaries = sorted((Path(report_dir) / SUMMARIES).glob("*/seed-*.json"))
-    labels = list(dict.fromkeys(read_json(p).get("model", p.parent.name) for p in summaries))
+    # the rows of the summaries, and those of the leaderboard folder (e.g. a run started and not yet summarised)
+    labels = list(dict.fromkeys([read_json(p).get("model", p.parent.name) for p in summaries] + (
+        read_json(Path(out) / "leaderboard.json").get("budget", {}).get("models", []) if out is not None else [])))
     plan = relabel_plan(labels, model, old_settings, config_path)
     changed = {old: new for old, new in plan.items() if old != new}
     for path in summaries:
