@@ -875,9 +875,6 @@ def test_cost_table_is_generated_from_committed_summaries(fixture_leaderboard, t
 
 def test_every_row_of_the_committed_leaderboard_script_is_a_valid_config():
     """A misspelt ablation key or override in benchmarks/leaderboard.sh would cost hours before its run fails."""
-    from stvfm_plugin.config_tools import apply_overrides, load_config, parse_override
-    from stvfm_plugin.leaderboard.runs import train_command
-
     text = "\n".join(line for line in (REPO / "benchmarks" / "leaderboard.sh").read_text().splitlines()
                      if not line.lstrip().startswith("#"))
     ablations = [row for group in re.findall(r'_ABLATIONS="([^"]*)"', text) for row in group.split()]
@@ -887,9 +884,47 @@ def test_every_row_of_the_committed_leaderboard_script_is_a_valid_config():
     budget = Budget(dataset="LosLoop", models=rows, seeds=[1], epochs=1, patience=1, config_dir=str(REPO / "baselines_cfg"),
                     overrides=_overrides(re.findall(r"--set (\S+)", text), rows))
     for row in rows:
-        command = train_command(budget, row, 1, Path("x"), "cpu", False)
-        cfg = load_config(Path(command[command.index("-c") + 1]))
-        apply_overrides(cfg, [parse_override(command[i + 1]) for i, arg in enumerate(command) if arg == "--set"])
+        train_command_of(budget, row)
+
+
+def _tune_rows(stage: str, **env: str) -> list[str]:
+    """The candidate rows of benchmarks/tune.sh in `stage`, from the script's own shell code (nothing trained)."""
+    script = (REPO / "benchmarks" / "tune.sh").read_text()
+    block = script[script.index("\nBEFORE="):script.index("\nesac\n") + len("\nesac\n")]
+    proc = subprocess.run(["bash", "-c", f"set -eu\nSTAGE={stage}\n{block}\necho $CANDIDATES"],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_every_row_of_the_tuning_script_is_a_valid_config_named_as_the_committed_tuning_folders_name_it():
+    """A row tune.sh names otherwise than the committed summaries (e.g. after a relabel) would be trained again."""
+    from stvfm_plugin.leaderboard.summaries import read_summaries
+
+    stage_a = _tune_rows("a")
+    stage_b = _tune_rows("b", B1="", B2="train_backbone_norms=False,use_flow_branch=False,use_cross_prompt=False,"
+                                         "flow_loss_weight=0")  # as stage b ran (benchmarks/README.md)
+    assert len(stage_a) == 7 and "STVFM" in stage_a and stage_b[:2] == ["STVFM:pretrained=False", "STVFM:vfm_layers=0"]
+    assert stage_b[3] == ("STVFM:train_backbone_norms=False,use_flow_branch=False,use_cross_prompt=False,"
+                          "flow_loss_weight=0,vfm_layers=0")
+    budget = Budget(dataset="LosLoop", models=stage_a + stage_b, seeds=[1], epochs=1, patience=1,
+                    config_dir=str(REPO / "baselines_cfg"))
+    for row in budget.models:
+        train_command_of(budget, row)
+    for dataset, rows in (("LosLoop", stage_a + stage_b), ("SZTaxi", stage_a)):  # stage a is complete on both
+        committed = {row.model for row in read_summaries(REPO / "benchmarks" / "results" / "tune" / dataset)[1]}
+        assert set(rows) <= committed, sorted(set(rows) - committed)
+
+
+def train_command_of(budget: Budget, row: str) -> list[str]:
+    """The command that would train `row`, after checking that its config takes every override."""
+    from stvfm_plugin.config_tools import apply_overrides, load_config, parse_override
+    from stvfm_plugin.leaderboard.runs import train_command
+
+    command = train_command(budget, row, 1, Path("x"), "cpu", False)
+    cfg = load_config(Path(command[command.index("-c") + 1]))
+    apply_overrides(cfg, [parse_override(command[i + 1]) for i, arg in enumerate(command) if arg == "--set"])
+    return command
 
 
 def test_a_run_capped_under_a_smaller_cap_resumes_and_trains_on_under_a_larger_one(tiny_dataset, workdir):
