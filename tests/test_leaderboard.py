@@ -773,6 +773,30 @@ def test_each_run_that_ends_is_in_the_report_at_once_so_a_call_cut_short_loses_n
     assert "finished x2" not in text  # seed 1, and only it, ended
 
 
+def test_a_report_that_cannot_be_written_between_runs_does_not_stop_the_next_run(tiny_dataset, workdir, capsys,
+                                                                                monkeypatch):
+    (workdir / "cfgs").mkdir()
+    write_config(workdir / "cfgs", STID_TINY, "Good.py")
+    from stvfm_plugin.leaderboard import report
+
+    real, calls = report.write_report, []
+
+    def disk_full_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(report, "write_report", disk_full_once)
+    out = workdir / "lb"
+    assert main(["run", "--dataset", "Tiny", "--models", "Good", "--seeds", "1", "2", "--epochs", "1", "--out", str(out),
+                 "--config-dir", str(workdir / "cfgs")]) == 0
+    printed = capsys.readouterr()
+    assert ("warning: the report could not be rewritten now ([Errno 28] No space left on device); training goes on, "
+            "and the call's end writes it again") in printed.err
+    assert "[Tiny] done: 2 finished, 0 failed" in printed.out and "finished x2" in (out / "report" / "leaderboard.md").read_text()
+
+
 @pytest.mark.parametrize("name", ["run_info.json", "test_metrics.json", "status.json"])
 def test_report_names_a_damaged_json_file(tiny_dataset, workdir, capsys, name):
     configs = workdir / "cfgs"

@@ -181,7 +181,7 @@ def _train_and_report(args: argparse.Namespace, out: Path, budget: Optional[Budg
             "budget": asdict(budget), "dataset_meta": dataset_meta(args.dataset)}) if report_dir else {}
         check_not_stale(budget, out, recorded, Path(report_dir) if report_dir else None)
         states = run_leaderboard(budget, out, args.gpus, echo=lambda s: print(s, flush=True), recorded=recorded,
-                                 ended=lambda: _write_output(args, out, brief=True))
+                                 ended=lambda: _write_output_between_runs(args, out))
         running = [k for k, v in states.items() if v is Outcome.RUNNING]
         failed = [k for k, v in states.items() if v not in (Outcome.DIVERGED, Outcome.RUNNING) and not v.ended]
         diverged = [k for k, v in states.items() if v is Outcome.DIVERGED]
@@ -219,6 +219,16 @@ def _write_output(args: argparse.Namespace, out: Path, brief: bool = False) -> N
     else:
         for path in written:
             print(f"wrote {path}", flush=True)
+
+
+def _write_output_between_runs(args: argparse.Namespace, out: Path) -> None:
+    """`_write_output` after a run has ended; a report that cannot be written then does not stop the training of the
+    next runs (the call's end writes it again, and fails there if it still cannot)."""
+    try:
+        _write_output(args, out, brief=True)
+    except (UserError, OSError) as e:
+        print(f"warning: the {'table' if args.command == 'tune' else 'report'} could not be rewritten now ({e}); "
+              "training goes on, and the call's end writes it again", file=sys.stderr, flush=True)
 
 
 def check_rows(budget: Budget) -> None:
