@@ -475,6 +475,24 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
     assert "(`STVFM:vfm_layers=0`): undecided (no finished run of ST-VFM)." in text and "**Targets: undecided.**" in text
 
 
+def test_verdict_says_which_compared_runs_the_epoch_limit_stopped():
+    random = _finished_row("STVFM:pretrained=False", 3.80, 3.82)
+    random.runs[1].info["stop_reason"] = "max epochs"  # patience unspent: it might have improved further
+    rows = [_finished_row("STID", 3.9, 3.95, rank=2), _finished_row("STVFM", 3.70, 3.72, rank=1), random,
+            _finished_row("STVFM:vfm_layers=0", 3.75, 3.79)]
+    lines = verdict(rows, seeds=[1, 2])
+    caveat = (" Caveat: the epoch limit, not early stopping, ended STVFM:pretrained=False in 1 of 2 seeds (patience "
+              "unspent: more epochs might lower that MAE), so this answer holds at this epoch budget only.")
+    assert [line for line in lines if "Caveat" in line] == [
+        "- Pretrained backbone against a random backbone (`STVFM:pretrained=False`): 3.710 ± 0.014 against 3.810 ± "
+        "0.014: pretrained better by 0.100, more than the std 0.014: **beats it**." + caveat]
+    rows[1].runs[0].info["stop_reason"] = rows[0].runs[1].info["stop_reason"] = "max epochs"
+    lines = verdict(rows, seeds=[1, 2])
+    assert ("(STID): 3.710 / 3.925 = 0.945: **target (at most 0.97) reached**. Caveat: the epoch limit, not early "
+            "stopping, ended STVFM in 1 of 2 seeds, STID in 1 of 2 seeds (patience") in "\n".join(lines)
+    assert sum("Caveat" in line for line in lines) == 3  # each comparison with the full model says it
+
+
 def test_report_flags_runs_that_do_not_share_the_protocol(fixture_leaderboard, tmp_path):
     cfg = fixture_leaderboard / "Small" / "seed-1" / "cfg.json"
     cfg.write_text(cfg.read_text().replace('"null_val": 0.0', '"null_val": -1.0'))

@@ -380,7 +380,8 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
         ref = best.mean("overall", "MAE")
         answers.append(mae / ref <= TARGET_RATIO)
         lines.append(f"- ST-VFM / best baseline ({best.model}): {mae:.3f} / {ref:.3f} = {mae / ref:.3f}: **target "
-                     f"(at most {TARGET_RATIO}) {'reached' if answers[-1] else 'not reached'}**.")
+                     f"(at most {TARGET_RATIO}) {'reached' if answers[-1] else 'not reached'}**."
+                     + epoch_limit_caveat([subject, best]))
     for label, key in BACKBONE_VARIANTS:
         variant = by_name.get(f"{SUBJECT}:{key}")
         other = variant.mean("overall", "MAE") if variant else None
@@ -400,7 +401,7 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
         answers.append(gap > spread)
         lines.append(f"{head}: {figures}: pretrained {'better' if gap > 0 else 'worse'} by {abs(gap):.3f}, "
                      f"{'more' if abs(gap) > spread else 'less'} than the std {spread:.3f}: **"
-                     f"{'beats it' if answers[-1] else 'does not beat it'}**.")
+                     f"{'beats it' if answers[-1] else 'does not beat it'}**." + epoch_limit_caveat([subject, variant]))
     overall = "not reached" if False in answers else "reached" if all(answers) else "undecided"
     lines += ["", f"**Targets: {overall}.**"]
     short = [f"{r.model} ({r.states() or 'not started'})" for r in rows
@@ -414,6 +415,16 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
         lines += ["", "Not compared (no converged run: each of its runs that ended training was stopped by the time "
                   "cap): " + ", ".join(capped) + "."]
     return lines
+
+
+def epoch_limit_caveat(rows: List[ModelRow]) -> str:
+    """A sentence for a comparison some of whose runs the epoch limit stopped, not early stopping ('' when none did):
+    with their patience unspent they may still have improved, so the comparison holds at this budget only."""
+    hit = [f"{r.model} in {n} of {len(r.finished)} seeds" for r in rows if (n := r.at_epoch_limit())]
+    if not hit:
+        return ""
+    return (" Caveat: the epoch limit, not early stopping, ended " + ", ".join(hit) + " (patience unspent: more "
+            "epochs might lower that MAE), so this answer holds at this epoch budget only.")
 
 
 def _budget_line(budget: dict) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..references import REFERENCES
-from ..records import Outcome
+from ..records import Outcome, StopReason
 
 METRICS = ("MAE", "RMSE", "MAPE")
 HORIZONS = (3, 6, 12)
@@ -125,6 +125,10 @@ class ModelRow:
 
     def epochs_run(self) -> str:
         return "/".join(str(r.info.get("epochs_run", "?")) for r in self.finished)
+
+    def at_epoch_limit(self) -> int:
+        """How many finished runs the epoch limit stopped, their patience unspent (they may still have improved)."""
+        return sum(r.info.get("stop_reason") == StopReason.MAX_EPOCHS for r in self.finished)
 
     def stop_reasons(self) -> str:
         """Why the finished runs stopped, e.g. `early stopping x2, max epochs`."""
