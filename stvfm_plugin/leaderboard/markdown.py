@@ -381,7 +381,7 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
         answers.append(mae / ref <= TARGET_RATIO)
         lines.append(f"- ST-VFM / best baseline ({best.model}): {mae:.3f} / {ref:.3f} = {mae / ref:.3f}: **target "
                      f"(at most {TARGET_RATIO}) {'reached' if answers[-1] else 'not reached'}**."
-                     + epoch_limit_caveat([subject, best]))
+                     + epoch_limit_caveat(subject if not answers[-1] else best))
     for label, key in BACKBONE_VARIANTS:
         variant = by_name.get(f"{SUBJECT}:{key}")
         other = variant.mean("overall", "MAE") if variant else None
@@ -401,7 +401,8 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
         answers.append(gap > spread)
         lines.append(f"{head}: {figures}: pretrained {'better' if gap > 0 else 'worse'} by {abs(gap):.3f}, "
                      f"{'more' if abs(gap) > spread else 'less'} than the std {spread:.3f}: **"
-                     f"{'beats it' if answers[-1] else 'does not beat it'}**." + epoch_limit_caveat([subject, variant]))
+                     f"{'beats it' if answers[-1] else 'does not beat it'}**."
+                     + epoch_limit_caveat(variant if gap > 0 else subject))
     overall = "not reached" if False in answers else "reached" if all(answers) else "undecided"
     lines += ["", f"**Targets: {overall}.**"]
     short = [f"{r.model} ({r.states() or 'not started'})" for r in rows
@@ -417,14 +418,16 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
     return lines
 
 
-def epoch_limit_caveat(rows: List[ModelRow]) -> str:
-    """A sentence for a comparison some of whose runs the epoch limit stopped, not early stopping ('' when none did):
-    with their patience unspent they may still have improved, so the comparison holds at this budget only."""
-    hit = [f"{r.model} in {n} of {len(r.finished)} seeds" for r in rows if (n := r.at_epoch_limit())]
-    if not hit:
+def epoch_limit_caveat(behind: ModelRow) -> str:
+    """A sentence for a comparison whose side behind had runs the epoch limit stopped, not early stopping ('' when it
+    had none): with their patience unspent they may still have improved and closed the gap, so the answer holds at
+    this budget only. (Runs of the side ahead cut short would only widen the gap.)"""
+    n = behind.at_epoch_limit()
+    if not n:
         return ""
-    return (" Caveat: the epoch limit, not early stopping, ended " + ", ".join(hit) + " (patience unspent: more "
-            "epochs might lower that MAE), so this answer holds at this epoch budget only.")
+    return (f" Caveat: the epoch limit, not early stopping, ended {behind.model}, the side behind, in {n} of "
+            f"{len(behind.finished)} seeds (patience unspent: more epochs might close the gap), so this answer holds "
+            "at this epoch budget only.")
 
 
 def _budget_line(budget: dict) -> str:
