@@ -475,6 +475,26 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
     assert "(`STVFM:vfm_layers=0`): undecided (no finished run of ST-VFM)." in text and "**Targets: undecided.**" in text
 
 
+def test_interim_line_says_when_rows_still_to_finish_cannot_change_the_answers():
+    stid = _finished_row("STID", 3.55, 3.60, 3.65, rank=1)
+    rows = [stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2),
+            _finished_row("STVFM:pretrained=False", 3.70, 3.73, 3.76),
+            _finished_row("STVFM:vfm_layers=0", 3.60, 3.68, 3.64), _finished_row("GWNet", 3.8, rank=3)]
+    text = "\n".join(verdict(rows, seeds=[1, 2, 3]))
+    assert ("Interim: these rows do not have every seed yet: GWNet (finished). They may still change the ranks and the "
+            "best baseline, not the answers above: ST-VFM, STID and both backbone variants have every seed, and a "
+            "rival still to finish can only lower the best baseline's MAE, so a target not reached stays not "
+            "reached.") in text
+    stid.runs.pop()  # the best baseline's mean may still rise: the ratio may still drop below the target
+    assert "so the best baseline and the answers above may change: STID (finished x2), GWNet (finished)." in \
+        "\n".join(verdict(rows, seeds=[1, 2, 3]))
+    rows[0] = _finished_row("STID", 3.95, 4.0, 4.05, rank=2)  # a reached target can still be lost to GWNet
+    assert "may change: GWNet (finished)." in "\n".join(verdict(rows, seeds=[1, 2, 3]))
+    rows[0] = stid = _finished_row("STID", 3.55, 3.60, 3.65, rank=1)
+    rows[3].runs.pop()  # a backbone variant still to finish
+    assert "may change: STVFM:vfm_layers=0 (finished x2), GWNet (finished)." in "\n".join(verdict(rows, seeds=[1, 2, 3]))
+
+
 def test_verdict_says_when_the_epoch_limit_stopped_the_side_behind():
     random = _finished_row("STVFM:pretrained=False", 3.80, 3.82)
     random.runs[1].info["stop_reason"] = "max epochs"  # patience unspent: it might have improved further

@@ -371,6 +371,7 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
              + " by more than the larger of the two stds. Checked on the rows above as they stand:", ""]
     answers = []
     baselines = [r for r in rows if r.rank and r.model != SUBJECT and not r.is_reference]
+    best = None
     if mae is None or not baselines:
         answers.append(None)
         lines.append(f"- ST-VFM against the best baseline: undecided (no finished run of "
@@ -409,13 +410,31 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
              if (not r.is_variant or r.model in {f"{SUBJECT}:{k}" for _, k in BACKBONE_VARIANTS})
              and sum(run.ended for run in r.runs) < len(seeds)]
     capped = [r.model for r in rows if not r.is_variant and r.capped and not r.finished]
-    if short:
+    if short and answers_settled(answers, [by_name.get(f"{SUBJECT}:{k}") for _, k in BACKBONE_VARIANTS],
+                                 subject, best, seeds):
+        lines += ["", "Interim: these rows do not have every seed yet: " + ", ".join(short) + ". They may still change "
+                  f"the ranks and the best baseline, not the answers above: ST-VFM, {best.model} and both backbone "
+                  "variants have every seed, and a rival still to finish can only lower the best baseline's MAE, so "
+                  "a target not reached stays not reached."]
+    elif short:
         lines += ["", "Interim: these rows do not have every seed yet, so the best baseline and the answers above "
                   "may change: " + ", ".join(short) + "."]
     if capped:
         lines += ["", "Not compared (no converged run: each of its runs that ended training was stopped by the time "
                   "cap): " + ", ".join(capped) + "."]
     return lines
+
+
+def answers_settled(answers: List[Optional[bool]], variants: List[Optional[ModelRow]], subject: ModelRow,
+                    best: Optional[ModelRow], seeds: List[int]) -> bool:
+    """Whether no row still to finish can change the verdict's answers: ST-VFM, the best baseline and the backbone
+    variants have every seed, and the target against the best baseline is not reached (a rival that finishes later
+    can only lower the best baseline's MAE; a reached target could still be lost to it)."""
+    def complete(row: Optional[ModelRow]) -> bool:
+        return row is not None and sum(run.ended for run in row.runs) >= len(seeds)
+
+    return (answers[0] is False and complete(subject) and complete(best)
+            and all(answer is not None for answer in answers[1:]) and all(map(complete, variants)))
 
 
 def epoch_limit_caveat(behind: ModelRow) -> str:
