@@ -445,12 +445,12 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
     assert ("against no backbone (`STVFM:vfm_layers=0`): 3.720 ± 0.020 against 3.640 ± 0.057: pretrained worse by "
             "0.080, more than the std 0.057: **does not beat it**.") in text
     assert "**Targets: not reached.**" in text
-    assert "may change: STVFM:vfm_layers=0 (finished x2), NHiTS (not started)." in text  # a capped row is ended
+    assert "may change: STVFM:vfm_layers=0 (2 of 3 seeds ended: finished x2), NHiTS (not started)." in text  # a capped row is ended
     assert "Not compared (no converged run: each of its runs that ended training was stopped by the time cap): GWNet." in text
 
     partly = _finished_row("GWNet", 3.1, state="not converged (time cap)")  # one seed of three ended, capped
     text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), partly], seeds=[1, 2, 3]))
-    assert "may change: GWNet (not converged (time cap))." in text  # its two other seeds are still to run
+    assert "may change: GWNet (1 of 3 seeds ended: not converged (time cap))." in text  # two still to run
 
     partly.runs += [SeedRun(2, Outcome.SKIPPED), SeedRun(3, Outcome.SKIPPED)]  # left by --skip-seeds-after-cap: ended
     text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), partly], seeds=[1, 2, 3]))
@@ -463,7 +463,7 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
     assert "(STID): 3.010 / 3.250 = 0.926: **target (at most 0.97) reached**." in text
     assert "pretrained better by 0.215, more than the std 0.035: **beats it**." in text
     assert "3.010 ± 0.014 against 3.300: undecided (fewer than two seeds on one side, no std)." in text
-    assert "**Targets: undecided.**" in text and "may change: STVFM:vfm_layers=0 (finished)." in text
+    assert "**Targets: undecided.**" in text and "may change: STVFM:vfm_layers=0 (1 of 2 seeds ended: finished)." in text
 
     text = "\n".join(verdict([_finished_row("STVFM", 3.0, 3.02, rank=1)], seeds=[1, 2]))
     assert "best baseline: undecided (no finished run of any baseline)." in text
@@ -481,18 +481,19 @@ def test_interim_line_says_when_rows_still_to_finish_cannot_change_the_answers()
             _finished_row("STVFM:pretrained=False", 3.70, 3.73, 3.76),
             _finished_row("STVFM:vfm_layers=0", 3.60, 3.68, 3.64), _finished_row("GWNet", 3.8, rank=3)]
     text = "\n".join(verdict(rows, seeds=[1, 2, 3]))
-    assert ("Interim: these rows do not have every seed yet: GWNet (finished). They may still change the ranks and the "
+    assert ("Interim: these rows do not have every seed yet: GWNet (1 of 3 seeds ended: finished). They may still change the ranks and the "
             "best baseline, not the answers above: ST-VFM, STID and both backbone variants have every seed, and a "
             "rival still to finish can only lower the best baseline's MAE, so a target not reached stays not "
             "reached.") in text
     stid.runs.pop()  # the best baseline's mean may still rise: the ratio may still drop below the target
-    assert "so the best baseline and the answers above may change: STID (finished x2), GWNet (finished)." in \
-        "\n".join(verdict(rows, seeds=[1, 2, 3]))
+    assert ("so the best baseline and the answers above may change: STID (2 of 3 seeds ended: finished x2), GWNet (1 "
+            "of 3 seeds ended: finished).") in "\n".join(verdict(rows, seeds=[1, 2, 3]))
     rows[0] = _finished_row("STID", 3.95, 4.0, 4.05, rank=2)  # a reached target can still be lost to GWNet
-    assert "may change: GWNet (finished)." in "\n".join(verdict(rows, seeds=[1, 2, 3]))
+    assert "may change: GWNet (1 of 3 seeds ended: finished)." in "\n".join(verdict(rows, seeds=[1, 2, 3]))
     rows[0] = stid = _finished_row("STID", 3.55, 3.60, 3.65, rank=1)
     rows[3].runs.pop()  # a backbone variant still to finish
-    assert "may change: STVFM:vfm_layers=0 (finished x2), GWNet (finished)." in "\n".join(verdict(rows, seeds=[1, 2, 3]))
+    assert ("may change: STVFM:vfm_layers=0 (2 of 3 seeds ended: finished x2), GWNet (1 of 3 seeds ended: "
+            "finished).") in "\n".join(verdict(rows, seeds=[1, 2, 3]))
 
 
 def test_verdict_says_when_the_epoch_limit_stopped_the_side_behind():

@@ -406,7 +406,8 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
                      + epoch_limit_caveat(variant if gap > 0 else subject))
     overall = "not reached" if False in answers else "reached" if all(answers) else "undecided"
     lines += ["", f"**Targets: {overall}.**"]
-    short = [f"{r.model} ({r.states() or 'not started'})" for r in rows
+    short = [f"{r.model} ({sum(run.ended for run in r.runs)} of {len(seeds)} seeds ended: {r.states()})" if r.runs
+             else f"{r.model} (not started)" for r in rows
              if (not r.is_variant or r.model in {f"{SUBJECT}:{k}" for _, k in BACKBONE_VARIANTS})
              and sum(run.ended for run in r.runs) < len(seeds)]
     capped = [r.model for r in rows if not r.is_variant and r.capped and not r.finished]
