@@ -231,6 +231,57 @@ def test_a_report_of_another_budget_is_not_mixed_in(fixture_leaderboard, tmp_pat
     assert json.loads((report / "runs" / "Small" / "seed-1.json").read_text())["metrics"]["overall"]["MAE"] == 3.4
 
 
+#: meta.json of the fixture's data as an older `prepare` wrote it, and as today's writes it (node_ids added, the counts
+#: dropped: `shape` holds them)
+OLD_META = {"name": "Fix", "shape": [40, 3], "num_nodes": 3, "num_time_steps": 40,
+            "split_lengths": {"train": 24, "val": 8, "test": 8},
+            "source": {"files": [{"file": "x.csv", "sha256": "ab"}]}}
+NEW_META = {k: v for k, v in OLD_META.items() if k not in ("num_nodes", "num_time_steps")} | {"node_ids": None}
+
+
+def _with_meta(folder: Path, meta: dict) -> None:
+    settings = json.loads((folder / "leaderboard.json").read_text())
+    (folder / "leaderboard.json").write_text(json.dumps(dict(settings, dataset_meta=meta)))
+
+
+def test_a_fresh_checkout_with_a_newer_prepare_goes_on_with_the_committed_report(fixture_leaderboard, tmp_path):
+    _with_meta(fixture_leaderboard, OLD_META)
+    report = tmp_path / "committed"
+    write_report(fixture_leaderboard, report)
+    later = _new_call(tmp_path, ["Small"], [1, 3])
+    _with_meta(later, NEW_META)  # the same data, prepared again by today's `prepare` in a fresh checkout
+    assert ("Small", 1) in ended_summaries(report, json.loads((later / "leaderboard.json").read_text()))
+    fake_run(later, "Small", 3, 3.5)
+    md = write_report(later, report)[0].read_text()
+    assert json.loads((report / "settings.json").read_text())["dataset_meta"] == OLD_META  # the record is unchanged
+    small = {p.stem: json.loads(p.read_text())["metrics"]["overall"]["MAE"]
+             for p in (report / "runs" / "Small").glob("*")}
+    assert small == {"seed-1": 3.4, "seed-2": 3.6, "seed-3": 3.5} and "seeds 1, 2, 3" in md
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"split_lengths": {"train": 20, "val": 10, "test": 10}}, "split_lengths"),
+    ({"shape": [40, 4], "num_nodes": 4}, "num_nodes, shape"),
+    ({"source": {"files": [{"file": "x.csv", "sha256": "cd"}]}}, "source"),
+])
+def test_a_report_of_other_data_is_not_mixed_in(fixture_leaderboard, tmp_path, change, named):
+    _with_meta(fixture_leaderboard, OLD_META)
+    report = tmp_path / "committed"
+    write_report(fixture_leaderboard, report)
+    later = _new_call(tmp_path, ["Small"], [1])
+    _with_meta(later, OLD_META | change)
+    fake_run(later, "Small", 1, 5.0)
+    expected = (f"{report} holds runs of another leaderboard (the dataset was prepared differently (its meta.json: "
+                f"{named} differ)): give this one its own --report-dir, or move that folder away to replace its "
+                "report.")
+    for call in (lambda: ended_summaries(report, json.loads((later / "leaderboard.json").read_text())),
+                 lambda: write_report(later, report)):
+        with pytest.raises(UserError) as error:
+            call()
+        assert str(error.value) == expected
+    assert json.loads((report / "runs" / "Small" / "seed-1.json").read_text())["metrics"]["overall"]["MAE"] == 3.4
+
+
 def test_a_larger_cap_trains_the_capped_runs_again_and_keeps_the_converged_ones(fixture_leaderboard, tmp_path):
     report = tmp_path / "committed"
     fake_run(fixture_leaderboard, "Slow", 3, 0, state="interrupted")

@@ -103,6 +103,12 @@ def _cap(minutes: Optional[float]) -> float:
     return math.inf if minutes is None else float(minutes)
 
 
+def meta_changes(earlier: dict, meta: dict) -> List[str]:
+    """The entries of two datasets' meta.json that differ, among those both have: an entry that only one has is a
+    newer or older `prepare` recording more or less about the same data (e.g. `node_ids`), not other data."""
+    return sorted(k for k in earlier.keys() & meta.keys() if earlier[k] != meta[k])
+
+
 def _check_same_leaderboard(settings: dict, earlier: dict, report_dir: Path) -> None:
     """Refuse to mix runs of another budget, of a smaller time cap or of another preparation of the data into one
     report."""
@@ -112,8 +118,9 @@ def _check_same_leaderboard(settings: dict, earlier: dict, report_dir: Path) -> 
     if _cap(new_budget.get("max_minutes")) < _cap(old_budget.get("max_minutes")):
         differ.append(f"a time cap of {old_budget.get('max_minutes')!r} minutes there, a smaller one "
                       f"({new_budget.get('max_minutes')!r}) here: runs that converged there might be capped here")
-    if earlier.get("dataset_meta") and without_paths(settings.get("dataset_meta")) != earlier["dataset_meta"]:
-        differ.append("the dataset was prepared differently (its meta.json)")
+    changed = meta_changes(earlier.get("dataset_meta") or {}, without_paths(settings.get("dataset_meta") or {}))
+    if changed:
+        differ.append(f"the dataset was prepared differently (its meta.json: {', '.join(changed)} differ)")
     if differ:
         raise UserError(f"{report_dir} holds runs of another leaderboard ({'; '.join(differ)}): give this one its own "
                         "--report-dir, or move that folder away to replace its report.")
@@ -193,6 +200,8 @@ def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
               "seeds": sorted(set(old_budget.get("seeds", [])) | set(new_budget.get("seeds", []))),
               "overrides": {**old_budget.get("overrides", {}), **new_budget.get("overrides", {})}}
     distinct = [c for i, c in enumerate(calls) if c not in calls[:i]]
-    settings = dict(settings, budget=budget, **({"earlier_calls": distinct} if distinct else {}),
+    # the same data (checked above): the record keeps the meta.json it was made with
+    settings = dict(settings, budget=budget, **({"dataset_meta": earlier["dataset_meta"]} if earlier.get("dataset_meta")
+                                                else {}), **({"earlier_calls": distinct} if distinct else {}),
                     **({RELABELLED: earlier[RELABELLED]} if earlier.get(RELABELLED) else {}))
     return settings, merged
