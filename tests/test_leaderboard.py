@@ -507,6 +507,14 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
     text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), partly], seeds=[1, 2, 3]))
     assert "may change" not in text and "ended training was stopped by the time cap): GWNet." in text
     assert "ended training was stopped by the time cap): GWNet." in text
+    assert "Means over fewer seeds" not in text  # nothing converged: not compared at all
+
+    mixed = _finished_row("GWNet", 3.2, rank=3)  # seed 1 converged, seeds 2 and 3 stopped by the cap
+    mixed.runs += _finished_row("GWNet", 0, 3.3, 3.4, state="not converged (time cap)").runs[1:]
+    text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), mixed], seeds=[1, 2, 3]))
+    assert ("Means over fewer seeds than the protocol's (the others were stopped by the time cap: what they reached "
+            "is under *Runs stopped by the time cap*): GWNet (seed 1 converged; seeds 2, 3 stopped by the cap).") in text
+    assert "Not compared" not in text and "may change" not in text
 
     text = "\n".join(verdict([_finished_row("STVFM", 3.0, 3.02, rank=1), _finished_row("STID", 3.2, 3.3, rank=2),
                                _finished_row("STVFM:pretrained=False", 3.2, 3.25),

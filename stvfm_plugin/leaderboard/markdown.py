@@ -12,6 +12,7 @@ from .rows import (
     METRICS,
     PROTOCOL_KEYS,
     ModelRow,
+    SeedRun,
     _count,
     _fmt,
     display_order,
@@ -423,7 +424,16 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
     if capped:
         lines += ["", "Not compared (no converged run: each of its runs that ended training was stopped by the time "
                   "cap): " + ", ".join(capped) + "."]
+    fewer = [f"{r.model} ({_seed_list(r.finished)} converged; {_seed_list(r.capped)} stopped by the cap)"
+             for r in rows if r.finished and r.capped]
+    if fewer:
+        lines += ["", "Means over fewer seeds than the protocol's (the others were stopped by the time cap: what they "
+                  "reached is under *Runs stopped by the time cap*): " + ", ".join(fewer) + "."]
     return lines
+
+
+def _seed_list(runs: List[SeedRun]) -> str:
+    return f"seed{'s' if len(runs) > 1 else ''} {', '.join(str(r.seed) for r in runs)}"
 
 
 def answers_settled(answers: List[Optional[bool]], variants: List[Optional[ModelRow]], subject: ModelRow,
