@@ -244,6 +244,18 @@ def _with_meta(folder: Path, meta: dict) -> None:
     (folder / "leaderboard.json").write_text(json.dumps(dict(settings, dataset_meta=meta)))
 
 
+def test_runs_converged_under_smaller_caps_are_listed_by_cap_in_numeric_order():
+    from stvfm_plugin.leaderboard.summaries import converged_under_smaller_caps
+
+    rows = [_finished_row("A", 3.0), _finished_row("B", 3.1, 3.2), _finished_row("C", 3.3)]
+    for row, cap in zip(rows, (150, 90, 160)):
+        for run in row.runs:
+            run.info["max_minutes"] = float(cap)
+    lines = converged_under_smaller_caps(rows, 160)
+    assert [line.split(" minutes")[0][-3:] for line in lines] == [" 90", "150"]  # not "150" before "90"
+    assert lines[0].endswith("ended): B seed 1, B seed 2") and lines[1].endswith("ended): A seed 1")
+
+
 def test_a_fresh_checkout_with_a_newer_prepare_goes_on_with_the_committed_report(fixture_leaderboard, tmp_path):
     _with_meta(fixture_leaderboard, OLD_META)
     report = tmp_path / "committed"

@@ -157,9 +157,9 @@ def converged_under_smaller_caps(rows: List[ModelRow], max_minutes: Optional[flo
         for run in row.finished:
             cap = run.info.get("max_minutes")
             if cap is not None and _cap(cap) < _cap(max_minutes):
-                found.setdefault(f"{cap:g}", []).append(f"{row.model} seed {run.seed}")
-    return [f"- Converged under an earlier, smaller time cap of {cap} minutes (kept: a larger cap does not change a run "
-            f"that early stopping or its epochs ended): {', '.join(runs)}" for cap, runs in sorted(found.items())]
+                found.setdefault(float(cap), []).append(f"{row.model} seed {run.seed}")
+    return [f"- Converged under an earlier, smaller time cap of {cap:g} minutes (kept: a larger cap does not change a "
+            f"run that early stopping or its epochs ended): {', '.join(runs)}" for cap, runs in sorted(found.items())]
 
 
 def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
