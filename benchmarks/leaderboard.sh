@@ -15,7 +15,7 @@ source "$(dirname "$0")/setup.sh" "$DATASET"
 
 # BUDGET: the same for every model: convergence, i.e. early stopping on validation MAE (patience 10), at most
 # 100 epochs, at most 160 minutes of training per run (issue 30's "about 160"; a run stopped by that cap is reported as
-# not converged; a longer run resumes in the next session), seeds 1 2 3; once a seed of a model is stopped by the cap,
+# not converged; a longer run resumes in the next session where benchmarks/work/ survives, see benchmarks/README), seeds 1 2 3; once a seed of a model is stopped by the cap,
 # its other seeds are skipped (--skip-seeds-after-cap). The cap was 90 minutes until 2026-12-05, then 150 minutes until
 # GWNet on SZ-taxi (93 s per epoch: 100 epochs take 155 minutes) still improved at 137 minutes: the runs that converged
 # under a smaller cap are kept (a larger cap does not change them; the report says which), those it stopped, and the
