@@ -527,6 +527,12 @@ def test_verdict_says_plainly_whether_stvfm_reaches_the_targets():
     assert ("Means over fewer seeds than the protocol's (the others were stopped by the time cap: what they reached "
             "is under *Runs stopped by the time cap*): GWNet (seed 1 converged; seeds 2, 3 stopped by the cap).") in text
     assert "Not compared" not in text and "may change" not in text
+    assert "the epoch limit, not early stopping, ended (patience" not in text  # GWNet seed 1 stopped early
+
+    mixed.runs[0].info["stop_reason"] = "max epochs"  # its 100 epochs ran out while it still improved
+    text = "\n".join(verdict([stid, _finished_row("STVFM", 3.70, 3.72, 3.74, rank=2), mixed], seeds=[1, 2, 3]))
+    assert ("Ranked on runs that the epoch limit, not early stopping, ended (patience unspent: more epochs might still "
+            "lower their MAE, so their places hold at this epoch budget only): GWNet (seed 1).") in text
 
     text = "\n".join(verdict([_finished_row("STVFM", 3.0, 3.02, rank=1), _finished_row("STID", 3.2, 3.3, rank=2),
                                _finished_row("STVFM:pretrained=False", 3.2, 3.25),

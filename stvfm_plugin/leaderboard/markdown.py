@@ -429,6 +429,11 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
     if fewer:
         lines += ["", "Means over fewer seeds than the protocol's (the others were stopped by the time cap: what they "
                   "reached is under *Runs stopped by the time cap*): " + ", ".join(fewer) + "."]
+    limited = [f"{r.model} ({_seed_list(r.epoch_limited)})" for r in rows if r.rank and r.epoch_limited]
+    if limited:
+        lines += ["", "Ranked on runs that the epoch limit, not early stopping, ended (patience unspent: more epochs "
+                  "might still lower their MAE, so their places hold at this epoch budget only): "
+                  + ", ".join(limited) + "."]
     return lines
 
 

@@ -128,7 +128,12 @@ class ModelRow:
 
     def at_epoch_limit(self) -> int:
         """How many finished runs the epoch limit stopped, their patience unspent (they may still have improved)."""
-        return sum(r.info.get("stop_reason") == StopReason.MAX_EPOCHS for r in self.finished)
+        return len(self.epoch_limited)
+
+    @property
+    def epoch_limited(self) -> List[SeedRun]:
+        """The finished runs that the epoch limit, not early stopping, ended."""
+        return [r for r in self.finished if r.info.get("stop_reason") == StopReason.MAX_EPOCHS]
 
     def stop_reasons(self) -> str:
         """Why the finished runs stopped, e.g. `early stopping x2, max epochs`."""
