@@ -116,18 +116,20 @@ def test_centred_tokens_carry_nothing_that_every_occupied_cell_of_a_window_share
     slot_valid = torch.ones(s, slots, dtype=torch.bool)
     if empty is not None:
         slot_valid[empty] = False  # an empty cell: left out of the mean, given the pad token
-    same = torch.randn(b, 1, window).expand(b, s, window).clone()  # every cell of a window holds the same values
+    # float64: the norm divides a centred token by sqrt(var + eps), so float32 rounding of "zero" (~1e-7) comes out
+    # near 1e-5 and varies with the machine's summation order; in float64 it stays near 1e-13, far below atol
+    same = torch.randn(b, 1, window, dtype=torch.float64).expand(b, s, window).clone()  # every cell of a window alike
     if empty is not None:
-        same[:, empty] = torch.randn(b, window)  # whatever an empty cell holds does not enter the mean
-    differ = torch.rand(b, s, window)  # cells that differ, around a shared positive level
+        same[:, empty] = torch.randn(b, window, dtype=torch.float64)  # an empty cell's values do not enter the mean
+    differ = torch.rand(b, s, window, dtype=torch.float64)  # cells that differ, around a shared positive level
     occupied = slot_valid.any(dim=1)
     alike = {}
     for centre in (False, True):
         torch.manual_seed(1)  # the same adapter weights
         adapter = TemporalAwareTokenAdapter(window, dim, s, slots=slots, use_learned_pos_embed=False,
-                                            use_pad_token=empty is not None, center_tokens=centre).eval()
+                                            use_pad_token=empty is not None, center_tokens=centre).double().eval()
         tokens = adapter(same, None, slot_valid)[:, occupied]  # [B, occupied S, D]
-        assert torch.allclose(tokens, torch.zeros_like(tokens), atol=1e-5) == centre  # the norm's bias: zero
+        assert torch.allclose(tokens, torch.zeros_like(tokens), atol=1e-9) == centre  # the norm's bias: zero
         tokens = adapter(differ, None, slot_valid)[:, occupied]
         cosine = torch.nn.functional.cosine_similarity(tokens[:, :, None], tokens[:, None], dim=-1)  # [B, S, S]
         alike[centre] = cosine[:, ~torch.eye(cosine.shape[1], dtype=torch.bool)].mean().item()  # two distinct cells
