@@ -17,6 +17,16 @@ needs_shared = pytest.mark.skipif(
     reason=f"shared assets not found at {SHARED} (set STVFM_SHARED to the folder holding data/ and weights/)")
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (`-n N`) each worker, and every run it starts, uses one CPU thread, so that N workers share
+    the cores instead of N times every core's threads contending for them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the runs that tests start as subprocesses
+        torch.set_num_threads(1)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
     """A fresh working directory (BasicTS reads datasets/ and writes checkpoints/ relative to it)."""
