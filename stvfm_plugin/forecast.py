@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .data.readers import csv_rows, is_number
+from .data import readers, time_axis
 from .errors import UserError, exit_status
 
 EPILOG = """examples:
@@ -37,7 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", metavar="RUN", help="a run folder (or a checkpoint file in one)")
     parser.add_argument("--data", metavar="CSV", help="latest readings (default: the prepared dataset's last ones)")
-    parser.add_argument("--end", metavar="TIME", help="time of the last reading, e.g. 2012-03-08T00:55")
+    parser.add_argument("--end", metavar="TIME", help="time of the last row of --data when it has no time stamps, e.g. "
+                                                      "2012-03-08T00:55 (where the time is known, it must agree)")
+    parser.add_argument("--repeats", choices=time_axis.REPEAT_RULES,
+                        help="combine rows of --data that share a time stamp by this rule (default: refuse them)")
+    parser.add_argument("--fill-gaps", action="store_true",
+                        help="steps missing from the time stamps of --data count as missing readings (default: refuse)")
+    parser.add_argument("--sort-time", action="store_true", help="sort rows of --data out of time order (default: refuse)")
     parser.add_argument("--coverage", type=float, default=0.9, metavar="LEVEL",
                         help="coverage of the bounds: a level the run calibrated (default 0.9)")
     parser.add_argument("--out", metavar="CSV", help="write the forecast table here")
@@ -48,50 +55,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_time(text: str, what: str) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UserError(f"{what} {text!r} is not a date/time such as 2012-03-08T00:55.") from None
+def parse_time(text: str, what: str, offset: Optional[str] = None) -> dt.datetime:
+    """A time on the command line, under the time-zone rule of `data.time_axis` (converted to the dataset's offset)."""
+    [stamp], _ = time_axis.to_wall_clock([time_axis.parse_stamp(text, what)], what, time_axis.parse_offset(offset))
+    return stamp
 
 
-def read_readings(path: Path, sensor_ids: Sequence[str]) -> tuple[np.ndarray, Optional[dt.datetime]]:
-    """Readings `[T, N]` of a CSV in the training's sensor order, and the time of its last row (None without a
-    timestamp column)."""
+def read_readings(path: Path, forecaster, repeats: Optional[str] = None, fill_gaps: bool = False, sort: bool = False,
+                  ) -> tuple[np.ndarray, Optional[dt.datetime]]:
+    """Readings `[T, N]` of a file in the training's sensor order, through `prepare`'s reader and time-axis checks
+    (`repeats`, `fill_gaps`, `sort`: as `--repeats`, `--fill-gaps`, `--sort-time`), and the time of its last row (None
+    without time stamps)."""
+    ids = list(forecaster.sensor_ids)
     if not path.is_file():
         raise UserError(f"--data {path}: no such file.")
-    rows = [row for row in csv_rows(path) if any(cell.strip() for cell in row)]
-    if not rows:
-        raise UserError(f"--data {path} is empty.")
-    timed = bool(rows[-1]) and not is_number(rows[-1][0]) and _is_time(rows[-1][0])  # a leading timestamp column
-    first = [c.strip() for c in rows[0][int(timed):]]  # a header: words, or exactly the run's (numeric) sensor ids
-    header = rows[0] if any(c and not is_number(c) for c in first) or sorted(first) == sorted(sensor_ids) else None
-    body = rows[1:] if header is not None else rows
-    names = [c.strip() for c in header[int(timed):]] if header is not None else None
-    order = _column_order(path, names, list(sensor_ids))
-    values = np.full((len(body), len(order)), np.nan)
-    for i, row in enumerate(body):
-        cells = row[int(timed):]
-        if len(cells) != (len(names) if names is not None else len(sensor_ids)):
-            raise UserError(f"--data {path}: row {i + 1 + (header is not None)} has {len(cells)} readings, the "
-                            f"{'header names' if names is not None else 'run has'} "
-                            f"{len(names) if names is not None else len(sensor_ids)}.")
-        for j, k in enumerate(order):
-            cell = cells[k].strip()
-            if cell and not is_number(cell):
-                raise UserError(f"--data {path}: non-numeric cell {cell!r} at row {i + 1 + (header is not None)}, "
-                                f"column {k + 1 + int(timed)}. Give numbers, and leave missing readings empty.")
-            values[i, j] = float(cell) if cell else np.nan
-    end = parse_time(body[-1][0], f"--data {path}: the last row's time") if timed else None
-    return values, end
-
-
-def _is_time(text: str) -> bool:
-    try:
-        dt.datetime.fromisoformat(text.strip())
-        return True
-    except ValueError:
-        return False
+    signal = readers.read_signal(path, known_ids=ids if forecaster.dataset.node_ids else None,
+                                 null_hint="leave a missing reading's cell empty")
+    values = signal.values
+    if values.ndim != 2:
+        raise UserError(f"--data {path}: readings of shape {list(values.shape)}; give one column per sensor.")
+    if signal.ids is None and readers.first_row_looks_like_ids(values):
+        raise UserError(f"--data {path}: its first row ({', '.join(f'{v:g}' for v in values[0, :3])}, ...) looks like "
+                        f"sensor ids, but not the run's ({', '.join(ids[:3])}, ...); give a header of the run's sensor "
+                        "ids, or no header and the training's order.")
+    order = _column_order(path, signal.ids, ids)
+    if signal.ids is None and values.shape[1] != len(ids):
+        raise UserError(f"--data {path}: {values.shape[1]} columns of readings, the run has {len(ids)} sensors; give "
+                        "one column per sensor (a header of their ids, or the training's order).")
+    values = values[:, order]
+    infinite = np.argwhere(np.isinf(values))
+    if len(infinite):
+        t, n = infinite[0]
+        raise UserError(f"--data {path}: an infinite reading ({values[t, n]:g}) at row {t + 1} for sensor {ids[n]}; "
+                        "leave a missing reading's cell empty.")
+    if signal.stamps is None:
+        return values, None
+    what = f"--data {path}"
+    stamps = [time_axis.parse_stamp(v, f"{what}, stamp {i + 1}", signal.digit_stamps) for i, v in enumerate(signal.stamps)]
+    stamps, offset = time_axis.to_wall_clock(stamps, what, time_axis.parse_offset(forecaster.dataset.utc_offset))
+    values, first, report = time_axis.regular_axis(
+        stamps, values, what, step_minutes=forecaster.dataset.step_minutes, repeats=repeats, fill_gaps=fill_gaps,
+        sort=sort, utc_offset=offset, step_option=None)
+    for line in report.lines():
+        print(f"note: {what}: {line}", file=sys.stderr)
+    return values, first + (len(values) - 1) * forecaster.step
 
 
 def _column_order(path: Path, names: Optional[List[str]], ids: List[str]) -> List[int]:
@@ -162,27 +169,63 @@ def plot(path: Path, table, readings: np.ndarray, end: Optional[dt.datetime], st
     plt.close(fig)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """`--out` and `--plot` can be written, checked before any work (so nothing is computed, or half written, for a
+    path that fails at the end)."""
+    for option, value in (("--out", args.out), ("--plot", args.plot)):
+        if not value:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise UserError(f"{option} {value} is a folder; give a file name.")
+        parent = next(p for p in [path.parent, *path.parent.parents] if p.exists())
+        if not parent.is_dir():
+            raise UserError(f"{option} {value}: {parent} is a file, not a folder.")
+        if not os.access(parent, os.W_OK):
+            raise UserError(f"{option} {value}: the folder {parent} is not writable.")
+    if args.plot:
+        from matplotlib.figure import Figure
+
+        kinds = Figure().canvas.get_supported_filetypes()
+        suffix = Path(args.plot).suffix.lower().lstrip(".")
+        if suffix not in kinds:
+            raise UserError(f"--plot {args.plot}: give a file name ending in one of .png, .pdf, .svg "
+                            f"(a figure type matplotlib writes), not {'.' + suffix if suffix else 'no suffix'}.")
+
+
 def forecast_command(args: argparse.Namespace) -> None:
     from .forecaster import Forecaster
     from .run import select_gpus, set_threads
 
     if not 0 < args.coverage < 1:
         raise UserError(f"--coverage {args.coverage:g}: give a level between 0 and 1, such as 0.9.")
-    end = parse_time(args.end, "--end") if args.end else None
+    if not args.data and (args.repeats or args.fill_gaps or args.sort_time):
+        raise UserError("--repeats / --fill-gaps / --sort-time handle the time stamps of --data; without --data the "
+                        "prepared data is used, whose time axis is regular: drop them.")
+    check_outputs(args)
     set_threads(args.threads)
     gpus = select_gpus(args.gpus)
     if gpus and "," in gpus:
         raise UserError(f"-g {args.gpus}: a forecast runs on one GPU; give one index.")
     forecaster = Forecaster.load(Path(args.run), gpu=bool(gpus))
     ids = forecaster.sensor_ids
+    end = parse_time(args.end, "--end", forecaster.dataset.utc_offset) if args.end else None
     if args.data:
-        readings, file_end = read_readings(Path(args.data), ids)
+        readings, file_end = read_readings(Path(args.data), forecaster, args.repeats, args.fill_gaps, args.sort_time)
+        if end is not None and file_end is not None and end != file_end:
+            raise UserError(f"--end {args.end} disagrees with the last time stamp of --data {args.data} "
+                            f"({file_end.isoformat(sep=' ')}); drop --end (the file's stamps give the time).")
         end = end or file_end
         if end is None and forecaster.dataset.start:
             raise UserError(f"--data {args.data} has no timestamp column: give --end TIME, the time of its last row.")
+        forecaster.check_readings(readings, f"--data {args.data}")
     else:
         readings, latest_end = forecaster.latest(rows=HISTORY * forecaster.input_len)
-        end = end or latest_end
+        if end is not None and end != latest_end:
+            raise UserError(f"--end {args.end}: without --data the forecast follows the prepared data's last reading, "
+                            f"at {latest_end.isoformat(sep=' ') if latest_end else 'an unknown time'}; drop --end, or "
+                            "give --data with the readings up to that time.")
+        end = latest_end
     table = forecaster.forecast(readings, end=end, level=args.coverage)
     recent = readings[-HISTORY * forecaster.input_len:]
     sensors = shown_sensors(table, recent, ids, args.nodes)

@@ -92,6 +92,40 @@ class Forecaster:
         end = start + (total - 1) * self.step if start else None
         return readings, end
 
+    def training_range(self) -> tuple[float, float]:
+        """The smallest and largest reading of the training split (null values left out)."""
+        train = np.asarray(np.load(self.dataset.folder / DATA_FILES[0], mmap_mode="r"), dtype=np.float64)
+        null = self.dataset.null_val
+        kept = train[np.isfinite(train) & (train != null if null is not None else True)]
+        return (float(kept.min()), float(kept.max())) if kept.size else (0.0, 0.0)
+
+    def check_readings(self, readings: np.ndarray, what: str) -> None:
+        """Refuse an input the model cannot answer honestly: a window with too few readings, or readings far outside
+        anything the run was trained on (the README's rule: refused, never forecast with a warning).
+
+        The window may miss at most half its readings (or, for data that missed more in training, the prepared data's
+        own share). The readings must lie within the training split's range widened by its width on each side, and
+        never below 0 where the training split never was."""
+        readings = np.asarray(readings, dtype=np.float64)
+        window = readings[-self.input_len:]
+        null = self.dataset.null_val
+        missing = ~np.isfinite(window) | (window == null if null is not None else False)
+        limit = max(0.5, self.dataset.missing_share)
+        if missing.all() or missing.mean() > limit:
+            raise UserError(f"{what}: {int(missing.sum())} of the {missing.size} readings of the last {self.input_len} "
+                            f"rows (the window the model reads) are missing ({100 * missing.mean():.0f} %, more than "
+                            f"{100 * limit:.0f} %): a forecast from so little would look as sure as any other. Give "
+                            "more complete readings.")
+        low, high = self.training_range()
+        width = max(high - low, abs(high), 1e-12)
+        floor = 0.0 if low >= 0 else low - width
+        seen = readings[np.isfinite(readings) & (readings != null if null is not None else True)]
+        bad = seen[(seen < floor) | (seen > high + width)]
+        if bad.size:
+            raise UserError(f"{what}: {bad.size} reading(s) far outside the training data's range {low:g} .. {high:g} "
+                            f"(first {bad[0]:g}; accepted: {floor:g} .. {high + width:g}): the model has never seen "
+                            "such values and its forecast would mean nothing. Check the units and the column order.")
+
     @property
     def step(self) -> dt.timedelta:
         return dt.timedelta(minutes=self.dataset.step_minutes)

@@ -57,6 +57,24 @@ PREPARE_FILES = {
     "huge.csv": "1e30,2e30,3e30\n" * 120,
     "small.csv": "0,1,1\n1,2,1\n2,0,7\n",
 }
+
+
+def _stamped(minutes, start: str = "2024-01-01 00:00") -> str:
+    """A CSV as pandas writes a time-indexed frame: a leading time column, then 3 sensors (rows at these minutes)."""
+    import datetime as dt
+
+    first = dt.datetime.fromisoformat(start)
+    return ",a,b,c\n" + "".join(f"{first + dt.timedelta(minutes=m)},{50 + i},{51 + i},{52 + i}\n"
+                                 for i, m in enumerate(minutes))
+
+
+PREPARE_FILES.update({
+    "every15.csv": _stamped(range(0, 15 * 120, 15)),
+    "gappy.csv": _stamped([m for m in range(0, 5 * 126, 5) if not 300 <= m < 330]),
+    "repeated.csv": _stamped(list(range(0, 5 * 60, 5)) + [295] + list(range(300, 5 * 120, 5))),
+    "unsorted.csv": _stamped(list(range(0, 5 * 60, 5)) + [305, 300] + list(range(310, 5 * 120, 5))),
+    "ids.csv": "773869,767541,767542\n" + "".join(f"{60 + i % 7},{55 + i % 5},{62 + i % 3}\n" for i in range(120)),
+})
 PREPARE += [Case(args, message, PREPARE_DISK) for args, message in [
     (("--min-window", "-5"), "--min-window -5: give a whole number of at least 1."),
     (("--channels", "5"), "signal.csv has no channel axis ([time, nodes], shape [120, 3]); cannot select channels [5]. "
@@ -75,6 +93,30 @@ PREPARE += [Case(args, message, PREPARE_DISK) for args, message in [
                                                    "another marker)."),
     (("--graph", "small.csv"), "small.csv could be a 3 x 3 adjacency matrix or an edge list of 3 edges: say which with "
                                "--graph-format dense or --graph-format edges (or edges-weighted / edges-gaussian)."),
+    (("--data", "every15.csv"), "every15.csv: its time stamps are 15 minutes apart (most rows), but --step-minutes is "
+                                "5; give --step-minutes 15, or stamps 5 minutes apart."),
+    (("--data", "gappy.csv"), "gappy.csv: 1 gap in the time stamps, 6 missing steps of 5 minutes in all (first after "
+                              "2024-01-01 04:55:00, next stamp 2024-01-01 05:30:00); give one row per step, or pass "
+                              "--fill-gaps to insert them as missing readings (masked)."),
+    (("--data", "gappy.csv", "--fill-gaps", "--null-value", "none"), "--fill-gaps marks the missing steps with the null "
+                                                                     "value, but --null-value is none; give --null-value "
+                                                                     "X, a value the readings never take (e.g. -1), so "
+                                                                     "that they are masked."),
+    (("--data", "repeated.csv"), "repeated.csv: 1 time stamp on more than one row (first 2024-01-01 04:55:00, rows 60, "
+                                 "61); keep one row per stamp, or pass --repeats first|last|mean|sum|max to combine them "
+                                 "by that rule."),
+    (("--data", "unsorted.csv"), "unsorted.csv: the time stamps are out of order (row 62, 2024-01-01 05:00:00, comes "
+                                 "after 2024-01-01 05:05:00); sort the rows oldest first, or pass --sort-time to sort "
+                                 "them."),
+    (("--data", "every15.csv", "--step-minutes", "15", "--start", "2024-01-02"), "--start 2024-01-02 disagrees with the "
+                                                                                 "first time stamp of every15.csv "
+                                                                                 "(2024-01-01 00:00:00); drop --start "
+                                                                                 "(the stamps give the start)."),
+    (("--repeats", "sum"), "--repeats: signal.csv has no time stamps, so there is no time order, repeat or gap to "
+                           "handle; drop those options."),
+    (("--data", "ids.csv"), "ids.csv: its first row (773869, 767541, 767542, ...) looks like sensor ids, not readings "
+                            "(distinct whole numbers outside the range of the readings below them); pass --header to "
+                            "read it as ids, or --no-header to keep it as readings."),
     (("--data", "huge.csv"), "Dataset Mine: readings as large as 3e+30; squared errors overflow float32 beyond about "
                              "1e+15, so RMSE would be infinite. Rescale the data (e.g. to thousands) before preparing "
                              "it."),
@@ -199,13 +241,47 @@ FORECAST: List[Case] = [Case(args, message, FORECAST_DISK, setup) for args, mess
      "a header without one of the sensors"),
     (("--data", "short.csv", "--end", "2024-01-02T00:00"), "5 rows of readings; the model reads the last 12: give at "
                                                            "least 12 rows.", "5 rows"),
-    (("--data", "text.csv", "--end", "2024-01-02T00:00"), "--data text.csv: non-numeric cell 'n/a' at row 3, column 1. "
-                                                          "Give numbers, and leave missing readings empty.",
+    (("--data", "text.csv", "--end", "2024-01-02T00:00"), "text.csv: non-numeric cell 'n/a' at row 3, column 1. Fix the "
+                                                          "file, or leave a missing reading's cell empty.",
      "a cell `n/a`"),
     (("--data", "latest.csv", "--end", "2024-01-02T00:03"), "--end 2024-01-02 00:03:00 is not on the data's grid of "
                                                             "5-minute steps from 2024-01-01 00:00:00.", ""),
     (("--data", "latest.csv"), "--data latest.csv has no timestamp column: give --end TIME, the time of its last row.",
      ""),
+    (("--data", "newest.csv"), "--data newest.csv: the time stamps are newest first (row 2, 2024-01-03 23:50:00, comes "
+                               "after 2024-01-03 23:55:00); sort the rows oldest first, or pass --sort-time to sort them.",
+     "rows newest first"),
+    (("--data", "ten.csv"), "--data ten.csv: its time stamps are 10 minutes apart (most rows), but the run's step is 5; "
+                            "give readings 5 minutes apart.", "rows 10 minutes apart for a 5-minute run"),
+    (("--data", "gap.csv"), "--data gap.csv: 1 gap in the time stamps, 1 missing step of 5 minutes in all (first after "
+                            "2024-01-03 23:35:00, next stamp 2024-01-03 23:45:00); give one row per step, or pass "
+                            "--fill-gaps to insert them as missing readings (masked).", "a row missing inside the window"),
+    (("--data", "twice.csv"), "--data twice.csv: 1 time stamp on more than one row (first 2024-01-03 23:40:00, rows 21, "
+                              "22); keep one row per stamp, or pass --repeats first|last|mean|sum|max to combine them by "
+                              "that rule.", "a stamp on two rows"),
+    (("--data", "empty.csv"), "--data empty.csv: 48 of the 48 readings of the last 12 rows (the window the model reads) "
+                              "are missing (100 %, more than 50 %): a forecast from so little would look as sure as any "
+                              "other. Give more complete readings.", "no reading in the window"),
+    (("--data", "inf.csv"), "--data inf.csv: an infinite reading (inf) at row 24 for sensor s1; leave a missing "
+                            "reading's cell empty.", "a cell `inf`"),
+    (("--data", "far.csv"), "--data far.csv: 4 reading(s) far outside the training data's range 52.5875 .. 67.7261 "
+                            "(first 1e+12; accepted: 0 .. 135.452): the model has never seen such values and its "
+                            "forecast would mean nothing. Check the units and the column order.", "readings of 1e12"),
+    (("--data", "negative.csv"), "--data negative.csv: 4 reading(s) far outside the training data's range 52.5875 .. "
+                                 "67.7261 (first -5; accepted: 0 .. 135.452): the model has never seen such values and "
+                                 "its forecast would mean nothing. Check the units and the column order.",
+     "negative speeds"),
+    (("--data", "stamped.csv", "--end", "2024-01-03T23:50"), "--end 2024-01-03T23:50 disagrees with the last time stamp "
+                                                             "of --data stamped.csv (2024-01-03 23:55:00); drop --end "
+                                                             "(the file's stamps give the time).", "a time column"),
+    (("--end", "2024-01-03T23:50"), "--end 2024-01-03T23:50: without --data the forecast follows the prepared data's "
+                                    "last reading, at 2024-01-03 23:55:00; drop --end, or give --data with the readings "
+                                    "up to that time.", ""),
+    (("--end", "9999-12-31"), "--end: 9999-12-31 00:00:00 is outside the years 1000-9000 that time stamps may take "
+                              "here.", ""),
+    (("--plot", "x.txt"), "--plot x.txt: give a file name ending in one of .png, .pdf, .svg (a figure type matplotlib "
+                          "writes), not .txt.", ""),
+    (("--out", "stamped.csv/x.csv"), "--out stamped.csv/x.csv: stamped.csv is a file, not a folder.", ""),
     (("--coverage", "0.8"), "--coverage 0.8: the run calibrated 0.9; train or --eval it with --coverage 0.8 to get "
                             "those bounds.", ""),
     (("--nodes", "x9"), "--nodes: unknown sensor id(s) x9; the run's sensors are s0, s1, s2, s3, ...", ""),

@@ -357,9 +357,10 @@ def test_prepare_refuses_an_absolute_or_empty_name(workdir, capsys, name):
     _signal_files()
     code, _, err = run_data(["prepare", "--data", "signal.csv", "--name", name, "--step-minutes", "5",
                              "--overwrite"], capsys)
-    assert code == 2 and err.strip() == ("error: prepare without --preset needs --data FILE, --name NAME and "
-                                         "--step-minutes M (or use a preset: PEMS03, PEMS04, PEMS07, PEMS08, METR-LA, "
-                                         "PEMS-BAY, LosLoop, SZTaxi)." if not name else
+    assert code == 2 and err.strip() == ("error: prepare without --preset needs --data FILE and --name NAME, and "
+                                         "--step-minutes M unless the file has time stamps (or use a preset: PEMS03, "
+                                         "PEMS04, PEMS07, PEMS08, METR-LA, PEMS-BAY, LosLoop, SZTaxi, TaxiNYC)."
+                                         if not name else
                                          f"error: Dataset name {name!r} must be a plain folder name (letters, digits, "
                                          "- or _), not a path; use --out to choose where datasets are written.")
     assert sorted(p.name for p in workdir.iterdir()) == ["edges.csv", "signal.csv"]

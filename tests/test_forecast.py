@@ -101,6 +101,25 @@ def write_case_files(run: Path) -> None:
     lines = body.splitlines()
     lines[1] = "n/a," + lines[1].split(",", 1)[1]
     Path("text.csv").write_text(header + "\n" + "\n".join(lines) + "\n")
+    readings, end = Forecaster.load(run).latest(rows=24)
+    five = dt.timedelta(minutes=5)
+
+    def timed(name: str, rows: np.ndarray, times) -> None:
+        Path(name).write_text("time," + header + "\n" + "\n".join(
+            t.isoformat() + "," + ",".join("" if np.isnan(v) else f"{v:.3f}" for v in row)
+            for t, row in zip(times, rows)) + "\n")
+
+    times = [end - k * five for k in range(len(readings) - 1, -1, -1)]
+    timed("stamped.csv", readings, times)
+    timed("newest.csv", readings[::-1], times[::-1])
+    timed("ten.csv", readings, [end - 2 * k * five for k in range(len(readings) - 1, -1, -1)])
+    timed("gap.csv", np.delete(readings, 20, axis=0), np.delete(np.array(times, dtype=object), 20))
+    timed("twice.csv", np.concatenate([readings[:21], readings[20:]]), times[:21] + times[20:])
+    timed("empty.csv", np.where(np.arange(len(readings))[:, None] >= 12, np.nan, readings), times)
+    timed("far.csv", np.where((np.arange(len(readings)) == 22)[:, None], 1e12, readings), times)
+    timed("negative.csv", np.where((np.arange(len(readings)) == 22)[:, None], -5.0, readings), times)
+    Path("inf.csv").write_text(Path("stamped.csv").read_text().replace(f"{readings[23, 1]:.3f}", "inf", 1))
+    timed("zoned.csv", readings, [t.replace(tzinfo=dt.timezone(dt.timedelta(hours=1))) for t in times])
     Path("norun").mkdir(exist_ok=True)
     shutil.copytree(run, "nockpt", dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.pt"))
 
@@ -111,10 +130,52 @@ def test_bad_input_gets_one_line_and_writes_nothing(run, capsys, case):
     for name in ("f.csv", "f.png"):  # left by another test in this working directory
         Path(name).unlink(missing_ok=True)
     args = list(case.args) if case.args[0] in ("norun", "nockpt") else [str(run), *case.args]
-    assert forecast_main(args + ["--out", "f.csv", "--plot", "f.png"]) == 2
+    outputs = [o for o in (["--out", "f.csv"], ["--plot", "f.png"]) if o[0] not in case.args]
+    assert forecast_main(args + sum(outputs, [])) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
-    assert not Path("f.csv").exists() and not Path("f.png").exists()
+    assert not Path("f.csv").exists() and not Path("f.png").exists() and not Path("x.txt").exists()
+
+
+@pytest.mark.parametrize("name, options, note", [
+    ("gap.csv", ["--fill-gaps"], "1 gap in the time stamps, 1 step in all (longest 1): filled as missing readings"),
+    ("twice.csv", ["--repeats", "first"], "1 time stamp on more than one row (1 extra row): combined by their first"),
+    ("zoned.csv", [], "time stamps with UTC offsets: kept as wall-clock times at UTC+01:00"),
+    ("stamped.csv", ["--end", "2024-01-03T23:55"], None),
+])
+def test_time_problems_handled_by_an_option_give_the_forecast_of_the_clean_file(run, capsys, name, options, note):
+    write_case_files(run)
+    assert forecast_main([str(run), "--data", "stamped.csv", "--out", "clean.csv"]) == 0
+    assert forecast_main([str(run), "--data", name, *options, "--out", "handled.csv"]) == 0
+    err = capsys.readouterr().err
+    assert (note in err) if note else "note:" not in err
+    clean, handled = pd.read_csv("clean.csv"), pd.read_csv("handled.csv")
+    assert list(handled["time"]) == list(clean["time"])
+    if name == "gap.csv":  # one reading less in the window: another forecast, from the same times
+        assert not np.allclose(handled["forecast"], clean["forecast"])
+    else:
+        assert np.allclose(handled["forecast"], clean["forecast"])
+
+
+def test_a_numeric_header_that_is_not_exactly_the_run_s_ids_is_refused_by_id(tmp_path):
+    from types import SimpleNamespace
+
+    from stvfm_plugin.errors import UserError
+    from stvfm_plugin.forecast import read_readings
+
+    ids = ("773869", "767541", "767542")
+    run = SimpleNamespace(sensor_ids=ids, dataset=SimpleNamespace(node_ids=ids, utc_offset=None, step_minutes=5),
+                          step=dt.timedelta(minutes=5))
+    body = "\n".join(f"{60 + k},{61 + k},{62 + k}" for k in range(12))
+    (tmp_path / "typo.csv").write_text("767542,773869,767514\n" + body + "\n")
+    with pytest.raises(UserError, match=r"1 sensor id\(s\) the run does not know \(767514\)"):
+        read_readings(tmp_path / "typo.csv", run)
+    (tmp_path / "other.csv").write_text("100001,100002,100003\n" + body + "\n")
+    with pytest.raises(UserError, match="looks like sensor ids, but not the run's"):
+        read_readings(tmp_path / "other.csv", run)
+    (tmp_path / "reordered.csv").write_text("767542,773869,767541\n" + body + "\n")
+    values, end = read_readings(tmp_path / "reordered.csv", run)
+    assert end is None and values.shape == (12, 3) and list(values[0]) == [61, 62, 60]  # by id, not by position
 
 
 def test_the_run_calibrates_on_validation_and_reports_test_coverage(run):

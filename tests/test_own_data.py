@@ -115,7 +115,7 @@ def forecasts_the_next_steps(run: Path, dataset: str) -> None:
         readings, _ = Forecaster.load(run).latest()
         order = np.random.default_rng(1).permutation(info.num_nodes)
         write_csv(run / "latest.csv", readings[:, order], [info.sensor_ids[i] for i in order])
-        shuffled, end = read_readings(run / "latest.csv", info.sensor_ids)
+        shuffled, end = read_readings(run / "latest.csv", Forecaster.load(run))
         assert end is None and np.allclose(shuffled, readings, atol=1e-4)
         again = Forecaster.load(run).forecast(shuffled)
         assert np.allclose(again["forecast"], table["forecast"], atol=1e-3)

@@ -5,13 +5,14 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 from ..errors import UserError, exit_status
 from . import graph as graphs
-from . import readers
+from . import readers, time_axis
 from .graph import EDGE_FORMATS, graph_format
 from .info import DATASETS_ROOT, DatasetInfo, describe_dataset
 from .layout import (DatasetSpec, check_ratios, missing_share, raw_files,
@@ -32,41 +33,59 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
     _positive(min_window=args.min_window)
     channels = [int(c) for c in args.channels.split(",")] if args.channels else None
     notes: list[str] = []
+    null_val = parse_null_value(args.null_value) if args.null_value is not None else None
+    if args.null_value is None:
+        null_val = resolve_preset(args.preset).null_val if args.preset else 0.0
+    if null_val is None and (args.missing_marker is not None or args.nan_as_missing):
+        raise UserError("--missing-marker / --nan-as-missing map readings to the null value, but --null-value is none; "
+                        "give a --null-value (e.g. -1) to mark them, or drop those options.")
+    axis = AxisOptions.from_args(args, null_val)
     if args.preset:
         if not args.src:
             raise UserError(f"--preset {args.preset} needs --src, the folder holding its raw files.")
-        spec, data, adj, coords = load_preset(resolve_preset(args.preset), Path(args.src), args.name, channels)
+        spec, signal, adj, coords = load_preset(resolve_preset(args.preset), Path(args.src), args.name, channels,
+                                                years=args.years)
+        axis = axis.with_preset(resolve_preset(args.preset))
+        data, node_ids = signal.values, signal.ids
     else:
-        if not (args.data and args.name and args.step_minutes):
-            raise UserError("prepare without --preset needs --data FILE, --name NAME and --step-minutes M "
-                            f"(or use a preset: {', '.join(PRESETS)}).")
-        data, node_ids, start = _read_signal(Path(args.data), args.format, args.key, channels, args.header)
+        if not (args.data and args.name):
+            raise UserError("prepare without --preset needs --data FILE and --name NAME, and --step-minutes M unless "
+                            f"the file has time stamps (or use a preset: {', '.join(PRESETS)}).")
+        signal = readers.read_signal(Path(args.data), args.format, args.key, channels, args.header, args.grid_axes)
+        data, node_ids = signal.values, signal.ids
         header = _ids_in_first_row(args, data.shape[1]) if node_ids is None and args.header is None else None
         if header:
             data, node_ids = data[1:], header
             notes.append(f"{Path(args.data).name}: its first row holds the sensor ids the edge list names: read as a "
                          "header (--no-header to keep it as data)")
+        elif node_ids is None and args.header is None and readers.first_row_looks_like_ids(data):
+            raise UserError(f"{Path(args.data).name}: its first row ({', '.join(f'{v:g}' for v in data[0, :3])}, ...) "
+                            "looks like sensor ids, not readings (distinct whole numbers outside the range of the "
+                            "readings below them); pass --header to read it as ids, or --no-header to keep it as "
+                            "readings.")
+        if signal.stamps is None and not args.step_minutes:
+            raise UserError(f"{Path(args.data).name} has no time stamps: give --step-minutes M, the minutes between "
+                            "two rows.")
         adj = _read_graph(args, data.shape[1], node_ids, notes)
         coords = graphs.read_coords(Path(args.coords), node_ids) if args.coords else None
-        spec = DatasetSpec(name=args.name, step_minutes=args.step_minutes, start=start,
+        spec = DatasetSpec(name=args.name, step_minutes=args.step_minutes or 0,
                            source={"files": raw_files([args.data, args.graph, args.coords])},
                            node_ids=[str(i) for i in node_ids] if node_ids is not None else None)
-    if args.start:
-        spec.start = _parse_start(args.start)
-    if args.step_minutes and args.preset:
-        spec.step_minutes = args.step_minutes
+    spec.null_val = null_val
+    if args.missing_marker is not None:
+        data = np.where(data == args.missing_marker, null_val, data)
+    if args.nan_as_missing:
+        data = np.where(np.isfinite(data), data, null_val)
+    if signal.grid_shape is not None:
+        spec.grid_shape = signal.grid_shape
+        if adj is None or args.grid_neighbours:
+            adj = graphs.grid_adjacency(*signal.grid_shape, neighbours=args.grid_neighbours or 4)
+            notes.append(f"grid {signal.grid_shape[0]} x {signal.grid_shape[1]}: cells numbered row-major (ids r<row>c"
+                         f"<column>), linked to their {args.grid_neighbours or 4} neighbours as the graph")
+    data = _time_axis(args, spec, signal, data, axis, notes)
     if args.ratios:
         spec.ratios = parse_ratios(args.ratios)
-    if args.null_value is not None:
-        spec.null_val = parse_null_value(args.null_value)
     spec.min_window = args.min_window
-    if spec.null_val is None and (args.missing_marker is not None or args.nan_as_missing):
-        raise UserError("--missing-marker / --nan-as-missing map readings to the null value, but --null-value is none; "
-                        "give a --null-value (e.g. -1) to mark them, or drop those options.")
-    if args.missing_marker is not None:
-        data = np.where(data == args.missing_marker, spec.null_val, data)
-    if args.nan_as_missing:
-        data = np.where(np.isfinite(data), data, spec.null_val)
     folder = write_dataset(args.out, spec, data, adj, coords, overwrite=args.overwrite)
     info = DatasetInfo.load(folder)
     for note in notes:
@@ -108,17 +127,65 @@ def parse_null_value(text: str) -> Optional[float]:
     return value
 
 
-def _read_signal(path: Path, fmt: Optional[str], key: Optional[str], channels, header: Optional[bool]):
-    fmt = fmt or {".csv": "csv", ".npz": "npz", ".npy": "npz", ".h5": "h5", ".hdf5": "h5"}.get(path.suffix.lower())
-    if fmt == "csv":
-        data, ids = readers.read_csv_matrix(path, header=header)
-        return readers.select_channels(data, channels, str(path)), ids, None
-    if fmt == "npz":
-        return readers.read_array(path, key, channels), None, None
-    if fmt == "h5":
-        data, start, ids = readers.read_h5(path, key)
-        return readers.select_channels(data, channels, str(path)), ids, start
-    raise UserError(f"{path}: unknown signal format; use --format csv|npz|h5.")
+@dataclass(frozen=True)
+class AxisOptions:
+    """How `prepare` handles a time axis that is not regular (`time_axis.regular_axis`)."""
+
+    repeats: Optional[str] = field(default=None, metadata={"help": "Rule for rows that share a stamp (None: refuse)."})
+    fill_gaps: bool = field(default=False, metadata={"help": "Insert missing steps as missing readings."})
+    sort: bool = field(default=False, metadata={"help": "Sort rows out of time order."})
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, null_val: Optional[float]) -> "AxisOptions":
+        if args.fill_gaps and null_val is None:
+            raise UserError("--fill-gaps marks the missing steps with the null value, but --null-value is none; give "
+                            "--null-value X, a value the readings never take (e.g. -1), so that they are masked.")
+        return cls(args.repeats, args.fill_gaps, args.sort_time)
+
+    def with_preset(self, preset) -> "AxisOptions":
+        """A preset's own choices where the command line makes none."""
+        return AxisOptions(self.repeats or preset.repeats, self.fill_gaps or preset.fill_gaps,
+                           self.sort or preset.sort_time)
+
+    def given(self) -> List[str]:
+        return [option for option, on in (("--repeats", self.repeats), ("--fill-gaps", self.fill_gaps),
+                                           ("--sort-time", self.sort)) if on]
+
+
+def _time_axis(args: argparse.Namespace, spec: DatasetSpec, signal: readers.RawSignal, data: np.ndarray,
+               axis: AxisOptions, notes: List[str]) -> np.ndarray:
+    """The one time axis of the prepared set: the file's stamps, checked and made regular (`time_axis`), or
+    `--step-minutes` from `--start`; fills `spec.start`, `spec.step_minutes` and `spec.time_axis`."""
+    start, start_offset = None, None
+    if args.start:
+        [start], start_offset = time_axis.parse_stamps([args.start], "--start")
+    if signal.stamps is None:
+        if axis.given() and not args.preset:
+            raise UserError(f"{' / '.join(axis.given())}: {Path(args.data).name} has no time stamps, so there is no "
+                            "time order, repeat or gap to handle; drop those options.")
+        spec.start = start or spec.start
+        spec.step_minutes = args.step_minutes or spec.step_minutes
+        spec.utc_offset = start_offset
+        return data
+    what = Path(args.data).name if args.data else f"{spec.source.get('preset')} files"
+    stamps, offset = time_axis.parse_stamps(signal.stamps, what, digits=signal.digit_stamps)
+    data, first, report = time_axis.regular_axis(
+        stamps, data, what, step_minutes=args.step_minutes, null_val=spec.null_val, repeats=axis.repeats,
+        fill_gaps=axis.fill_gaps, sort=axis.sort, utc_offset=offset)
+    if start is not None:
+        if (start_offset is None) != (offset is None):
+            raise UserError(f"--start {args.start} {'has' if start_offset else 'has no'} UTC offset and the stamps of "
+                            f"{what} {'have' if offset else 'have none'}: drop --start (the stamps give the start).")
+        if start_offset is not None:
+            [start], _ = time_axis.to_wall_clock([dt.datetime.fromisoformat(args.start)], "--start",
+                                                 time_axis.parse_offset(offset))
+        if start != first:
+            raise UserError(f"--start {args.start} disagrees with the first time stamp of {what} "
+                            f"({first.isoformat(sep=' ')}); drop --start (the stamps give the start).")
+    spec.start, spec.step_minutes, spec.utc_offset = first, report.step_minutes, offset
+    spec.time_axis = report.to_meta()
+    notes.extend(f"{what}: {line}" for line in report.lines())
+    return data
 
 
 def parse_ratios(text: str) -> list[float]:
@@ -151,13 +218,6 @@ def _read_graph(args: argparse.Namespace, num_nodes: int, node_ids, notes: list)
         return graphs.read_dcrnn_pkl(path)[0]
     return graphs.read_edge_list(path, num_nodes, EDGE_FORMATS[kind], node_ids=node_ids, use_ids=args.graph_ids,
                                  notes=notes)
-
-
-def _parse_start(text: str) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"--start {text!r} is not a date/time such as 2012-03-01 or 2012-03-01T00:00.") from None
 
 
 def _positive(**values: Optional[int]) -> None:
@@ -222,8 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coords", help="CSV with latitude/longitude columns in degrees, or x/y projected (e.g. metres), "
                                     "and sensor_id")
     p.add_argument("--name", help="dataset name (folder name; default: the preset's)")
-    p.add_argument("--start", help="time of the first step, e.g. 2012-03-01T00:00")
-    p.add_argument("--step-minutes", type=int, help="minutes between steps, any size: 5, 60, 1440 (daily), 10080 (weekly)")
+    p.add_argument("--start", help="time of the first step, e.g. 2012-03-01T00:00 (default: the file's first time stamp)")
+    p.add_argument("--step-minutes", type=int, help="minutes between steps, any size: 5, 60, 1440 (daily), 10080 "
+                                                    "(weekly); a file with time stamps must agree (default: theirs)")
+    p.add_argument("--repeats", choices=time_axis.REPEAT_RULES,
+                   help="combine rows that share a time stamp by this rule (default: refuse them)")
+    p.add_argument("--fill-gaps", action="store_true",
+                   help="insert the steps missing from the time stamps as missing readings (the null value, masked; "
+                        "default: refuse gaps)")
+    p.add_argument("--sort-time", action="store_true", help="sort rows out of time order (default: refuse them)")
+    p.add_argument("--grid-axes", choices=readers.GRID_AXES,
+                   help="axis order of a grid array: THW, TCHW (channels first) or THWC (channels last); default: "
+                        "[T, N(, C)] for 2-3 axes, detected from the shape for 4")
+    p.add_argument("--grid-neighbours", type=int, choices=(4, 8),
+                   help="a grid's graph links each cell to its 4 neighbours (default) or 8 (with the diagonals)")
+    p.add_argument("--years", help="years of a preset published one file a year, e.g. 2014 or 2013-2014")
     p.add_argument("--ratios", help="train,val,test split ratios, e.g. 0.6,0.2,0.2")
     p.add_argument("--null-value", "--null-val", dest="null_value", metavar="none|0|X",
                    help="value that marks a missing reading (masked in loss and metrics); none: every reading is data, "

@@ -239,6 +239,22 @@ def read_dcrnn_pkl(path: Path) -> tuple[np.ndarray, Optional[list[str]]]:
     return np.asarray(obj, dtype=np.float32), None
 
 
+def grid_adjacency(height: int, width: int, neighbours: int = 4) -> np.ndarray:
+    """0/1 adjacency `[H*W, H*W]` of a grid's cells, numbered row-major: each cell linked to its 4 (or 8, with the
+    diagonals) neighbours, both ways."""
+    if neighbours not in (4, 8):
+        raise UserError(f"grid neighbours {neighbours}: choose 4 or 8.")
+    steps = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if neighbours == 8 else [])
+    adj = np.zeros((height * width, height * width), dtype=np.float32)
+    for r in range(height):
+        for c in range(width):
+            for dr, dc in steps:
+                rr, cc = r + dr, c + dc
+                if 0 <= rr < height and 0 <= cc < width:
+                    adj[r * width + c, rr * width + cc] = adj[rr * width + cc, r * width + c] = 1.0
+    return adj
+
+
 def read_coords(path: Path, node_ids: Optional[Sequence[str]] = None) -> np.ndarray:
     """Sensor coordinates from a CSV with `latitude`/`longitude` columns (degrees), or `x`/`y` columns (projected,
     e.g. UTM metres: x east, y north), and optionally `sensor_id`.

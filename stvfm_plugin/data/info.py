@@ -55,6 +55,9 @@ class DatasetInfo:
     synthetic: Optional[dict] = field(default=None, metadata={"help": "Generator options of a synthetic set."})
     node_ids: Optional[Tuple[str, ...]] = field(default=None, metadata={
         "help": "The sensors' ids in node order, as the raw signal's header gave them; None: numbered 0..N-1."})
+    utc_offset: Optional[str] = field(default=None, metadata={
+        "help": "UTC offset of the wall-clock times (`data.time_axis`'s rule); None: the data's local clock."})
+    missing_share: float = field(default=0.0, metadata={"help": "Share of the readings equal to the null value."})
 
     @classmethod
     def load(cls, name: str, root: os.PathLike = DATASETS_ROOT) -> "DatasetInfo":
@@ -76,7 +79,8 @@ class DatasetInfo:
             grid_shape=tuple(meta["grid_shape"]) if meta.get("grid_shape") else None,
             has_graph=bool(meta.get("has_graph")), has_coords=bool(meta.get("has_coords")),
             synthetic=(meta.get("source") or {}).get("synthetic"),
-            node_ids=tuple(map(str, meta["node_ids"])) if meta.get("node_ids") else None)
+            node_ids=tuple(map(str, meta["node_ids"])) if meta.get("node_ids") else None,
+            utc_offset=meta.get("utc_offset"), missing_share=float(meta.get("missing_share") or 0.0))
 
     # ---- calendar features ---------------------------------------------------------------------
     @property

@@ -56,6 +56,10 @@ class DatasetSpec:
     grid_shape: Optional[Sequence[int]] = None
     node_ids: Optional[List[str]] = field(default=None, metadata={
         "help": "The sensors' ids in node order (a signal header); None: the nodes are numbered 0..N-1."})
+    utc_offset: Optional[str] = field(default=None, metadata={
+        "help": "The UTC offset the time stamps were converted to (`time_axis`); None: the data's local clock."})
+    time_axis: Optional[dict] = field(default=None, metadata={
+        "help": "What was done to the file's time stamps (`time_axis.AxisReport`); None: the file had none."})
 
 
 def check_name(name: str) -> None:
@@ -178,6 +182,8 @@ def _meta(spec: DatasetSpec, data: np.ndarray, lengths: Sequence[int], has_graph
         "domain": spec.domain,
         "frequency (minutes)": spec.step_minutes,
         "start_time": spec.start.isoformat() if spec.start else None,
+        "utc_offset": spec.utc_offset,
+        "time_axis": spec.time_axis,
         "shape": list(data.shape),  # [steps, nodes(, channels)]: the one record of the sizes
         "split_lengths": dict(zip(SPLITS, map(int, lengths))),
         "timestamps_description": ["time of day", "day of week"],

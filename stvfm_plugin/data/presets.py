@@ -34,6 +34,11 @@ class Preset:
     note: str = ""
     num_nodes: Optional[int] = field(default=None, metadata={"help": "Nodes of the prepared set (synth --like)."})
     num_steps: Optional[int] = field(default=None, metadata={"help": "Steps of the prepared set (synth --like)."})
+    years: Sequence[int] = field(default=(), metadata={
+        "help": "Years of a set published one file a year (`{yy}` in `data_files`), all by default (--years)."})
+    repeats: Optional[str] = field(default=None, metadata={"help": "Rule for repeated time stamps (--repeats)."})
+    fill_gaps: bool = field(default=False, metadata={"help": "Missing hours become masked readings (--fill-gaps)."})
+    sort_time: bool = field(default=False, metadata={"help": "Sort rows out of time order (--sort-time)."})
 
     def find(self, src: Path, candidates: Sequence[str], role: str, required: bool = True) -> Optional[Path]:
         for name in candidates:
@@ -74,6 +79,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            graph_files=["sz_adj.csv"], graph_format="dense", step_minutes=15,
            start=dt.datetime(2015, 1, 1),
            note="from the T-GCN / ST-CGCN release: sz_taxi.npz, sz_adj.csv", num_nodes=156, num_steps=2976),
+    # TaxiNYC as STREED-Net published it: one file a year of [rows, 2, 16, 8] trip counts with `date` stamps. Zeros
+    # are real counts, so missing hours are marked -1 (masked); an hour on two rows (the two monthly extracts that
+    # hold its trips, one of them nearly or wholly empty) is their sum: every trip counted once.
+    Preset(name="TaxiNYC", data_files=["NYC{yy}_Taxi_M16x8_T60_InOut.h5"], data_format="h5", step_minutes=60,
+           null_val=-1.0, domain="taxi demand", years=(2010, 2011, 2012, 2013, 2014), repeats="sum", fill_gaps=True,
+           sort_time=True, note="from STREED-Net's release: NYC10_Taxi_M16x8_T60_InOut.h5 ... NYC14_..."),
 ]}
 
 
@@ -85,22 +96,55 @@ def resolve_preset(name: str) -> Preset:
     raise UserError(f"Unknown preset {name!r}. Presets: {', '.join(PRESETS)}.")
 
 
+def parse_years(text: Optional[str], preset: Preset) -> Sequence[int]:
+    """`--years 2014` / `2013-2014` / `2012,2014` -> the years of a preset published one file a year."""
+    if not preset.years:
+        if text:
+            raise UserError(f"--years: preset {preset.name} is one file, not one a year; drop --years.")
+        return ()
+    if not text:
+        return preset.years
+    try:
+        years = sorted({y for part in text.split(",") for y in (
+            range(int(part.split("-")[0]), int(part.split("-")[1]) + 1) if "-" in part else [int(part)])})
+    except (ValueError, IndexError):
+        years = []
+    if not years or not set(years) <= set(preset.years):
+        raise UserError(f"--years {text!r}: give years of {preset.name} ({preset.years[0]}-{preset.years[-1]}), e.g. "
+                        f"{preset.years[-1]} or {preset.years[-2]}-{preset.years[-1]}.")
+    return years
+
+
 def load_preset(preset: Preset, src: Path, name: Optional[str] = None, channels: Optional[Sequence[int]] = None,
-                ) -> tuple[DatasetSpec, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+                years: Optional[str] = None,
+                ) -> tuple[DatasetSpec, readers.RawSignal, Optional[np.ndarray], Optional[np.ndarray]]:
     """Read a preset's raw files from `src`: returns the spec, signal, adjacency and coordinates."""
     src = Path(src)
     if not src.is_dir():
         raise UserError(f"--src {src} is not a folder. Point it at the folder that holds the raw "
                         f"{preset.name} files ({preset.note}).")
+    chosen = parse_years(years, preset)
+    if chosen:
+        paths = [preset.find(src, [f.format(yy=f"{y % 100:02d}") for f in preset.data_files], f"{y} signal")
+                 for y in chosen]
+        parts = [readers.read_h5(path, channels=channels) for path in paths]
+        signal = readers.RawSignal(np.concatenate([p.values for p in parts]), parts[0].ids,
+                                   [s for p in parts for s in p.stamps], digit_stamps=True,
+                                   grid_shape=parts[0].grid_shape)
+        spec = DatasetSpec(
+            name=name or preset.name, step_minutes=preset.step_minutes, ratios=preset.ratios, null_val=preset.null_val,
+            domain=preset.domain, grid_shape=signal.grid_shape, node_ids=signal.ids,
+            source={"preset": preset.name, "years": list(chosen), "files": raw_files(paths)})
+        return spec, signal, None, None
     data_path = preset.find(src, preset.data_files, "signal")
-    node_ids, start = None, preset.start
+    node_ids, start, stamps = None, preset.start, None
     if preset.data_format == "csv":
         data, node_ids = readers.read_csv_matrix(data_path, header=preset.csv_header)
     elif preset.data_format == "npz":
         data = readers.read_array(data_path, channels=channels)
     else:
-        data, h5_start, node_ids = readers.read_h5(data_path)
-        start = start or h5_start
+        h5 = readers.read_h5(data_path)
+        data, node_ids, stamps = h5.values, h5.ids, h5.stamps
     id_path = preset.find(src, preset.id_files, "sensor id", required=False) if preset.id_files else None
     if id_path is not None:
         node_ids = [line.strip() for line in id_path.read_text().split() if line.strip()]
@@ -124,4 +168,4 @@ def load_preset(preset: Preset, src: Path, name: Optional[str] = None, channels:
         null_val=preset.null_val, start=start, domain=preset.domain,
         source={"preset": preset.name, "files": raw_files([data_path, graph_path, coords_path])},
         node_ids=[str(i) for i in node_ids] if node_ids is not None else None)
-    return spec, data, adj, coords
+    return spec, readers.RawSignal(data, node_ids, stamps), adj, coords

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import warnings
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -51,6 +53,54 @@ def first_csv_row(path: Path) -> list[str]:
     return []
 
 
+@dataclass
+class RawSignal:
+    """A signal as read from a file: readings, the sensors' ids and the time stamps, where the file has them."""
+
+    values: np.ndarray = field(metadata={"help": "Readings [L, N] or [L, N, C], float64."})
+    ids: Optional[List[str]] = field(default=None, metadata={"help": "Sensor ids in column order (a header)."})
+    stamps: Optional[list] = field(default=None, metadata={
+        "help": "One raw stamp per row (text, bytes or datetimes; `time_axis.parse_stamps` reads them)."})
+    digit_stamps: bool = field(default=False, metadata={
+        "help": "The stamps come from a grid file's stamp array, where compact digits (YYYYMMDDHH) are dates."})
+    grid_shape: Optional[Tuple[int, int]] = field(default=None, metadata={"help": "H, W of a grid signal."})
+
+
+#: names of the stamp array beside the readings in an `.npz` / `.h5` file (ST-ResNet's family: `date`)
+STAMP_KEYS = ("date", "dates", "time", "times", "timestamp", "timestamps")
+
+
+def read_signal(path: Path, fmt: Optional[str] = None, key: Optional[str] = None,
+                channels: Optional[Sequence[int]] = None, header: Optional[bool] = None,
+                grid_axes: Optional[str] = None, known_ids: Optional[Sequence[str]] = None,
+                null_hint: Optional[str] = None) -> RawSignal:
+    """A signal file of any format `prepare` takes (CSV, `.npy` / `.npz`, HDF5), with its ids and time stamps.
+
+    Args:
+        path: The file.
+        fmt: csv | npz | h5 (None: from the suffix).
+        key: Array name in an `.npz`, or key in an `.h5`.
+        channels: Channels to keep of a `[L, N, C]` signal.
+        header: A CSV's first row holds sensor ids (None: detected).
+        grid_axes: Axis order of a grid array (`GRID_AXES`).
+        known_ids: Sensor ids the caller expects: a numeric first CSV row that names at least half of them is a
+            header (so a header of numeric ids with one typo is refused by id, never read as readings).
+        null_hint: How a message about a non-numeric CSV cell says to mark a missing reading (None: prepare's way).
+    """
+    path = Path(path)
+    fmt = fmt or {".csv": "csv", ".npz": "npz", ".npy": "npz", ".h5": "h5", ".hdf5": "h5"}.get(path.suffix.lower())
+    if fmt == "csv":
+        hint = {"null_hint": null_hint} if null_hint else {}
+        signal = read_csv_signal(path, header=header, known_ids=known_ids, **hint)
+        signal.values = select_channels(signal.values, channels, str(path))
+        return signal
+    if fmt == "npz":
+        return read_array_signal(path, key, channels, grid_axes)
+    if fmt == "h5":
+        return read_h5(path, key, channels, grid_axes)
+    raise UserError(f"{path}: unknown signal format; use --format csv|npz|h5.")
+
+
 def read_csv_matrix(path: Path, header: Optional[bool] = None) -> tuple[np.ndarray, Optional[list[str]]]:
     """A numeric CSV table, time x nodes (or nodes x nodes), with an optional header row.
 
@@ -61,26 +111,69 @@ def read_csv_matrix(path: Path, header: Optional[bool] = None) -> tuple[np.ndarr
     Returns:
         The values as float64 `[rows, cols]` and the header cells (None without header).
     """
+    signal = read_csv_signal(path, header, stamps=False, null_hint="give numbers only")
+    return signal.values, signal.ids
+
+
+def read_csv_signal(path: Path, header: Optional[bool] = None, stamps: bool = True,
+                    null_hint: str = "leave a missing reading's cell empty and pass --nan-as-missing",
+                    known_ids: Optional[Sequence[str]] = None) -> RawSignal:
+    """A CSV signal: rows of readings, an optional header row of sensor ids, and an optional leading column of time
+    stamps (as pandas' `to_csv` writes a time-indexed frame).
+
+    Args:
+        path: CSV file.
+        header: True/False, or None to detect a header (a first row with a non-numeric cell; a numeric first row
+            of sensor ids is read as readings: `first_row_looks_like_ids` tells the caller).
+        stamps: Detect a leading time-stamp column (a first column whose cells read as dates).
+        null_hint: How the message about a non-numeric cell says to mark missing readings.
+        known_ids: Sensor ids the caller expects (`read_signal`).
+    """
+    from .time_axis import looks_like_stamp
+
     path = Path(path)
     rows = csv_rows(path)
     if not rows:
         raise UserError(f"{path} is empty.")
+    timed = stamps and any(looks_like_stamp(r[0]) for r in rows[:2] if r) and all(
+        r and looks_like_stamp(r[0]) for r in rows[1:3])
+    skip = int(timed)
     if header is None:
-        header = not all(is_number(c) for c in rows[0] if c.strip())
-    names = [c.strip() for c in rows[0]] if header else None
+        header = not all(is_number(c) for c in rows[0][skip:] if c.strip()) or (timed and not looks_like_stamp(rows[0][0]))
+        if not header and known_ids:
+            first = [c.strip() for c in rows[0][skip:]]
+            header = len(set(first) & set(map(str, known_ids))) >= len(first) / 2
+    names = [c.strip() for c in rows[0][skip:]] if header else None
     body = rows[1:] if header else rows
-    width = len(body[0]) if body else 0
+    width = len(body[0]) - skip if body else 0
     values = np.empty((len(body), width), dtype=np.float64)
     for i, row in enumerate(body):
-        if len(row) != width:
-            raise UserError(f"{path}: row {i + 1 + bool(header)} has {len(row)} cells, the first data row has {width}.")
-        for j, cell in enumerate(row):
+        if len(row) - skip != width:
+            raise UserError(f"{path}: row {i + 1 + bool(header)} has {len(row) - skip} cells, the first data row has "
+                            f"{width}.")
+        for j, cell in enumerate(row[skip:]):
             try:
-                values[i, j] = float(cell)
+                values[i, j] = float(cell) if cell.strip() else np.nan  # an empty cell: no reading
             except ValueError:
-                raise UserError(f"{path}: non-numeric cell {cell!r} at row {i + 1 + bool(header)}, column {j + 1}. "
-                                "Fix the file, or mark missing readings with a number (--null-value).") from None
-    return values, names
+                raise UserError(f"{path}: non-numeric cell {cell!r} at row {i + 1 + bool(header)}, column "
+                                f"{j + 1 + skip}. Fix the file, or {null_hint}.") from None
+    return RawSignal(values, names, [row[0] for row in body] if timed else None)
+
+
+def first_row_looks_like_ids(values: np.ndarray) -> bool:
+    """A numeric first row `values[0]` that is sensor ids rather than readings: distinct whole numbers, at least half
+    of them further outside the range their column takes in the rows below than that range is wide (`los_speed.csv`'s
+    header, ids near 773,869 above speeds of 0-70, read as readings)."""
+    if values.ndim != 2 or len(values) < 3 or not values.shape[1]:
+        return False
+    first = values[0]
+    if not np.isfinite(first).all() or (first != np.round(first)).any() or len(np.unique(first)) != len(first):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-empty column
+        low, high = np.nanmin(values[1:], axis=0), np.nanmax(values[1:], axis=0)
+    width = high - low
+    return bool(((first < low - width) | (first > high + width)).mean() >= 0.5)
 
 
 def read_array(path: Path, key: Optional[str] = None, channels: Optional[Sequence[int]] = None) -> np.ndarray:
@@ -91,6 +184,13 @@ def read_array(path: Path, key: Optional[str] = None, channels: Optional[Sequenc
         key: Array name inside an `.npz`.
         channels: Channels to keep from a `[L, N, C]` array; a single channel gives `[L, N]`.
     """
+    return read_array_signal(path, key, channels).values
+
+
+def read_array_signal(path: Path, key: Optional[str] = None, channels: Optional[Sequence[int]] = None,
+                      grid_axes: Optional[str] = None) -> RawSignal:
+    """An `.npy` / `.npz` signal: the readings (key `data`, or the only array besides a stamp array) and, in an
+    `.npz`, the stamp array beside them (`STAMP_KEYS`); grid arrays become one node per cell (`grid_signal`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist.")
@@ -100,22 +200,68 @@ def read_array(path: Path, key: Optional[str] = None, channels: Optional[Sequenc
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise UserError(f"{path} is not a readable NumPy file ({type(e).__name__}: {str(e)[:120]}).") from None
+    stamps = None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded as archive:
             keys = list(archive.keys())
+            stamp_key = next((k for k in keys if k.lower() in STAMP_KEYS and k != key), None)
             if key is None:
-                key = "data" if "data" in keys else (keys[0] if len(keys) == 1 else None)
+                rest = [k for k in keys if k != stamp_key]
+                key = "data" if "data" in keys else (rest[0] if len(rest) == 1 else None)
             if key not in keys:
                 raise UserError(f"{path} holds arrays {keys}; choose one with --key.")
             try:
                 array = archive[key]
+                stamps = list(archive[stamp_key]) if stamp_key else None
             except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
                 raise UserError(f"{path}: array {key!r} is not readable ({type(e).__name__}).") from None
     else:
         array = loaded
+    return _numeric_signal(array, stamps, channels, grid_axes, str(path))
+
+
+def _numeric_signal(array: np.ndarray, stamps: Optional[list], channels: Optional[Sequence[int]],
+                    grid_axes: Optional[str], what: str) -> RawSignal:
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise UserError(f"{path}: the array holds {array.dtype} values, not real numbers.")
-    return select_channels(array, channels, str(path))
+        raise UserError(f"{what}: the array holds {array.dtype} values, not real numbers.")
+    ids, grid = None, None
+    if array.ndim == 4 or grid_axes:
+        array, grid, ids = grid_signal(array, grid_axes, what)
+    return RawSignal(select_channels(array.astype(np.float64, copy=False), channels, what), ids, stamps,
+                     digit_stamps=True, grid_shape=grid)
+
+
+#: axis orders of grid arrays (`--grid-axes`): time, channel, grid row (H), grid column (W)
+GRID_AXES = ("THW", "TCHW", "THWC")
+
+
+def grid_signal(array: np.ndarray, axes: Optional[str], what: str) -> tuple[np.ndarray, Tuple[int, int], List[str]]:
+    """A grid array `[T, H, W]`, `[T, C, H, W]` (ST-ResNet's family) or `[T, H, W, C]` (STDN's) as one node per cell,
+    numbered row-major: returns `[T, H*W, C]`, `(H, W)` and the cells' ids `r<row>c<column>` (from 0).
+
+    `axes` states the order (`GRID_AXES`); None detects a 4-D one where the shape tells (a channel axis of at most 4
+    next to grid axes longer than 4) and refuses where it does not."""
+    if axes is not None and axes.upper() not in GRID_AXES:
+        raise UserError(f"--grid-axes {axes!r}: choose one of {', '.join(GRID_AXES)} (T time, C channel, H grid row, "
+                        "W grid column).")
+    axes = axes.upper() if axes else None
+    shape = list(array.shape)
+    if axes is None and array.ndim == 4:
+        first, last = shape[1] <= 4 < min(shape[2:]), shape[3] <= 4 < min(shape[1:3])
+        if first == last:
+            raise UserError(f"{what}: a grid array of shape {shape} could be [time, channel, row, column] or [time, "
+                            "row, column, channel]: say which with --grid-axes TCHW or --grid-axes THWC.")
+        axes = "TCHW" if first else "THWC"
+    if axes is None or array.ndim != len(axes):
+        raise UserError(f"{what}: shape {shape} does not fit --grid-axes {axes}; give {', '.join(GRID_AXES)} for an "
+                        "array of as many axes (T time, C channel, H grid row, W grid column).")
+    if axes == "THW":
+        array = array[..., None]
+    elif axes == "TCHW":
+        array = np.moveaxis(array, 1, -1)
+    height, width = array.shape[1:3]
+    cells = array.reshape(array.shape[0], height * width, array.shape[3])  # [T, H*W, C], row-major cells
+    return cells, (int(height), int(width)), [f"r{r}c{c}" for r in range(height) for c in range(width)]
 
 
 def select_channels(array: np.ndarray, channels: Optional[Sequence[int]], what: str) -> np.ndarray:
@@ -134,23 +280,36 @@ def select_channels(array: np.ndarray, channels: Optional[Sequence[int]], what: 
     return array[:, :, 0] if len(channels) == 1 else array
 
 
-def read_h5(path: Path, key: Optional[str] = None) -> tuple[np.ndarray, Optional[dt.datetime], list[str]]:
-    """A pandas HDF5 table (METR-LA / PEMS-BAY style): time index x sensor columns.
-
-    Returns:
-        The values `[L, N]`, the first timestamp of the index (None when it is not a date) and the
-        column names (sensor ids).
-    """
-    import pandas as pd
+def read_h5(path: Path, key: Optional[str] = None, channels: Optional[Sequence[int]] = None,
+            grid_axes: Optional[str] = None) -> RawSignal:
+    """An HDF5 signal: a pandas table (METR-LA / PEMS-BAY style: time index x sensor columns; every index stamp is
+    kept), or plain arrays (ST-ResNet's family: `data` and a stamp array such as `date`; grids become one node per
+    cell)."""
+    import h5py
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist.")
     try:
+        with h5py.File(path, "r") as f:
+            arrays = [k for k in f.keys() if isinstance(f[k], h5py.Dataset)]
+            name = key if key in arrays else ("data" if key is None and "data" in arrays else None)
+            if name is not None:
+                stamp_key = next((k for k in arrays if k.lower() in STAMP_KEYS and k != name), None)
+                return _numeric_signal(f[name][()], list(f[stamp_key][()]) if stamp_key else None, channels, grid_axes,
+                                       str(path))
+    except OSError:
+        pass  # not HDF5 at all: pandas says so below
+    return _pandas_h5(path, key, channels)
+
+
+def _pandas_h5(path: Path, key: Optional[str], channels: Optional[Sequence[int]]) -> RawSignal:
+    import pandas as pd
+
+    try:
         frame = pd.read_hdf(path, key=key)
     except Exception as e:  # pandas / PyTables raise many kinds for files that are not HDF5 tables
         raise UserError(f"{path}: cannot read an HDF5 table ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}).") from None
-    start = None
-    if isinstance(frame.index, pd.DatetimeIndex) and len(frame.index):
-        start = frame.index[0].to_pydatetime()
-    return frame.to_numpy(dtype=np.float64), start, [str(c) for c in frame.columns]
+    stamps = list(frame.index.to_pydatetime()) if isinstance(frame.index, pd.DatetimeIndex) else None
+    return RawSignal(select_channels(frame.to_numpy(dtype=np.float64), channels, str(path)),
+                     [str(c) for c in frame.columns], stamps)

@@ -1,0 +1,195 @@
+"""The time axis: stamps read wherever the input has them, checked in one place (`stvfm_plugin.data.time_axis`)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import pickle
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from stvfm_plugin.data.commands import main as data_main
+from stvfm_plugin.data.time_axis import parse_stamps, regular_axis
+from stvfm_plugin.errors import UserError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "taxi_nyc"
+T0 = dt.datetime(2024, 1, 1)
+
+
+def stamps(minutes) -> list:
+    return [T0 + dt.timedelta(minutes=int(m)) for m in minutes]
+
+
+# ---- the checks, one function --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("minutes, step, match", [
+    ([0, 5, 10, 20, 25], 5, r"1 gap in the time stamps, 1 missing step of 5 minutes in all \(first after 2024-01-01 "
+                            r"00:10:00, next stamp 2024-01-01 00:20:00\)"),
+    ([0, 5, 5, 10], 5, r"1 time stamp on more than one row \(first 2024-01-01 00:05:00, rows 2, 3\)"),
+    ([0, 10, 5, 15], 5, r"out of order \(row 3, 2024-01-01 00:05:00, comes after 2024-01-01 00:10:00\)"),
+    ([15, 10, 5, 0], 5, r"newest first"),
+    ([0, 15, 30, 45], 5, r"15 minutes apart \(most rows\), but --step-minutes is 5; give --step-minutes 15"),
+    ([0, 5, 10, 17, 20, 25], 5, r"2024-01-01 00:17:00 is 7 minutes after 2024-01-01 00:10:00, off the grid of 5-minute "
+                                r"steps"),
+])
+def test_an_irregular_axis_is_refused_by_default(minutes, step, match):
+    with pytest.raises(UserError, match=match):
+        regular_axis(stamps(minutes), np.ones((len(minutes), 2)), "f.csv", step_minutes=step, null_val=0.0)
+
+
+@pytest.mark.parametrize("length", [10, 50])
+def test_gaps_filled_with_the_null_value_and_counted(length):
+    minutes = [m for m in range(0, 5 * length, 5) if m not in (10, 15, 40)]
+    data = np.arange(len(minutes), dtype=float)[:, None] + 1
+    out, first, report = regular_axis(stamps(minutes), data, "f", step_minutes=None, null_val=-1.0, fill_gaps=True)
+    assert first == T0 and report.step_minutes == 5 and out.shape == (length, 1)
+    assert (out[[2, 3, 8], 0] == -1).all() and (out[:, 0] == -1).sum() == 3
+    assert (report.gaps, report.filled_steps, report.longest_gap) == (2, 3, 2)
+    assert list(out[np.flatnonzero(out[:, 0] != -1), 0]) == list(data[:, 0])  # the readings, each at its own step
+
+
+@pytest.mark.parametrize("rule, expected", [("first", [1, 5]), ("last", [3, 2]), ("mean", [2, 3.5]), ("sum", [4, 7]),
+                                            ("max", [3, 5])])
+def test_repeats_combined_by_the_stated_rule_leaving_missing_readings_out(rule, expected):
+    data = np.array([[0.0, 0.0], [1, 5], [3, 2], [9, 9]])  # the stamp 00:05 on rows 2 and 3
+    data_with_null = np.vstack([data[:2], [[-1, 2]], data[3:]])  # a missing reading is left out of the rule
+    out, _, report = regular_axis(stamps([0, 5, 5, 10]), data, "f", 5, null_val=-1.0, repeats=rule)
+    assert out.shape == (3, 2) and list(out[1]) == expected and list(out[2]) == [9, 9]
+    assert (report.repeated_stamps, report.repeated_rows, report.repeat_rule) == (1, 1, rule)
+    kept, _, _ = regular_axis(stamps([0, 5, 5, 10]), data_with_null, "f", 5, null_val=-1.0, repeats=rule)
+    assert kept[1, 0] == (1 if rule != "last" else -1)  # only 'last' takes the missing reading as it stands
+
+
+def test_sorting_is_an_explicit_option_and_sorts_the_readings_with_their_stamps():
+    out, first, report = regular_axis(stamps([10, 0, 5]), np.array([[3.0], [1], [2]]), "f", 5, sort=True)
+    assert first == T0 and list(out[:, 0]) == [1, 2, 3] and report.sorted_rows == 3
+
+
+def test_time_zones_follow_one_rule():
+    found, offset = parse_stamps(["2024-03-30T23:00+01:00", "2024-03-31T00:00+01:00", "2024-03-31T02:00+02:00"], "f")
+    assert offset == "+01:00" and found == [dt.datetime(2024, 3, 30, 23), dt.datetime(2024, 3, 31),
+                                            dt.datetime(2024, 3, 31, 1)]  # one hour apart each, on one clock
+    with pytest.raises(UserError, match=r"stamp 2 \(2024-01-01 01:00:00\) has no UTC offset and stamp 1"):
+        parse_stamps(["2024-01-01T00:00Z", "2024-01-01T01:00"], "f")
+    with pytest.raises(UserError, match="outside the years 1000-9000"):
+        parse_stamps(["9999-12-31"], "--end")
+    assert parse_stamps([b"2014010123"], "f", digits=True)[0] == [dt.datetime(2014, 1, 1, 23)]
+
+
+# ---- prepare: stamps wherever the input has them ----------------------------------------------------------
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def meta(name: str) -> dict:
+    return json.loads(Path("datasets", name, "meta.json").read_text())
+
+
+def frame(minutes, columns=("a", "b", "c")) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    index = pd.DatetimeIndex(stamps(minutes), name="time")
+    return pd.DataFrame(50 + rng.normal(size=(len(index), len(columns))), index=index, columns=list(columns))
+
+
+def test_a_pandas_csv_with_its_time_index_prepares_with_the_step_and_start_of_its_stamps(workdir, capsys):
+    frame(range(0, 15 * 200, 15)).to_csv("readings.csv")
+    assert data_main(["prepare", "--data", "readings.csv", "--name", "P"]) == 0
+    found = meta("P")
+    assert found["frequency (minutes)"] == 15 and found["start_time"] == "2024-01-01T00:00:00"
+    assert found["shape"] == [200, 3] and found["node_ids"] == ["a", "b", "c"] and found["time_axis"]["filled_steps"] == 0
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_a_gap_filled_on_request_is_masked_and_recorded(workdir, capsys):
+    frame([m for m in range(0, 5 * 200, 5) if not 500 <= m < 560]).to_csv("readings.csv")
+    assert data_main(["prepare", "--data", "readings.csv", "--name", "P"]) == 2
+    assert "1 gap in the time stamps, 12 missing steps" in capsys.readouterr().err
+    assert data_main(["prepare", "--data", "readings.csv", "--name", "P", "--fill-gaps", "--null-value", "-1"]) == 0
+    assert "1 gap in the time stamps, 12 steps in all (longest 12): filled as missing readings" in capsys.readouterr().err
+    found = meta("P")
+    assert found["time_axis"]["filled_steps"] == 12 and found["shape"] == [200, 3]
+    train = np.load("datasets/P/train_data.npy")
+    assert (train[100:112] == -1).all() and (train[:100] != -1).all()
+
+
+def test_an_hdf5_table_s_whole_index_is_checked(workdir, capsys):
+    frame([m for m in range(0, 5 * 200, 5) if m != 50]).to_hdf("table.h5", key="df")
+    assert data_main(["prepare", "--data", "table.h5", "--name", "H"]) == 2
+    assert "table.h5: 1 gap in the time stamps" in capsys.readouterr().err
+
+
+def test_a_time_zone_start_is_kept_as_wall_clock_with_its_offset(workdir):
+    np.savetxt("plain.csv", 50 + np.arange(600).reshape(200, 3) % 7, delimiter=",")
+    assert data_main(["prepare", "--data", "plain.csv", "--name", "Z", "--step-minutes", "5",
+                      "--start", "2024-01-01T00:00+01:00"]) == 0
+    assert meta("Z")["start_time"] == "2024-01-01T00:00:00" and meta("Z")["utc_offset"] == "+01:00"
+
+
+def grid_file(path: Path, hours, layout: str = "TCHW") -> np.ndarray:
+    """An ST-ResNet-style grid file: `data` [rows, 2, 6, 5] of counts (or [rows, 6, 5, 2]) and `date` YYYYMMDDHH."""
+    rng = np.random.default_rng(1)
+    data = rng.poisson(5, size=(len(hours), 2, 6, 5)).astype(float)
+    with h5py.File(path, "w") as f:
+        f["data"] = data if layout == "TCHW" else np.moveaxis(data, 1, -1)
+        f["date"] = np.array([(T0 + dt.timedelta(hours=h)).strftime("%Y%m%d%H").encode() for h in hours])
+    return data
+
+
+def test_a_grid_file_with_repeats_and_gaps_is_refused_then_prepared_with_the_explicit_options(workdir, capsys):
+    hours = list(range(0, 100)) + list(range(90, 100)) + list(range(130, 300))  # 10 hours twice, 30 missing
+    data = grid_file(Path("grid.h5"), hours)
+    assert data_main(["prepare", "--data", "grid.h5", "--name", "G"]) == 2
+    assert "out of order" in capsys.readouterr().err
+    assert data_main(["prepare", "--data", "grid.h5", "--name", "G", "--sort-time"]) == 2
+    assert "10 time stamps on more than one row" in capsys.readouterr().err
+    assert data_main(["prepare", "--data", "grid.h5", "--name", "G", "--sort-time", "--repeats", "sum"]) == 2
+    assert "1 gap in the time stamps, 30 missing steps of 60 minutes" in capsys.readouterr().err
+    assert data_main(["prepare", "--data", "grid.h5", "--name", "G", "--sort-time", "--repeats", "sum", "--fill-gaps",
+                      "--null-value", "-1"]) == 0
+    found = meta("G")
+    assert found["grid_shape"] == [6, 5] and found["shape"] == [300, 30] and found["frequency (minutes)"] == 60
+    assert found["node_ids"][4:6] == ["r0c4", "r1c0"] and found["time_axis"]["repeated_stamps"] == 10
+    signal = np.concatenate([np.load(f"datasets/G/{s}_data.npy") for s in ("train", "val", "test")])
+    assert np.array_equal(signal[:90], data[:90, 0].reshape(90, 30))  # channel 0, row-major cells
+    assert np.array_equal(signal[95], data[95, 0].ravel() + data[105, 0].ravel())  # the repeated hour: summed
+    assert (signal[100:130] == -1).all()
+    adj = pickle.loads(Path("datasets/G/adj_mx.pkl").read_bytes())  # the grid's 4 neighbours, both ways
+    assert adj.shape == (30, 30) and adj.sum() == 2 * (6 * 4 + 5 * 5) and adj[0, 1] == adj[0, 5] == 1 and adj[0, 6] == 0
+
+
+@pytest.mark.parametrize("layout", ["TCHW", "THWC"])
+def test_channels_first_and_last_read_the_same_cells(workdir, layout):
+    data = grid_file(Path("g.h5"), range(200), layout)
+    assert data_main(["prepare", "--data", "g.h5", "--name", "G", "--channels", "1"]) == 0
+    assert np.array_equal(np.load("datasets/G/train_data.npy"), data[:120, 1].reshape(120, 30))
+
+
+def test_an_ambiguous_grid_shape_asks_for_its_axes(workdir, capsys):
+    np.savez("cube.npz", data=np.ones((200, 3, 3, 3)))
+    assert data_main(["prepare", "--data", "cube.npz", "--name", "C", "--step-minutes", "60"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: cube.npz: a grid array of shape [200, 3, 3, 3] could be [time, channel, row, column] or [time, row, "
+        "column, channel]: say which with --grid-axes TCHW or --grid-axes THWC.")
+    assert data_main(["prepare", "--data", "cube.npz", "--name", "C", "--step-minutes", "60", "--grid-axes", "THWC"]) == 0
+    assert meta("C")["grid_shape"] == [3, 3]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/taxi_nyc is absent (the real TaxiNYC files)")
+def test_the_taxinyc_files_are_refused_as_published_and_the_preset_prepares_them(workdir, capsys):
+    assert data_main(["prepare", "--data", str(SHARED / "NYC14_Taxi_M16x8_T60_InOut.h5"), "--name", "T"]) == 2
+    assert "the time stamps are out of order (row 2185, 2014-03-24 00:00:00" in capsys.readouterr().err
+    assert data_main(["prepare", "--preset", "TaxiNYC", "--src", str(SHARED), "--years", "2014"]) == 0
+    err = capsys.readouterr().err
+    assert "1728 time stamps on more than one row (1728 extra rows): combined by their sum" in err
+    assert "1 gap in the time stamps, 696 steps in all (longest 696)" in err
+    found = meta("TaxiNYC")
+    assert found["shape"] == [8760, 128] and found["grid_shape"] == [16, 8]
+    assert found["regular_settings"]["null_val"] == -1 and found["time_axis"]["filled_steps"] == 696
+    adj = pickle.loads(Path("datasets/TaxiNYC/adj_mx.pkl").read_bytes())
+    assert adj.shape == (128, 128) and adj.sum() == 2 * (16 * 7 + 15 * 8)  # 4 neighbours, both ways
