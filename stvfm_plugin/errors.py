@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from typing import Callable, Union
 
 
 class UserError(Exception):
@@ -13,15 +13,16 @@ class UserError(Exception):
     """
 
 
-def exit_status(action: Callable[[], object], interrupted: str = "interrupted.") -> int:
-    """Run a command's action: 0 when done, 2 with the message on a `UserError`, 130 with `interrupted` on Ctrl-C."""
+def exit_status(action: Callable[[], object], interrupted: Union[str, Callable[[], str]] = "interrupted.") -> int:
+    """Run a command's action: 0 when done, 2 with the message on a `UserError`, 130 with `interrupted` (or what it
+    returns, asked at that moment) on Ctrl-C."""
     try:
         action()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(interrupted, file=sys.stderr)
+        print(interrupted() if callable(interrupted) else interrupted, file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader of the output has gone (e.g. `| head`): stop quietly, as `cat` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

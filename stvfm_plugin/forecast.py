@@ -203,7 +203,9 @@ def forecast_command(args: argparse.Namespace) -> None:
         raise UserError("--repeats / --fill-gaps / --sort-time handle the time stamps of --data; without --data the "
                         "prepared data is used, whose time axis is regular: drop them.")
     check_outputs(args)
-    set_threads(args.threads)
+    threads = set_threads(args.threads)
+    if "WARNING" in threads:
+        print(threads.replace("CPU threads", "note: CPU threads", 1), file=sys.stderr)
     gpus = select_gpus(args.gpus)
     if gpus and "," in gpus:
         raise UserError(f"-g {args.gpus}: a forecast runs on one GPU; give one index.")

@@ -24,6 +24,7 @@ from .conformal import CALIBRATION_FILE, bounds
 from .data.layout import DATA_FILES, make_timestamps
 from .errors import UserError
 from .run_options import RECORD_FILE, RunOptions
+from .trained_on import check_same_dataset
 
 
 class Forecaster:
@@ -59,6 +60,7 @@ class Forecaster:
         quiet = logging.getLogger("stvfm-forecast")
         quiet.setLevel(logging.WARNING)
         spec = describe_run(options, quiet)
+        check_same_dataset(record, spec.dataset.folder, "forecast")
         checkpoint = run if run.is_file() else _best_checkpoint(folder, spec.model_name, record)
         set_device_type("gpu" if gpu else "cpu")
         noisy = [logging.getLogger(name) for name in ("BasicTS", "easytorch-env")]  # building a runner logs each step
@@ -172,8 +174,9 @@ class Forecaster:
             end = end or latest_end
         readings = self._window(readings)
         if self.calibration is not None and f"{level:g}" not in self.calibration["levels"]:
-            raise UserError(f"--coverage {level:g}: the run calibrated {', '.join(self.calibration['levels'])}; train or "
-                            f"--eval it with --coverage {level:g} to get those bounds.")
+            raise UserError(f"--coverage {level:g}: the run calibrated {', '.join(self.calibration['levels'])}; evaluate "
+                            f"its checkpoint with python -m basicts.run ... --eval CKPT --coverage {level:g} to get those "
+                            "bounds.")
         stamps = self._timestamps(end)
         prediction = self.predict(readings[None], stamps[None, :self.input_len], stamps[None, self.input_len:])[0]
         if prediction.ndim == 3 and prediction.shape[-1] == 1:
@@ -226,5 +229,6 @@ def _best_checkpoint(folder: Path, model: str, record: dict) -> Path:
     found: Sequence[Path] = sorted(folder.glob(f"{model}_best_val_*.pt"))
     if not found:
         raise UserError(f"{folder} holds no best-validation checkpoint ({model}_best_val_MAE.pt): the run has not "
-                        "finished an epoch. Train it (or --resume it) first.")
+                        "finished an epoch. Train it first (python -m basicts.run ... --resume --run-dir, to continue "
+                        "it).")
     return found[0]

@@ -16,6 +16,7 @@ from .files import atomic_write_text
 from .run_options import RECORD_FILE
 from .run_spec import RunSpec
 from .runner import Diverged, PluginRunner
+from .trained_on import dataset_fingerprint
 from .status import LOCK_FILE, STATUS_FILE, folder_lock, read_status, write_status
 
 
@@ -92,7 +93,8 @@ def launch_training(spec: RunSpec) -> Path:
         with run_folder_lock(run_dir):
             with open(run_dir / "cfg.json", "w", encoding="utf-8") as f:
                 f.write(str(cfg))
-            atomic_write_text(run_dir / RECORD_FILE, json.dumps(spec.options.to_record(), indent=2))
+            atomic_write_text(run_dir / RECORD_FILE, json.dumps(
+                spec.options.to_record(dataset_fingerprint(spec.dataset.folder)), indent=2))
             if cfg.gpus:
                 set_device_type("gpu")
                 device_num = cfg.gpu_num
@@ -122,7 +124,8 @@ def launch_evaluation(spec: RunSpec) -> Path:
     set_device_type("gpu" if cfg.gpus else "cpu")
     os.makedirs(run_dir, exist_ok=True)
     try:
-        atomic_write_text(Path(run_dir) / RECORD_FILE, json.dumps(spec.options.to_record(), indent=2))
+        atomic_write_text(Path(run_dir) / RECORD_FILE, json.dumps(
+            spec.options.to_record(dataset_fingerprint(spec.dataset.folder)), indent=2))
         runner = PluginRunner(spec)
         runner.init_logger(logger_name="BasicTS-evaluation", log_file_name="evaluation_log")
         runner.eval(str(ckpt_path))

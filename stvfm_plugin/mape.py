@@ -13,18 +13,20 @@ NEAR_ZERO = 0.01
 
 
 def mape_note(targets: torch.Tensor) -> Optional[str]:
-    """Why MAPE means nothing on these scored targets, or None: more than 1 % of them negative (signed data), or near
-    zero (below `NEAR_ZERO` x the median |target|), where the percentage error divides by almost nothing."""
+    """Why MAPE means nothing on these scored targets, or None: more than 1 % of them negative (signed data), or zero
+    or near it (at most `NEAR_ZERO` x the median of the non-zero |target|: the median of all of them is 0 once half
+    are zeros, which would call every target near zero), where the percentage error divides by almost nothing."""
     size = targets.abs()
-    median = float(size.median()) if len(size) else 0.0
-    near_zero = float((size <= NEAR_ZERO * median).double().mean()) if median > 0 else 1.0
+    nonzero = size[size > 0]
+    scale = float(nonzero.median()) if len(nonzero) else 0.0
+    near_zero = float((size <= NEAR_ZERO * scale).double().mean()) if len(size) else 0.0
     negative = float((targets < 0).double().mean()) if len(targets) else 0.0
     if negative > 0.01:
         why = (f"{100 * negative:.1f} % of the scored test targets are negative (signed data), and a percentage of a "
                "signed value says nothing")
     elif near_zero > 0.01:
         why = (f"{100 * near_zero:.1f} % of the scored test targets are zero or near it (within {NEAR_ZERO:g} x the "
-               "median |target|), where the percentage error divides by almost nothing")
+               "median non-zero |target|), where the percentage error divides by almost nothing")
     else:
         return None
     return f"not meaningful on this data: {why}; compare MAE and RMSE"

@@ -15,9 +15,11 @@ from typing import Optional, Sequence
 
 from .errors import UserError, exit_status
 from .records import RunState
-from .run_options import RunOptions
+from .files import read_json
+from .run_options import RECORD_FILE, RunOptions
 from .run_spec import RunSpec
 from .status import is_run_folder, run_owner
+from .trained_on import check_same_dataset, settings_differences
 
 EPILOG = """examples:
   python -m basicts.run -c baselines_cfg/STVFM_Demo.py -g cpu
@@ -121,6 +123,11 @@ def set_threads(requested: Optional[int]) -> str:
     else:
         threads, why = available_cores(), "every available core; --threads N to change"
     torch.set_num_threads(threads)
+    cores = available_cores()
+    if threads > cores:
+        return (f"CPU threads: {threads} ({why}). WARNING: more threads than the {cores} core(s) this process may use: "
+                f"threads that wait for a core slow every step down many times (measured: 10x on 2 cores); give "
+                f"--threads {cores} or fewer")
     return f"CPU threads: {threads} ({why})"
 
 
@@ -216,7 +223,22 @@ def check_run_folder(run_dir: Path, resume: bool, model: str) -> None:
                         f"{'resuming' if resume else 'training'} there would mix the two. Give another --run-dir.")
 
 
-def run(options: RunOptions) -> Path:
+def check_resume(run_dir: Path, spec: RunSpec) -> None:
+    """Refuse, before any file of the run changes, a `--resume` whose dataset changed since the run trained, or that
+    asks for other settings than the run has (they would be recorded, but the checkpoint's optimizer and schedule
+    would go on as before: see `trained_on`)."""
+    record = read_json(run_dir / RECORD_FILE)
+    if not record:
+        return
+    differ = settings_differences(record, Path(spec.dataset.folder).name, list(spec.options.overrides), spec.options.seed)
+    if differ:
+        raise UserError(f"--resume {run_dir}: this call asks for other settings than the run was trained with "
+                        f"({'; '.join(differ)}). A resumed run goes on with its own settings and optimizer state; drop "
+                        "the changes to resume it, or start a fresh run without --resume.")
+    check_same_dataset(record, spec.dataset.folder, f"--resume {run_dir}")
+
+
+def run(options: RunOptions, where: Optional[dict] = None) -> Path:
     from easytorch.utils import get_logger
 
     from .launch import evaluation_dir, latest_run_dir, launch_evaluation, launch_training, new_run_dir
@@ -225,13 +247,16 @@ def run(options: RunOptions) -> Path:
 
     logger = get_logger("stvfm-plugin")
     follow_stderr()
-    logger.info(set_threads(options.threads))
+    threads = set_threads(options.threads)
+    (logger.warning if "WARNING" in threads else logger.info)(threads)
     logger.info(flush_denormals())
     spec = describe_run(options, logger)
 
     if options.eval_checkpoint:
         if options.resume:
             raise UserError("--eval and --resume cannot be combined.")
+        check_same_dataset(read_json(Path(options.eval_checkpoint).parent / RECORD_FILE), spec.dataset.folder,
+                           f"--eval {options.eval_checkpoint}")
         run_dir = launch_evaluation(spec.in_folder(evaluation_dir(options.eval_checkpoint)))
     else:
         if options.run_dir:
@@ -243,25 +268,42 @@ def run(options: RunOptions) -> Path:
             chosen = options.run_dir
         else:
             chosen = latest_run_dir(spec.cfg) if options.resume else new_run_dir(spec.cfg)
+        if options.resume:
+            check_resume(chosen, spec)
+        if where is not None:
+            where["run_dir"] = Path(chosen)
         run_dir = launch_training(spec.in_folder(chosen))
     logger.info(f"Results in {run_dir} ({'test_metrics.json, ' if options.test else ''}run_info.json).")
     return run_dir
 
 
+def interrupted_line(run_dir: Optional[Path]) -> str:
+    """What a Ctrl-C leaves, truthfully: a checkpoint `--resume` continues from, or nothing to resume."""
+    if run_dir is None:
+        return "interrupted before training began: nothing to resume."
+    if any(Path(run_dir).glob("*.pt")):
+        return (f"interrupted: {run_dir} keeps the last checkpoint; the same command with --resume --run-dir {run_dir} "
+                "continues it.")
+    return "interrupted before the first checkpoint: nothing to resume; run the command again (without --resume)."
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    where: dict = {}
 
     def action() -> Path:
         try:
-            return run(options_from(args))
+            return run(options_from(args), where)
         except BaseException as e:  # before training starts (a failure in training is recorded by its launcher)
-            if not args.eval and args.run_dir and is_run_folder(args.run_dir) and run_owner(args.run_dir) is None:
+            refused_resume = args.resume and isinstance(e, UserError)  # the run is left exactly as it was
+            if (not args.eval and not refused_resume and args.run_dir and is_run_folder(args.run_dir)
+                    and run_owner(args.run_dir) is None):
                 from .launch import record_end
 
                 record_end(args.run_dir, e)  # left alone: a folder made for something else, one a live run holds
             raise
 
-    return exit_status(action, "interrupted: the run folder keeps the last checkpoint; --resume continues it.")
+    return exit_status(action, lambda: interrupted_line(where.get("run_dir")))
 
 
 if __name__ == "__main__":

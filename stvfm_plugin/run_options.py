@@ -41,11 +41,13 @@ class RunOptions:
         "help": "Evaluate the best-validation checkpoint on the test split after training; False: validation only "
                 "(for tuning: the test split is never evaluated)."})
 
-    def to_record(self) -> dict:
-        """The options that rebuild this run's model and data, for `run_options.json` (config path made absolute)."""
+    def to_record(self, trained_on: Optional[dict] = None) -> dict:
+        """The options that rebuild this run's model and data, for `run_options.json` (config path made absolute),
+        with the fingerprint of the dataset it was trained (or evaluated) on (`trained_on.dataset_fingerprint`)."""
         return {"config": str(Path(self.config).resolve()), "dataset": self.dataset,
                 "overrides": [[key, value] for key, value in self.overrides], "coverage": list(self.coverage),
-                "eval_checkpoint": str(Path(self.eval_checkpoint).resolve()) if self.eval_checkpoint else None}
+                "eval_checkpoint": str(Path(self.eval_checkpoint).resolve()) if self.eval_checkpoint else None,
+                "seed": self.seed, "trained_on": trained_on}
 
     @classmethod
     def from_record(cls, record: dict) -> "RunOptions":

@@ -189,7 +189,8 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
     Case(("--eval", "nan-weights.pt"), NAN_WEIGHTS, NAN_WEIGHTS_DISK, "a checkpoint of this config with NaN weights"),
     Case((), HUGE_READINGS, "nothing: no run folder", "the dataset's readings scaled to 1e30 without `prepare`"),
     Case((), "Dataset Tiny: every reading of its val split equals the null value 0, so nothing there could be scored. "
-         "Prepare it again (with --null-value none if those values are real readings).", "nothing: no run folder",
+         "Prepare it again (python -m stvfm_plugin.data prepare ... --overwrite, with --null-value none if those values "
+         "are real readings).", "nothing: no run folder",
          "the dataset's validation readings all set to 0 without `prepare`"),
 ]
 
@@ -282,14 +283,14 @@ FORECAST: List[Case] = [Case(args, message, FORECAST_DISK, setup) for args, mess
     (("--plot", "x.txt"), "--plot x.txt: give a file name ending in one of .png, .pdf, .svg (a figure type matplotlib "
                           "writes), not .txt.", ""),
     (("--out", "stamped.csv/x.csv"), "--out stamped.csv/x.csv: stamped.csv is a file, not a folder.", ""),
-    (("--coverage", "0.8"), "--coverage 0.8: the run calibrated 0.9; train or --eval it with --coverage 0.8 to get "
-                            "those bounds.", ""),
+    (("--coverage", "0.8"), "--coverage 0.8: the run calibrated 0.9; evaluate its checkpoint with python -m "
+                            "basicts.run ... --eval CKPT --coverage 0.8 to get those bounds.", ""),
     (("--nodes", "x9"), "--nodes: unknown sensor id(s) x9; the run's sensors are s0, s1, s2, s3, ...", ""),
 ]] + [
     Case(("norun",), "norun holds no run_options.json: it is not a run folder of this plugin (or was trained before "
          "forecasts were possible; train it again).", FORECAST_DISK, "an empty folder `norun` instead of `run`"),
     Case(("nockpt",), "nockpt holds no best-validation checkpoint (STID_best_val_MAE.pt): the run has not finished an "
-         "epoch. Train it (or --resume it) first.", FORECAST_DISK, "a copy of the run folder without its checkpoints"),
+         "epoch. Train it first (python -m basicts.run ... --resume --run-dir, to continue it).", FORECAST_DISK, "a copy of the run folder without its checkpoints"),
 ]
 
 #: ST-VFM's forecast with other backbone weights than it trained with (tests/test_stvfm.py)

@@ -1225,3 +1225,25 @@ def test_relabel_takes_the_old_settings_as_one_even_when_one_alone_would_be_refu
                     "STVFM:use_flow_branch=False,use_cross_prompt=False,flow_loss_weight=0": "STVFM"}
     with pytest.raises(UserError, match="use_cross_prompt=True needs use_flow_branch=True"):
         relabel_plan(["STVFM"], "STVFM", "use_cross_prompt=True", config)  # an old config that cannot have been
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"metrics": {"overall": {"MAE": -1}}}, "its metrics overall MAE is -1; a finished run's metrics are finite numbers"),
+    ({"metrics": {"overall": {"MAE": float("nan")}}}, "its metrics overall MAE is nan; a finished run's metrics"),
+    ({"metrics": {"overall": {"MAE": "abc"}}}, "its metrics overall MAE is 'abc'; a finished run's metrics"),
+    ({"metrics": "abc"}, "its metrics is str, not an object"),
+    ({"seed": "one"}, "its seed is 'one', not a whole number of 0 or more"),
+    ({"state": "great"}, "unknown run state 'great'"),
+    ({"info": {"best_metrics": {"val/MAE": -3}}}, "its metrics best validation val/MAE is -3"),
+])
+def test_a_hand_edited_or_damaged_summary_never_ranks(fixture_leaderboard, tmp_path, capsys, edit, message):
+    report = tmp_path / "committed"
+    write_report(fixture_leaderboard, report)
+    path = report / "runs" / "Small" / "seed-1.json"
+    summary = json.loads(path.read_text())
+    path.write_text(json.dumps({**summary, **edit}))
+    before = {p: p.read_bytes() for p in report.rglob("*") if p.is_file()}
+    assert main(["report", "--dataset", "Fix", "--out", str(tmp_path / "absent"), "--report-dir", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "Small/seed-1.json" in err
+    assert {p: p.read_bytes() for p in report.rglob("*") if p.is_file()} == before  # the report as it was

@@ -167,7 +167,10 @@ def test_threads_default_to_every_available_core_unless_told_otherwise(monkeypat
         assert torch.get_num_threads() == cores
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
         assert set_threads(None) == "CPU threads: 1 (OMP_NUM_THREADS)" and torch.get_num_threads() == 1
-        assert set_threads(2) == "CPU threads: 2 (--threads)"
+        assert set_threads(1) == "CPU threads: 1 (--threads)"
+        too_many = set_threads(available_cores() + 1)
+        assert f"WARNING: more threads than the {available_cores()} core(s) this process may use" in too_many
+        assert too_many.endswith(f"give --threads {available_cores()} or fewer")
         with pytest.raises(UserError, match="--threads 0: give 1 or more"):
             set_threads(0)
     finally:
@@ -208,6 +211,9 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(tiny_dataset,
     cut = subprocess.run(command + ["--run-dir", "cut"], capture_output=True, text=True, timeout=600,
                          env={**os.environ, "CRASH_AT": "3", "CRASH_SIGNAL": sig})
     assert cut.returncode == (130 if sig == "SIGINT" else -9) and not (workdir / "cut" / "test_metrics.json").exists()
+    if sig == "SIGINT":  # after epoch 2's checkpoint: the line says how to go on
+        assert cut.stderr.strip().splitlines()[-1] == ("interrupted: cut keeps the last checkpoint; the same command "
+                                                       "with --resume --run-dir cut continues it.")
     resumed = subprocess.run(command + ["--run-dir", "cut", "--resume"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resumed from epoch 2" in resumed.stderr + resumed.stdout
@@ -233,7 +239,7 @@ def error_of(argv, capsys) -> str:
 
 
 @pytest.mark.parametrize("module, message", [
-    ("stvfm_plugin.run", "interrupted: the run folder keeps the last checkpoint; --resume continues it."),
+    ("stvfm_plugin.run", "interrupted before training began: nothing to resume."),
     ("stvfm_plugin.leaderboard.cli", "interrupted: finished models are kept; run the same command again to go on."),
 ])
 def test_ctrl_c_exits_130_and_says_how_to_go_on(module, message, workdir, monkeypatch, capsys):
@@ -248,6 +254,20 @@ def test_ctrl_c_exits_130_and_says_how_to_go_on(module, message, workdir, monkey
     argv = ["-c", "x.py"] if module == "stvfm_plugin.run" else ["report", "--dataset", "X"]
     assert cli.main(argv) == 130
     assert capsys.readouterr().err.strip() == message
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(tiny_dataset, workdir):
+    cfg = write_config(workdir, CRASHING)
+    cut = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--run-dir", "early"], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "CRASH_AT": "1", "CRASH_SIGNAL": "SIGINT"})
+    assert cut.returncode == 130 and not list((workdir / "early").glob("*.pt"))
+    assert cut.stderr.strip().splitlines()[-1] == ("interrupted before the first checkpoint: nothing to resume; run the "
+                                                   "command again (without --resume).")
+    status = (workdir / "early" / "status.json").read_bytes()
+    refused = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--run-dir", "early", "--resume"],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "holds no checkpoint, so there is nothing to resume" in refused.stderr
+    assert (workdir / "early" / "status.json").read_bytes() == status  # the refusal changed nothing
 
 
 def test_error_missing_config(workdir, capsys):
@@ -647,9 +667,11 @@ def test_mape_is_said_meaningless_only_where_it_is():
 
     assert mape_note(torch.linspace(10, 60, 1000)) is None  # speeds: MAPE means something
     counts = torch.cat([torch.zeros(300), torch.arange(1.0, 701.0)])
-    assert mape_note(counts) == ("not meaningful on this data: 30.2 % of the scored test targets are zero or near it "
-                                 "(within 0.01 x the median |target|), where the percentage error divides by almost "
-                                 "nothing; compare MAE and RMSE")
+    assert mape_note(counts) == ("not meaningful on this data: 30.3 % of the scored test targets are zero or near it "
+                                 "(within 0.01 x the median non-zero |target|), where the percentage error divides by "
+                                 "almost nothing; compare MAE and RMSE")
+    mostly_zeros = torch.cat([torch.zeros(600), torch.arange(1.0, 401.0)])  # the median is 0: the share stays true
+    assert mape_note(mostly_zeros).startswith("not meaningful on this data: 60.2 % of the scored test targets are zero")
     signed = torch.linspace(-1, 1, 1001)
     assert mape_note(signed).startswith("not meaningful on this data: 50.0 % of the scored test targets are negative")
 
@@ -822,3 +844,59 @@ def test_a_split_without_a_scored_reading_is_refused_before_any_folder(tiny_data
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == f"error: {case.message}" and "Traceback" not in err
     assert not (workdir / "checkpoints").exists()
+
+
+# ---- a run knows what it was trained on ------------------------------------------------------------------
+
+def _files(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "run.lock"}
+
+
+@pytest.fixture
+def trained_run(tiny_dataset, workdir) -> Path:
+    assert main(["-c", str(write_config(workdir, STID_TINY)), "--run-dir", "r", "--set", "lr=0.002"]) == 0
+    record = json.loads((workdir / "r" / "run_options.json").read_text())
+    assert record["trained_on"]["name"] == "Tiny" and len(record["trained_on"]["files"]["train_data.npy"]) == 64
+    return workdir / "r"
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["--set", "lr=1e9"], "--set lr=0.002 there, lr=1000000000.0 here"),
+    (["--set", "lr=0.002", "--seed", "7"], "seed"),
+    (["--set", "lr=0.002", "--dataset", "Other"], "dataset Tiny there, Other here"),
+])
+def test_resume_with_other_settings_is_refused_and_changes_no_file(trained_run, workdir, capsys, settings, message):
+    from stvfm_plugin.data.synth import synth_dataset
+
+    synth_dataset(workdir / "datasets", "Other", SynthOptions(num_nodes=12, num_steps=288 * 4, seed=2))
+    before = _files(trained_run)
+    cfg = workdir / "cfg.py"
+    if "--seed" in settings:  # the record holds the seed a run was given
+        shutil.rmtree(trained_run)
+        assert main(["-c", str(cfg), "--run-dir", "r", "--set", "lr=0.002", "--seed", "3"]) == 0
+        before = _files(trained_run)
+    assert main(["-c", str(cfg), "--run-dir", "r", "--resume", *settings]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: --resume r: this call asks for other settings than the run was trained with (")
+    assert message in err and _files(trained_run) == before
+    assert main(["-c", str(cfg), "--run-dir", "r", "--resume", "--set", "lr=0.002", "--set", "num_epochs=3",
+                 *(["--seed", "3"] if "--seed" in settings else [])]) == 0  # more epochs: a resume honours that
+    assert json.loads((trained_run / "run_info.json").read_text())["epochs_run"] == 3
+
+
+def test_a_dataset_prepared_again_is_refused_by_forecast_eval_and_resume(trained_run, workdir, capsys):
+    from stvfm_plugin.forecast import main as forecast_main
+
+    train = np.load("datasets/Tiny/train_data.npy")
+    np.save("datasets/Tiny/train_data.npy", train * 1.1)  # the same shape, other data
+    before = _files(trained_run)
+    why = "dataset Tiny was prepared again since this run was trained (train_data.npy changed)"
+    assert forecast_main([str(trained_run)]) == 2
+    assert why in capsys.readouterr().err
+    assert main(["-c", "cfg.py", "--eval", str(trained_run / "STID_best_val_MAE.pt")]) == 2
+    assert f"error: --eval {trained_run / 'STID_best_val_MAE.pt'}: {why}" in capsys.readouterr().err
+    assert main(["-c", "cfg.py", "--run-dir", "r", "--resume", "--set", "lr=0.002"]) == 2
+    assert f"error: --resume r: {why}" in capsys.readouterr().err
+    assert _files(trained_run) == before and not list(trained_run.glob("eval-*"))
+    np.save("datasets/Tiny/train_data.npy", train)  # the data it was trained on: accepted again
+    assert forecast_main([str(trained_run)]) == 0

@@ -118,6 +118,14 @@ def test_a_gap_filled_on_request_is_masked_and_recorded(workdir, capsys):
     assert (train[100:112] == -1).all() and (train[:100] != -1).all()
 
 
+def test_stamps_in_another_format_are_named_as_stamps_not_as_readings(workdir, capsys):
+    Path("us.csv").write_text("time,a\n" + "".join(f"01/{d:02d}/2024 00:00,{d}\n" for d in range(1, 30)))
+    assert data_main(["prepare", "--data", "us.csv", "--name", "U", "--step-minutes", "1440"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: us.csv: its first column holds '01/01/2024 00:00' (row 2), which looks like a time stamp but is not an "
+        "ISO date/time; write the stamps as 2024-01-31 08:00 (year-month-day hour:minute).")
+
+
 def test_an_hdf5_table_s_whole_index_is_checked(workdir, capsys):
     frame([m for m in range(0, 5 * 200, 5) if m != 50]).to_hdf("table.h5", key="df")
     assert data_main(["prepare", "--data", "table.h5", "--name", "H"]) == 2

@@ -138,8 +138,9 @@ def check_values(info: DatasetInfo) -> None:
         check_scale(info.name, data, "and prepare it again")
         if info.null_val is not None and np.isclose(data, info.null_val, atol=5e-5).all():
             raise UserError(f"Dataset {info.name}: every reading of its {name.split('_')[0]} split equals the null value "
-                            f"{info.null_val:g}, so nothing there could be scored. Prepare it again (with --null-value "
-                            "none if those values are real readings).")
+                            f"{info.null_val:g}, so nothing there could be scored. Prepare it again (python -m "
+                            "stvfm_plugin.data prepare ... --overwrite, with --null-value none if those values are real "
+                            "readings).")
 
 
 def check_windows(cfg, info: DatasetInfo) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -155,6 +156,10 @@ def read_csv_signal(path: Path, header: Optional[bool] = None, stamps: bool = Tr
             try:
                 values[i, j] = float(cell) if cell.strip() else np.nan  # an empty cell: no reading
             except ValueError:
+                if j + skip == 0 and stamps and re.search(r"\d[/.:-]\d", cell):
+                    raise UserError(f"{path}: its first column holds {cell.strip()!r} (row {i + 1 + bool(header)}), "
+                                    "which looks like a time stamp but is not an ISO date/time; write the stamps as "
+                                    "2024-01-31 08:00 (year-month-day hour:minute).") from None
                 raise UserError(f"{path}: non-numeric cell {cell!r} at row {i + 1 + bool(header)}, column "
                                 f"{j + 1 + skip}. Fix the file, or {null_hint}.") from None
     return RawSignal(values, names, [row[0] for row in body] if timed else None)

@@ -80,11 +80,49 @@ def read_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
     found: Dict[str, List[tuple]] = {}
     for path in sorted((report_dir / SUMMARIES).glob("*/seed-*.json")):
         data = read_json(path)
+        check_summary(path, data)
         found.setdefault(data.get("model", path.parent.name), []).append(
             (data.get("order", 0), SeedRun(data["seed"], Outcome.of(data["state"]), data.get("metrics", {}), data.get("info", {}),
                                            data.get("cfg", {}), data.get("error", ""), data.get("forecast", {}))))
     return settings, [ModelRow(model, sorted((r for _, r in runs), key=lambda r: r.seed))
                       for model, runs in sorted(found.items(), key=lambda item: min(o for o, _ in item[1]))]
+
+
+def check_summary(path: Path, data) -> None:
+    """Refuse a summary that no run could have written (edited by hand, or damaged): it must say its seed and state,
+    and a scored run's metrics must be finite numbers of 0 or more, so nothing corrupted can rank."""
+    def bad(what: str) -> UserError:
+        return UserError(f"{path}: {what}. A run never writes that: the summary was edited or damaged. Restore it (e.g. "
+                         "git checkout), or delete it to train that run again.")
+
+    if not isinstance(data, dict):
+        raise bad("it holds no JSON object")
+    seed = data.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise bad(f"its seed is {seed!r}, not a whole number of 0 or more")
+    if not isinstance(data.get("state"), str):
+        raise bad(f"its state is {data.get('state')!r}, not a word")
+    try:
+        state = Outcome.of(data["state"])
+    except UserError as e:
+        raise bad(str(e).split(";")[0]) from None
+    for entry, kind in (("metrics", dict), ("info", dict), ("cfg", dict), ("forecast", dict), ("error", str)):
+        if data.get(entry) is not None and not isinstance(data[entry], kind):
+            raise bad(f"its {entry} is {type(data[entry]).__name__}, not {'an object' if kind is dict else 'text'}")
+    if state not in (Outcome.FINISHED, Outcome.NOT_CONVERGED):
+        return
+    info = data.get("info") or {}
+    if not isinstance(info.get("best_metrics", {}), dict):
+        raise bad(f"its best validation metrics are {info['best_metrics']!r}, not an object of metrics")
+    metrics = {**(data.get("metrics") or {}), "best validation": info.get("best_metrics", {})}
+    for group, values in metrics.items():
+        if not isinstance(values, dict):
+            raise bad(f"its metrics {group} is {values!r}, not an object of metrics")
+        for name, value in values.items():
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or value < 0:
+                raise bad(f"its metrics {group} {name} is {value!r}; a {state.value} run's metrics are finite numbers "
+                          "of 0 or more")
 
 
 def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
