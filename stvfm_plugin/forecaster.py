@@ -185,7 +185,12 @@ class Forecaster:
             raise UserError(f"the model forecasts {prediction.shape[-1]} channels per sensor; the forecast table holds one "
                             "value per sensor and step (datasets with channels are not supported by `forecast` yet).")
         # prediction: [T_out, N]
-        lower, upper = bounds(prediction, self.calibration, level)
+        null = self.dataset.null_val
+        observed = np.isfinite(readings) & (readings != null if null is not None else True)
+        lower, upper = bounds(prediction, self.calibration, level, readings, observed)
+        floor = (self.calibration or {}).get("floor")
+        if floor is not None:  # a forecast below what the data can take is shown at the floor, inside its bounds
+            prediction = np.maximum(prediction, floor)
         times = [end + (k + 1) * self.step if end else None for k in range(self.output_len)]
         ids = self.sensor_ids
         return pd.DataFrame({

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .conformal import METHODS
 from .errors import UserError, exit_status
 from .records import RunState
 from .files import read_json
@@ -62,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coverage", type=float, nargs="+", default=[0.9], metavar="LEVEL",
                         help="coverage levels of the prediction intervals calibrated on the validation split "
                              "(default 0.9); `python -m stvfm_plugin.forecast` uses them")
+    parser.add_argument("--interval-method", choices=METHODS, default="scaled",
+                        help="how the intervals are calibrated: split (validation errors per step and sensor), scaled "
+                             "(errors relative to each input window's spread; the default) or recent (the latest "
+                             "windows' errors)")
     parser.add_argument("--no-test", action="store_true",
                         help="validation only: train, keep the best-validation checkpoint, and never evaluate the test "
                              "split (for tuning; run_info.json holds the best validation MAE)")
@@ -163,7 +168,8 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         run_dir=Path(args.run_dir) if args.run_dir else None, resume=args.resume, patience=args.patience,
         max_minutes=args.max_minutes,
         eval_checkpoint=Path(args.eval) if args.eval else None, gpus=select_gpus(args.gpus), threads=args.threads,
-        save_results=args.save_results, test=not args.no_test, coverage=tuple(dict.fromkeys(args.coverage)))
+        save_results=args.save_results, test=not args.no_test, coverage=tuple(dict.fromkeys(args.coverage)),
+        interval_method=args.interval_method)
 
 
 def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:

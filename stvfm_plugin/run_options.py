@@ -37,6 +37,9 @@ class RunOptions:
     coverage: Tuple[float, ...] = field(default=(0.9,), metadata={
         "help": "Coverage levels of the prediction intervals calibrated on the validation split after training and on "
                 "--eval (`forecast` turns them into bounds; the test split's coverage goes into test_metrics.json)."})
+    interval_method: str = field(default="scaled", metadata={
+        "help": "How the intervals are calibrated (`conformal.METHODS`): split, scaled (by each input window's "
+                "spread; the default, closest to nominal coverage on the committed sets) or recent."})
     test: bool = field(default=True, metadata={
         "help": "Evaluate the best-validation checkpoint on the test split after training; False: validation only "
                 "(for tuning: the test split is never evaluated)."})
@@ -47,11 +50,12 @@ class RunOptions:
         return {"config": str(Path(self.config).resolve()), "dataset": self.dataset,
                 "overrides": [[key, value] for key, value in self.overrides], "coverage": list(self.coverage),
                 "eval_checkpoint": str(Path(self.eval_checkpoint).resolve()) if self.eval_checkpoint else None,
-                "seed": self.seed, "trained_on": trained_on}
+                "seed": self.seed, "trained_on": trained_on, "interval_method": self.interval_method}
 
     @classmethod
     def from_record(cls, record: dict) -> "RunOptions":
         """The options of a `run_options.json` (for inference: no run folder, no training choices)."""
         return cls(config=Path(record["config"]), dataset=record.get("dataset"),
                    overrides=[(key, value) for key, value in record.get("overrides", [])],
-                   coverage=tuple(record.get("coverage") or (0.9,)))
+                   coverage=tuple(record.get("coverage") or (0.9,)),
+                   interval_method=record.get("interval_method") or "split")

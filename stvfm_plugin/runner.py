@@ -240,7 +240,7 @@ class PluginRunner(BasicTS110Runner):
         self.nonfinite_predictions += nonfinite_scored(batch_data["prediction"], batch_data["targets_mask"])
         scored = batch_data["targets"][batch_data["targets_mask"].bool()].flatten()
         self._target_sample.append(scored[::max(1, len(scored) // TARGET_SAMPLE)].cpu())
-        self._test_windows.append(_scored_arrays(batch_data))  # for the intervals' test coverage
+        self._test_windows.append(self._interval_arrays(batch_data))  # for the intervals' test coverage
         super()._save_results(batch_idx, batch_data)
 
     def on_eval_start(self, ckpt_path: Optional[str]) -> None:
@@ -285,9 +285,10 @@ class PluginRunner(BasicTS110Runner):
 
     # ---- prediction intervals (split conformal, `stvfm_plugin.conformal`) --------------------------------
     def _calibrate_intervals(self) -> None:
-        """Calibrate the intervals on the validation split (`calibration.json`) and measure them on the test split."""
+        """Calibrate the intervals (`calibration.json`, by `--interval-method`) on the validation split and measure
+        them on the test split."""
         with torch.inference_mode():  # the tested checkpoint's forecasts of the validation windows
-            validation = [_scored_arrays(self.taskflow.postprocess(self, BasicTS110Runner._forward(
+            validation = [self._interval_arrays(self.taskflow.postprocess(self, BasicTS110Runner._forward(
                 self, self.model, self.taskflow.preprocess(self, data), step=0))) for data in self.validation_loader()]
         if not validation or not self._test_windows:
             return
@@ -295,13 +296,29 @@ class PluginRunner(BasicTS110Runner):
         if self.nonfinite_predictions or not np.isfinite(validation[0][validation[2]]).all():
             self.logger.warning("No prediction intervals: some forecasts are not finite (NaN or inf).")
             return
-        calibration = calibrate(*validation, self.options.coverage)
-        atomic_write_text(os.path.join(self.ckpt_save_dir, CALIBRATION_FILE), json.dumps(calibration, indent=1))
+        method, floor = self.options.interval_method, self.dataset.floor
+        calibration = calibrate(*validation[:3], self.options.coverage, method=method, inputs=validation[3],
+                                input_mask=validation[4], floor=floor)
         test = [np.concatenate(a) for a in zip(*self._test_windows)]
-        self.interval_metrics = coverage(*test, calibration, [h for h in (self.cfg.get("eval_horizons") or [])])
+        self.interval_metrics = coverage(*test[:3], calibration, [h for h in (self.cfg.get("eval_horizons") or [])],
+                                         inputs=test[3], input_mask=test[4], history=validation[:3])
+        if method == "recent":  # a forecast after the data follows the latest windows: the test split's last ones
+            latest = [np.concatenate(pair)[-len(validation[0]):] for pair in zip(validation, test)]
+            calibration = calibrate(*latest[:3], self.options.coverage, method=method, floor=floor)
+        atomic_write_text(os.path.join(self.ckpt_save_dir, CALIBRATION_FILE), json.dumps(calibration, indent=1))
         for level, groups in self.interval_metrics.items():
-            self.logger.info(f"{float(level):.0%} interval (calibrated on validation): test coverage "
+            self.logger.info(f"{float(level):.0%} interval ({method}, calibrated on validation): test coverage "
                              f"{groups['overall']['coverage']:.3f}, mean width {groups['overall']['width']:.3f}")
+
+    def _interval_arrays(self, batch: dict) -> tuple:
+        """A batch's forecasts, readings and scored mask `[B, T, N]` with its input windows in data units and their
+        observed mask `[B, T_in, N]` (what the interval methods need)."""
+        inputs = batch["inputs"]
+        if self.cfg.rescale and self.scaler is not None:
+            inputs = self.scaler.inverse_transform(inputs)
+        observed = batch.get("inputs_mask", torch.ones_like(inputs, dtype=torch.bool))
+        inputs, observed = [rearrange(a, "b t n c -> b t (n c)") if a.dim() == 4 else a for a in (inputs, observed)]
+        return (*_scored_arrays(batch), inputs.detach().cpu().double().numpy(), observed.detach().cpu().bool().numpy())
 
     def _save_metrics(self) -> None:
         """BasicTS's test metrics, and each calibrated interval's coverage and width (`coverage_0.9`, `width_0.9`,

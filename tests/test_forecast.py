@@ -227,3 +227,56 @@ def test_a_gpu_forecast_on_a_machine_without_one_is_one_line(run, capsys):
     err = capsys.readouterr().err
     assert "asks for GPUs, but this machine has no usable CUDA device" in err and "Traceback" not in err
     assert not Path("gpu.csv").exists()
+
+
+# ---- intervals that respect the data ---------------------------------------------------------------------
+
+def _drifting(seed: int, windows: int, spread: float):
+    """Forecast errors proportional to each input window's spread (its readings' step-to-step change)."""
+    rng = np.random.default_rng(seed)
+    scale = spread * rng.uniform(0.5, 1.5, size=(windows, 3))  # [S, N]
+    inputs = np.cumsum(rng.choice([-1.0, 1.0], size=(windows, 12, 3)), axis=1) * scale[:, None, :] + 100
+    truth = rng.normal(size=(windows, 4, 3)) * scale[:, None, :] + 100
+    return np.full_like(truth, 100.0), truth, np.ones_like(truth, bool), inputs, np.ones_like(inputs, bool)
+
+
+def test_the_scaled_method_holds_its_coverage_when_the_test_period_is_busier_than_validation():
+    validation, test = _drifting(0, 3000, spread=1.0), _drifting(1, 3000, spread=3.0)  # the test period: 3x busier
+    found = {}
+    for method in ("split", "scaled"):
+        calibration = calibrate(*validation[:3], [0.9], method=method, inputs=validation[3], input_mask=validation[4])
+        found[method] = coverage(*test[:3], calibration, [1], inputs=test[3], input_mask=test[4])["0.9"]["overall"]
+    assert found["split"]["coverage"] < 0.6  # widths of the calm period
+    assert found["scaled"]["coverage"] == pytest.approx(0.9, abs=0.02)
+
+
+def test_the_recent_method_uses_only_windows_whose_readings_were_known():
+    from stvfm_plugin.conformal import rolling_half_width
+
+    history = _drifting(0, 200, 1.0)[:3]
+    test = list(_drifting(1, 60, 1.0)[:3])
+    before = rolling_half_width(*test, history, 0.9, size=150)
+    test[1] = test[1].copy()
+    test[1][40:] += 1000  # later readings: unknown when window 40 (and those up to 3 steps before it) is forecast
+    after = rolling_half_width(*test, history, 0.9, size=150)
+    assert np.array_equal(before[:44], after[:44]) and not np.array_equal(before[44:], after[44:])
+    assert (after[44:] >= before[44:]).all() and (after[-1] > 100).all()  # 16 of the last 150 errors: beyond 10 %
+
+
+def test_bounds_never_go_below_the_data_s_floor(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(np.tile(np.r_[np.zeros(12), np.linspace(1, 40, 12)], 12 * 5)[:, None], size=(1440, 3))
+    np.savetxt("counts.csv", counts, delimiter=",", fmt="%d", header="a,b,c", comments="")
+    assert data_main(["prepare", "--data", "counts.csv", "--name", "Counts", "--step-minutes", "60",
+                      "--null-value", "none"]) == 0
+    assert run_main(["-c", str(CONFIGS / "STID.py"), "--dataset", "Counts", "--set", "num_epochs=2", "--threads", "1",
+                     "--run-dir", "run"]) == 0
+    calibration = json.loads(Path("run/calibration.json").read_text())
+    assert calibration["floor"] == 0.0 and calibration["method"] == "scaled"
+    night = np.zeros((12, 3))  # quiet hours: the intervals reach down to the floor, never below
+    table = Forecaster.load("run").forecast(night, end=None)
+    assert (table["lower"] >= 0).all() and (table["forecast"] >= 0).all() and (table["lower"] == 0).any()
+    assert data_main(["prepare", "--data", "counts.csv", "--name", "Signed", "--step-minutes", "60",
+                      "--null-value", "none", "--floor", "none"]) == 0
+    assert json.loads(Path("datasets/Signed/meta.json").read_text())["floor"] is None

@@ -86,6 +86,8 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
     if args.ratios:
         spec.ratios = parse_ratios(args.ratios)
     spec.min_window = args.min_window
+    if args.floor is not None:
+        spec.floor = parse_null_value(args.floor, "--floor")
     folder = write_dataset(args.out, spec, data, adj, coords, overwrite=args.overwrite)
     info = DatasetInfo.load(folder)
     for note in notes:
@@ -114,16 +116,17 @@ def _ids_in_first_row(args: argparse.Namespace, num_nodes: int) -> Optional[list
     return first if found else None
 
 
-def parse_null_value(text: str) -> Optional[float]:
-    """`--null-value none|0|X` -> None (every reading is data) or the marker."""
+def parse_null_value(text: str, option: str = "--null-value") -> Optional[float]:
+    """`--null-value none|0|X` -> None (every reading is data) or the marker (`--floor` alike: none or the floor)."""
     if text.strip().lower() in ("none", "nan"):
         return None
+    meaning = "every reading is data" if option == "--null-value" else "no floor"
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"--null-value {text!r}: give none (every reading is data) or a number such as 0 or -1.") from None
+        raise UserError(f"{option} {text!r}: give none ({meaning}) or a number such as 0 or -1.") from None
     if not np.isfinite(value):
-        raise UserError(f"--null-value {text!r}: give none or a finite number.")
+        raise UserError(f"{option} {text!r}: give none or a finite number.")
     return value
 
 
@@ -301,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--null-value", "--null-val", dest="null_value", metavar="none|0|X",
                    help="value that marks a missing reading (masked in loss and metrics); none: every reading is data, "
                         "e.g. counts with real zeros (default 0, the traffic convention, or the preset's)")
+    p.add_argument("--floor", metavar="none|X",
+                   help="the lowest value a reading can take: interval bounds never go below it (default: 0 when no "
+                        "reading is negative, e.g. counts and speeds; none: no floor)")
     p.add_argument("--missing-marker", type=float, help="value in the raw file that means missing (mapped to --null-value)")
     p.add_argument("--nan-as-missing", action="store_true", help="treat NaN/inf in the raw file as missing readings")
     p.add_argument("--min-window", type=int, default=24, help="input + output length every split must hold (default 24)")

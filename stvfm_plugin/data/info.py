@@ -58,6 +58,9 @@ class DatasetInfo:
     utc_offset: Optional[str] = field(default=None, metadata={
         "help": "UTC offset of the wall-clock times (`data.time_axis`'s rule); None: the data's local clock."})
     missing_share: float = field(default=0.0, metadata={"help": "Share of the readings equal to the null value."})
+    stated_floor: Optional[object] = field(default="from the data", metadata={
+        "help": "The lowest value a reading can take, as `prepare --floor` stated it (None: no floor); absent: the "
+                "training split tells (`floor`)."})
 
     @classmethod
     def load(cls, name: str, root: os.PathLike = DATASETS_ROOT) -> "DatasetInfo":
@@ -80,7 +83,8 @@ class DatasetInfo:
             has_graph=bool(meta.get("has_graph")), has_coords=bool(meta.get("has_coords")),
             synthetic=(meta.get("source") or {}).get("synthetic"),
             node_ids=tuple(map(str, meta["node_ids"])) if meta.get("node_ids") else None,
-            utc_offset=meta.get("utc_offset"), missing_share=float(meta.get("missing_share") or 0.0))
+            utc_offset=meta.get("utc_offset"), missing_share=float(meta.get("missing_share") or 0.0),
+            stated_floor=meta.get("floor", "from the data"))
 
     # ---- calendar features ---------------------------------------------------------------------
     @property
@@ -128,6 +132,16 @@ class DatasetInfo:
         on = ([f"time of day ({self.steps_per_day} slots)"] if self.time_of_day else []) + \
             (["day of week"] if self.day_of_week else [])
         return ", ".join(on) if on else "none"
+
+    @property
+    def floor(self) -> Optional[float]:
+        """The lowest value a reading can take, for interval bounds: the floor `prepare --floor` stated, else 0 when no
+        reading of the training split is negative (counts, speeds), else None."""
+        if self.stated_floor != "from the data":
+            return None if self.stated_floor is None else float(self.stated_floor)
+        train = np.asarray(np.load(self.folder / DATA_FILES[0], mmap_mode="r"))
+        kept = train[np.isfinite(train) & (train != self.null_val if self.null_val is not None else True)]
+        return 0.0 if kept.size and float(kept.min()) >= 0 else None
 
     # ---- structure -----------------------------------------------------------------------------------
     @property

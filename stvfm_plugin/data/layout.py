@@ -58,6 +58,9 @@ class DatasetSpec:
         "help": "The sensors' ids in node order (a signal header); None: the nodes are numbered 0..N-1."})
     utc_offset: Optional[str] = field(default=None, metadata={
         "help": "The UTC offset the time stamps were converted to (`time_axis`); None: the data's local clock."})
+    floor: Optional[object] = field(default="from the data", metadata={
+        "help": "The lowest value a reading can take (interval bounds never go below it); None: none; 'from the "
+                "data': 0 when no reading is negative."})
     time_axis: Optional[dict] = field(default=None, metadata={
         "help": "What was done to the file's time stamps (`time_axis.AxisReport`); None: the file had none."})
 
@@ -184,6 +187,7 @@ def _meta(spec: DatasetSpec, data: np.ndarray, lengths: Sequence[int], has_graph
         "start_time": spec.start.isoformat() if spec.start else None,
         "utc_offset": spec.utc_offset,
         "time_axis": spec.time_axis,
+        **({} if spec.floor == "from the data" else {"floor": spec.floor}),
         "shape": list(data.shape),  # [steps, nodes(, channels)]: the one record of the sizes
         "split_lengths": dict(zip(SPLITS, map(int, lengths))),
         "timestamps_description": ["time of day", "day of week"],
