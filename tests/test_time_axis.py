@@ -201,3 +201,15 @@ def test_the_taxinyc_files_are_refused_as_published_and_the_preset_prepares_them
     assert found["regular_settings"]["null_val"] == -1 and found["time_axis"]["filled_steps"] == 696
     adj = pickle.loads(Path("datasets/TaxiNYC/adj_mx.pkl").read_bytes())
     assert adj.shape == (128, 128) and adj.sum() == 2 * (16 * 7 + 15 * 8)  # 4 neighbours, both ways
+
+
+def test_from_and_until_keep_a_time_range_on_the_data_s_clock(workdir, capsys):
+    frame(range(0, 60 * 400, 60)).to_csv("hourly.csv")
+    assert data_main(["prepare", "--data", "hourly.csv", "--name", "R", "--from", "2024-01-02T00:30",
+                      "--until", "2024-01-12"]) == 0
+    assert "kept the 239 steps from 2024-01-02 01:00:00 to before 2024-01-12 00:00:00" in capsys.readouterr().err
+    found = meta("R")
+    assert found["start_time"] == "2024-01-02T01:00:00" and found["shape"] == [239, 3]
+    assert found["source"]["from"] == "2024-01-02T01:00:00" and found["source"]["until"] == "2024-01-12T00:00:00"
+    assert data_main(["prepare", "--data", "hourly.csv", "--name", "R2", "--until", "2023-12-01"]) == 2
+    assert "give a range within the data's 2024-01-01 00:00:00 to 2024-01-17 16:00:00" in capsys.readouterr().err

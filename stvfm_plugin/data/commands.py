@@ -83,6 +83,7 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
             notes.append(f"grid {signal.grid_shape[0]} x {signal.grid_shape[1]}: cells numbered row-major (ids r<row>c"
                          f"<column>), linked to their {args.grid_neighbours or 4} neighbours as the graph")
     data = _time_axis(args, spec, signal, data, axis, notes)
+    data = _time_range(args, spec, data, notes)
     if args.ratios:
         spec.ratios = parse_ratios(args.ratios)
     spec.min_window = args.min_window
@@ -191,6 +192,30 @@ def _time_axis(args: argparse.Namespace, spec: DatasetSpec, signal: readers.RawS
     return data
 
 
+def _time_range(args: argparse.Namespace, spec: DatasetSpec, data: np.ndarray, notes: List[str]) -> np.ndarray:
+    """Keep the steps from `--from` (inclusive) to `--until` (exclusive), on the dataset's own clock."""
+    if not (args.time_from or args.time_until):
+        return data
+    if spec.start is None:
+        raise UserError("--from / --until pick steps by their time, but the data has no time stamps and no --start; "
+                        "give --start TIME, the time of the first row.")
+    step = dt.timedelta(minutes=spec.step_minutes)
+    end = spec.start + len(data) * step
+    [first], [until] = ([time_axis.parse_stamp(text, option) if text else default]
+                        for text, option, default in ((args.time_from, "--from", spec.start),
+                                                      (args.time_until, "--until", end)))
+    if not spec.start <= first < until <= end:
+        raise UserError(f"--from {first.isoformat(sep=' ')} / --until {until.isoformat(sep=' ')}: give a range "
+                        f"within the data's {spec.start.isoformat(sep=' ')} to {end.isoformat(sep=' ')}, --from before "
+                        "--until.")
+    begin, stop = -(-(first - spec.start) // step), -(-(until - spec.start) // step)  # the first steps at or after
+    spec.start = spec.start + begin * step
+    spec.source = {**spec.source, "from": spec.start.isoformat(), "until": (spec.start + (stop - begin) * step).isoformat()}
+    notes.append(f"kept the {stop - begin} steps from {spec.start.isoformat(sep=' ')} to before "
+                 f"{(spec.start + (stop - begin) * step).isoformat(sep=' ')} (--from / --until) of {len(data)}")
+    return data[begin:stop]
+
+
 def parse_ratios(text: str) -> list[float]:
     """`--ratios 0.6,0.2,0.2` -> three finite positive shares that sum to 1."""
     try:
@@ -297,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-axes", choices=readers.GRID_AXES,
                    help="axis order of a grid array: THW, TCHW (channels first) or THWC (channels last); default: "
                         "[T, N(, C)] for 2-3 axes, detected from the shape for 4")
+    p.add_argument("--from", dest="time_from", metavar="TIME",
+                   help="keep the steps from this time on, e.g. 2014-01-01 (on the data's clock)")
+    p.add_argument("--until", dest="time_until", metavar="TIME",
+                   help="keep the steps before this time, e.g. 2014-09-01")
     p.add_argument("--grid-neighbours", type=int, choices=(4, 8),
                    help="a grid's graph links each cell to its 4 neighbours (default) or 8 (with the diagonals)")
     p.add_argument("--years", help="years of a preset published one file a year, e.g. 2014 or 2013-2014")
