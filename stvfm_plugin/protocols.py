@@ -18,6 +18,25 @@ from .basicts_compat.scaler import ZScoreScalerFixed
 HORIZONS = (3, 6, 12)
 
 
+#: how much history every model reads (`--history`): `recent` = the config's input_len (12 steps under the traffic
+#: protocol); `week` = one week of steps, so that every model sees the same hour of last week (hourly data's strongest
+#: signal: a copy of last week beats every 12-step model on TaxiNYC)
+HISTORIES = ("recent", "week")
+MINUTES_PER_WEEK = 7 * 24 * 60
+
+
+def history_input_len(history: str, step_minutes: int) -> Optional[int]:
+    """The input length `history` asks for at this step (None: the config's own)."""
+    if history == "recent":
+        return None
+    if history != "week":
+        raise UserError(f"--history {history!r}: choose one of {', '.join(HISTORIES)}.")
+    if step_minutes > 24 * 60 or MINUTES_PER_WEEK % step_minutes:
+        raise UserError(f"--history week: a week is not a whole number of {step_minutes}-minute steps of at most a day; "
+                        "use --history recent (and --set input_len=N).")
+    return MINUTES_PER_WEEK // step_minutes
+
+
 #: a config's `null_val` that `bind_dataset` replaces by the dataset's (None would mean: every reading is data)
 FROM_DATASET = "from the dataset"
 

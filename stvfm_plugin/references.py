@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from .errors import UserError, exit_status
+from .protocols import HISTORIES, history_input_len
 from .basicts_compat.null_value import basicts_null_val
 from .records import RunState, StopReason
 
@@ -209,10 +210,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dataset", required=True, help="the prepared dataset")
     parser.add_argument("--method", required=True, choices=list(REFERENCES))
     parser.add_argument("--run-dir", required=True, help="where to write the run folder")
+    parser.add_argument("--history", choices=HISTORIES, default="recent",
+                        help="the windows of the models it is compared with: recent (12 steps in) or week (a week in)")
     args = parser.parse_args(argv)
 
     def action() -> None:
-        metrics = run_reference(args.dataset, args.method, Path(args.run_dir))
+        week = history_input_len(args.history, _prepared(args.dataset).step_minutes)
+        metrics = run_reference(args.dataset, args.method, Path(args.run_dir), input_len=week or 12)
         print(f"{args.method} on {args.dataset}: test MAE {metrics['overall']['MAE']:.4f}, RMSE "
               f"{metrics['overall']['RMSE']:.4f} ({REFERENCES[args.method]})", flush=True)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .conformal import METHODS
+from .protocols import HISTORIES
 from .errors import UserError, exit_status
 from .records import RunState
 from .files import read_json
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how the intervals are calibrated: split (validation errors per step and sensor), scaled "
                              "(errors relative to each input window's spread; the default) or recent (the latest "
                              "windows' errors)")
+    parser.add_argument("--history", choices=HISTORIES, default="recent",
+                        help="how much history the model reads: recent (the config's input_len, default) or week (one "
+                             "week of steps, e.g. 168 hourly: every model then sees the same hour last week)")
     parser.add_argument("--no-test", action="store_true",
                         help="validation only: train, keep the best-validation checkpoint, and never evaluate the test "
                              "split (for tuning; run_info.json holds the best validation MAE)")
@@ -169,7 +173,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         max_minutes=args.max_minutes,
         eval_checkpoint=Path(args.eval) if args.eval else None, gpus=select_gpus(args.gpus), threads=args.threads,
         save_results=args.save_results, test=not args.no_test, coverage=tuple(dict.fromkeys(args.coverage)),
-        interval_method=args.interval_method)
+        interval_method=args.interval_method, history=args.history)
 
 
 def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
@@ -177,7 +181,7 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     once, the dataset's facts filled into the config, and the windows and horizons checked."""
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
     from .data.binding import bind_dataset, check_values, check_windows, ensure_dataset
-    from .protocols import fit_horizons
+    from .protocols import fit_horizons, history_input_len
 
     cfg = load_config(options.config)
     default_dir = default_ckpt_dir(cfg)
@@ -199,6 +203,13 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
         logger.info(f"Override: early stopping after {options.patience} epochs without a better validation metric")
     cfg.gpus, cfg.gpu_num = options.gpus, len(options.gpus.split(",")) if options.gpus else 0
     info = ensure_dataset(cfg, logger)
+    week = history_input_len(options.history, info.step_minutes)
+    if week is not None and any(key == "input_len" for key, _ in options.overrides):
+        raise UserError(f"--history {options.history} sets input_len ({week} steps); drop --set input_len, or use "
+                        "--history recent.")
+    if week is not None:
+        for line in apply_overrides(cfg, [("input_len", week)]):
+            logger.info(f"Override (--history {options.history}): {line}")
     for line in bind_dataset(cfg, info):
         logger.info(line)
     check_windows(cfg, info)
@@ -236,7 +247,8 @@ def check_resume(run_dir: Path, spec: RunSpec) -> None:
     record = read_json(run_dir / RECORD_FILE)
     if not record:
         return
-    differ = settings_differences(record, Path(spec.dataset.folder).name, list(spec.options.overrides), spec.options.seed)
+    differ = settings_differences(record, Path(spec.dataset.folder).name, list(spec.options.overrides), spec.options.seed,
+                                  spec.options.history)
     if differ:
         raise UserError(f"--resume {run_dir}: this call asks for other settings than the run was trained with "
                         f"({'; '.join(differ)}). A resumed run goes on with its own settings and optimizer state; drop "

@@ -40,6 +40,9 @@ class RunOptions:
     interval_method: str = field(default="scaled", metadata={
         "help": "How the intervals are calibrated (`conformal.METHODS`): split, scaled (by each input window's "
                 "spread; the default, closest to nominal coverage on the committed sets) or recent."})
+    history: str = field(default="recent", metadata={
+        "help": "How much history every model reads (`protocols.HISTORIES`): recent = the config's input_len, week = "
+                "one week of steps."})
     test: bool = field(default=True, metadata={
         "help": "Evaluate the best-validation checkpoint on the test split after training; False: validation only "
                 "(for tuning: the test split is never evaluated)."})
@@ -50,7 +53,8 @@ class RunOptions:
         return {"config": str(Path(self.config).resolve()), "dataset": self.dataset,
                 "overrides": [[key, value] for key, value in self.overrides], "coverage": list(self.coverage),
                 "eval_checkpoint": str(Path(self.eval_checkpoint).resolve()) if self.eval_checkpoint else None,
-                "seed": self.seed, "trained_on": trained_on, "interval_method": self.interval_method}
+                "seed": self.seed, "trained_on": trained_on, "interval_method": self.interval_method,
+                **({"history": self.history} if self.history != "recent" else {})}
 
     @classmethod
     def from_record(cls, record: dict) -> "RunOptions":
@@ -58,4 +62,5 @@ class RunOptions:
         return cls(config=Path(record["config"]), dataset=record.get("dataset"),
                    overrides=[(key, value) for key, value in record.get("overrides", [])],
                    coverage=tuple(record.get("coverage") or (0.9,)),
-                   interval_method=record.get("interval_method") or "split")
+                   interval_method=record.get("interval_method") or "split",
+                   history=record.get("history") or "recent")

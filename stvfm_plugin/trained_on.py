@@ -61,9 +61,12 @@ def check_same_dataset(record: dict, folder: os.PathLike, command: str) -> None:
 RESUME_MAY_CHANGE = ("num_epochs",)
 
 
-def settings_differences(record: dict, dataset: str, overrides: list, seed: Optional[int]) -> List[str]:
+def settings_differences(record: dict, dataset: str, overrides: list, seed: Optional[int],
+                         history: str = "recent") -> List[str]:
     """The settings a `--resume` asks for that differ from those its run was trained with."""
     differ = []
+    if record.get("history", "recent") != history:
+        differ.append(f"--history {record.get('history', 'recent')} there, {history} here")
     if record.get("trained_on") and record["trained_on"].get("name") != dataset:
         differ.append(f"dataset {record['trained_on']['name']} there, {dataset} here")
     old = [list(item) for item in record.get("overrides", []) if item[0] not in RESUME_MAY_CHANGE]

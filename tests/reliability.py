@@ -122,6 +122,28 @@ PREPARE += [Case(args, message, PREPARE_DISK) for args, message in [
                              "it."),
 ]]
 
+#: bad grid input (the files are written by tests/test_time_axis.py): one line, nothing written
+PREPARE_GRID: List[Case] = [Case(args, message, PREPARE_DISK, setup) for args, message, setup in [
+    (("--data", "five.npz"), "five.npz: shape [200, 2, 6, 5, 3] fits no layout: give [time, nodes], [time, nodes, "
+                             "channels] or a grid [time, row, column] (--grid-axes THW), [time, channel, row, column] "
+                             "or [time, row, column, channel].", "an array of 5 axes"),
+    (("--data", "grid.npz", "--channels", "2"), "grid.npz has 2 channels; cannot select [2].", "a [200, 2, 6, 5] grid"),
+    (("--data", "grid.npz", "--grid-axes", "THWC"), "grid.npz: --grid-axes THWC disagrees with the array: its shape "
+                                                    "[200, 2, 6, 5] reads as TCHW (2 channels of a 6 x 5 grid; a "
+                                                    "channel axis is at most 4 long). Drop --grid-axes, or check the "
+                                                    "file.", "a [200, 2, 6, 5] grid"),
+    (("--data", "grid.npz", "--grid-axes", "THW"), "grid.npz: shape [200, 2, 6, 5] does not fit --grid-axes THW; give "
+                                                   "THW, TCHW, THWC for an array of as many axes (T time, C channel, H "
+                                                   "grid row, W grid column).", "a [200, 2, 6, 5] grid"),
+    (("--data", "grid.npz", "--grid", "5x6"), "--grid 5x6: 5 x 6 = 30 cells, but its grid is 6 x 5; give the grid the "
+                                              "data has (rows x columns, cells numbered row-major).",
+     "a [200, 2, 6, 5] grid"),
+    (("--grid", "4x4"), "--grid 4x4: 4 x 4 = 16 cells, but it has 3 columns of readings; give the grid the data has "
+                        "(rows x columns, cells numbered row-major).", ""),
+    (("--data", "stamps.h5"), "stamps.h5: 199 time stamps for 200 rows of readings.",
+     "`data` [200, 2, 6, 5] and a `date` array of 199 stamps"),
+]]
+
 SYNTH_BASE = "python -m stvfm_plugin.data synth --name S"
 SYNTH: List[Case] = [Case((option, "0"), f"{option} 0: give a whole number of at least 1.", PREPARE_DISK)
                      for option in ("--nodes", "--step-minutes", "--steps")]
@@ -302,7 +324,7 @@ def table() -> str:
     """The README's reliability table."""
     lines = [BEGIN, "", "| command | bad input | the one line it gets (after `error: `, exit status 2) | left on disk |",
              "|---|---|---|---|"]
-    for command, cases in (("`stvfm_plugin.data prepare`", PREPARE), ("`stvfm_plugin.data synth`", SYNTH),
+    for command, cases in (("`stvfm_plugin.data prepare`", PREPARE + PREPARE_GRID), ("`stvfm_plugin.data synth`", SYNTH),
                            ("`basicts.run`", RUN), ("`basicts.run` (ST-VFM)", STVFM + STVFM_RUN),
                            ("`stvfm_plugin.leaderboard run`", LEADERBOARD), ("`stvfm_plugin.forecast`", FORECAST + [FORECAST_STVFM])):
         for case in cases:

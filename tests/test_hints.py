@@ -36,7 +36,7 @@ COMMANDS = {
     "python -m stvfm_plugin.leaderboard run": options(leaderboard_parser(), "run"),
     "python -m stvfm_plugin.forecast": options(forecast_parser()),
 }
-CASES = [(reliability.PREPARE_BASE, case) for case in reliability.PREPARE] + \
+CASES = [(reliability.PREPARE_BASE, case) for case in reliability.PREPARE + reliability.PREPARE_GRID] + \
     [(reliability.SYNTH_BASE, case) for case in reliability.SYNTH] + \
     [(reliability.RUN_BASE, case) for case in reliability.RUN + reliability.STVFM + reliability.STVFM_RUN] + \
     [(reliability.LEADERBOARD_BASE, case) for case in reliability.LEADERBOARD] + \

@@ -1247,3 +1247,17 @@ def test_a_hand_edited_or_damaged_summary_never_ranks(fixture_leaderboard, tmp_p
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and "Small/seed-1.json" in err
     assert {p: p.read_bytes() for p in report.rglob("*") if p.is_file()} == before  # the report as it was
+
+
+def test_history_week_reaches_every_row_and_reference_and_splits_leaderboards(tmp_path):
+    from stvfm_plugin.leaderboard.runs import train_command
+    from stvfm_plugin.leaderboard.summaries import _check_same_leaderboard
+
+    budget = Budget(dataset="D", models=["STID", "SeasonalWeek"], seeds=[1], epochs=3, patience=2, history="week")
+    for row in budget.models:
+        command = train_command(budget, row, 1, tmp_path / row, "cpu", False)
+        assert command[command.index("--history") + 1] == "week"
+    earlier = {"budget": {"dataset": "D", "kind": "convergence", "epochs": 3, "patience": 2}}  # before --history
+    _check_same_leaderboard({"budget": {**earlier["budget"], "history": "recent"}}, earlier, tmp_path)  # the same
+    with pytest.raises(UserError, match="history 'recent' there, 'week' here"):
+        _check_same_leaderboard({"budget": {**earlier["budget"], "history": "week"}}, earlier, tmp_path)

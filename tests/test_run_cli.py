@@ -900,3 +900,43 @@ def test_a_dataset_prepared_again_is_refused_by_forecast_eval_and_resume(trained
     assert _files(trained_run) == before and not list(trained_run.glob("eval-*"))
     np.save("datasets/Tiny/train_data.npy", train)  # the data it was trained on: accepted again
     assert forecast_main([str(trained_run)]) == 0
+
+
+# ---- history: a week in ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("step, expected", [(60, 168), (15, 672), (1440, 7)])
+def test_a_week_of_history_is_a_week_of_steps(step, expected):
+    from stvfm_plugin.protocols import history_input_len
+
+    assert history_input_len("week", step) == expected and history_input_len("recent", step) is None
+
+
+@pytest.mark.parametrize("step", [10080, 11])
+def test_a_week_that_is_no_whole_number_of_steps_is_refused(step):
+    from stvfm_plugin.protocols import history_input_len
+
+    with pytest.raises(UserError, match="--history week: a week is not a whole number"):
+        history_input_len("week", step)
+
+
+def test_history_week_gives_every_model_and_reference_a_week_in(workdir, capsys):
+    from stvfm_plugin.data.synth import synth_dataset
+    from stvfm_plugin.references import main as reference_main
+
+    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=6, num_steps=24 * 7 * 6, step_minutes=60,
+                                                              seed=1))
+    cfg = CONFIGS / "STID.py"
+    assert main(["-c", str(cfg), "--dataset", "Hourly", "--history", "week", "--run-dir", "w", "--set",
+                 "num_epochs=1", "--threads", "1"]) == 0
+    assert json.loads((workdir / "w" / "run_info.json").read_text())["input_len"] == 168
+    assert json.loads((workdir / "w" / "run_options.json").read_text())["history"] == "week"
+    assert "Override (--history week): input_len" in capsys.readouterr().err + "".join(
+        p.read_text() for p in (workdir / "w").glob("training_log_*.log"))
+    windows = np.load("datasets/Hourly/test_data.npy").shape[0] - 168 - 12 + 1
+    assert reference_main(["--dataset", "Hourly", "--method", "SeasonalWeek", "--run-dir", "ref", "--history",
+                           "week"]) == 0
+    assert json.loads((workdir / "ref" / "run_info.json").read_text())["test_windows"] == windows
+    assert main(["-c", str(cfg), "--dataset", "Hourly", "--run-dir", "w", "--resume"]) == 2
+    assert "--history week there, recent here" in capsys.readouterr().err
+    assert main(["-c", str(cfg), "--dataset", "Hourly", "--history", "week", "--set", "input_len=24"]) == 2
+    assert "--history week sets input_len (168 steps); drop --set input_len" in capsys.readouterr().err

@@ -15,6 +15,8 @@ from stvfm_plugin.data.commands import main as data_main
 from stvfm_plugin.data.time_axis import parse_stamps, regular_axis
 from stvfm_plugin.errors import UserError
 
+import reliability
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "taxi_nyc"
 T0 = dt.datetime(2024, 1, 1)
 
@@ -213,3 +215,18 @@ def test_from_and_until_keep_a_time_range_on_the_data_s_clock(workdir, capsys):
     assert found["source"]["from"] == "2024-01-02T01:00:00" and found["source"]["until"] == "2024-01-12T00:00:00"
     assert data_main(["prepare", "--data", "hourly.csv", "--name", "R2", "--until", "2023-12-01"]) == 2
     assert "give a range within the data's 2024-01-01 00:00:00 to 2024-01-17 16:00:00" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", reliability.PREPARE_GRID, ids=lambda c: " ".join(c.args))
+def test_bad_grid_input_is_one_line_and_writes_nothing(workdir, capsys, case):
+    np.savez("five.npz", data=np.ones((200, 2, 6, 5, 3)))
+    np.savez("grid.npz", data=np.ones((200, 2, 6, 5)))
+    np.savetxt("signal.csv", 50 + np.arange(360).reshape(120, 3) % 7, delimiter=",")
+    with h5py.File("stamps.h5", "w") as f:
+        f["data"] = np.ones((200, 2, 6, 5))
+        f["date"] = np.array([(T0 + dt.timedelta(hours=h)).strftime("%Y%m%d%H").encode() for h in range(199)])
+    before = sorted(p.name for p in workdir.iterdir())
+    code = data_main(reliability.PREPARE_BASE.split()[3:] + list(case.args))
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == f"error: {case.message}" and "Traceback" not in err
+    assert sorted(p.name for p in workdir.iterdir()) == before

@@ -76,6 +76,8 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
         data = np.where(data == args.missing_marker, null_val, data)
     if args.nan_as_missing:
         data = np.where(np.isfinite(data), data, null_val)
+    if args.grid:
+        signal.grid_shape = _stated_grid(args.grid, data.shape[1], signal.grid_shape)
     if signal.grid_shape is not None:
         spec.grid_shape = signal.grid_shape
         if adj is None or args.grid_neighbours:
@@ -190,6 +192,19 @@ def _time_axis(args: argparse.Namespace, spec: DatasetSpec, signal: readers.RawS
     spec.time_axis = report.to_meta()
     notes.extend(f"{what}: {line}" for line in report.lines())
     return data
+
+
+def _stated_grid(text: str, nodes: int, found) -> tuple:
+    """`--grid 16x8`: the grid of a signal whose columns are its cells, row-major; it must hold exactly the columns."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--grid {text!r}: give rows x columns, e.g. 16x8.") from None
+    if height < 1 or width < 1 or height * width != nodes or (found and tuple(found) != (height, width)):
+        held = f"its grid is {found[0]} x {found[1]}" if found else f"it has {nodes} columns of readings"
+        raise UserError(f"--grid {text}: {height} x {width} = {height * width} cells, but {held}; give the grid the "
+                        "data has (rows x columns, cells numbered row-major).")
+    return height, width
 
 
 def _time_range(args: argparse.Namespace, spec: DatasetSpec, data: np.ndarray, notes: List[str]) -> np.ndarray:
@@ -326,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the steps from this time on, e.g. 2014-01-01 (on the data's clock)")
     p.add_argument("--until", dest="time_until", metavar="TIME",
                    help="keep the steps before this time, e.g. 2014-09-01")
+    p.add_argument("--grid", metavar="HxW",
+                   help="the signal's columns are the cells of an H x W grid, numbered row-major (e.g. 16x8)")
     p.add_argument("--grid-neighbours", type=int, choices=(4, 8),
                    help="a grid's graph links each cell to its 4 neighbours (default) or 8 (with the diagonals)")
     p.add_argument("--years", help="years of a preset published one file a year, e.g. 2014 or 2013-2014")

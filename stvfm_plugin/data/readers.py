@@ -230,7 +230,7 @@ def _numeric_signal(array: np.ndarray, stamps: Optional[list], channels: Optiona
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise UserError(f"{what}: the array holds {array.dtype} values, not real numbers.")
     ids, grid = None, None
-    if array.ndim == 4 or grid_axes:
+    if array.ndim >= 4 or grid_axes:
         array, grid, ids = grid_signal(array, grid_axes, what)
     return RawSignal(select_channels(array.astype(np.float64, copy=False), channels, what), ids, stamps,
                      digit_stamps=True, grid_shape=grid)
@@ -249,14 +249,25 @@ def grid_signal(array: np.ndarray, axes: Optional[str], what: str) -> tuple[np.n
     if axes is not None and axes.upper() not in GRID_AXES:
         raise UserError(f"--grid-axes {axes!r}: choose one of {', '.join(GRID_AXES)} (T time, C channel, H grid row, "
                         "W grid column).")
-    axes = axes.upper() if axes else None
+    stated = axes.upper() if axes else None
     shape = list(array.shape)
-    if axes is None and array.ndim == 4:
+    if array.ndim not in (3, 4):
+        raise UserError(f"{what}: shape {shape} fits no layout: give [time, nodes], [time, nodes, channels] or a grid "
+                        "[time, row, column] (--grid-axes THW), [time, channel, row, column] or [time, row, column, "
+                        "channel].")
+    axes = stated
+    if array.ndim == 4:
         first, last = shape[1] <= 4 < min(shape[2:]), shape[3] <= 4 < min(shape[1:3])
-        if first == last:
+        if first == last and stated is None:
             raise UserError(f"{what}: a grid array of shape {shape} could be [time, channel, row, column] or [time, "
                             "row, column, channel]: say which with --grid-axes TCHW or --grid-axes THWC.")
-        axes = "TCHW" if first else "THWC"
+        detected = None if first == last else ("TCHW" if first else "THWC")
+        if stated in ("TCHW", "THWC") and detected and stated != detected:
+            channels = shape[1] if detected == "TCHW" else shape[3]
+            raise UserError(f"{what}: --grid-axes {stated} disagrees with the array: its shape {shape} reads as "
+                            f"{detected} ({channels} channels of a {' x '.join(map(str, shape[2:] if first else shape[1:3]))} "
+                            f"grid; a channel axis is at most 4 long). Drop --grid-axes, or check the file.")
+        axes = axes or detected
     if axes is None or array.ndim != len(axes):
         raise UserError(f"{what}: shape {shape} does not fit --grid-axes {axes}; give {', '.join(GRID_AXES)} for an "
                         "array of as many axes (T time, C channel, H grid row, W grid column).")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import UserError, exit_status
+from ..protocols import HISTORIES
 from ..references import REFERENCES, applicable_references
 from ..records import Outcome
 from .runs import MODELS, Budget, config_file, dataset_meta, exclusive_use, run_leaderboard, split_variant
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "could not enter the means and ranks; the report lists them as skipped")
         p.add_argument("--set", action="append", default=[], metavar="MODEL:KEY=VALUE",
                        help="config override for one model (or all:KEY=VALUE), recorded in the report")
+        p.add_argument("--history", choices=HISTORIES, default="recent",
+                       help="how much history every row reads, the naive references' windows too: recent (each "
+                            "config's input_len, default) or week (one week of steps)")
         p.add_argument("--threads", type=int, metavar="N",
                        help="torch CPU threads of each run (default: $OMP_NUM_THREADS, else every core)")
         p.add_argument("--config-dir", default="baselines_cfg", help="folder of the configs (default baselines_cfg)")
@@ -277,7 +281,7 @@ def _budget(args: argparse.Namespace) -> Budget:
                   overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
                   threads=args.threads, max_minutes=args.max_minutes if convergence else None,
                   kind="convergence" if convergence else "equal epochs", test=args.command == "run",
-                  skip_after_cap=args.skip_seeds_after_cap)
+                  skip_after_cap=args.skip_seeds_after_cap, history=args.history)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

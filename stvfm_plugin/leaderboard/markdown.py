@@ -139,7 +139,9 @@ def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
                           if raw else "not recorded (prepared before raw files were hashed, or synthetic: "
                           + json.dumps((meta.get("source") or {}).get("synthetic")) + ")"),
         "- Split (chronological): " + (", ".join(f"{k} {v}" for k, v in split.items()) if split else "see meta.json"),
-        f"- Input / output lengths: {params.get('input_len')} -> {params.get('output_len')}",
+        f"- Input / output lengths: {params.get('input_len')} -> {params.get('output_len')}"
+        + (f" (`--history {budget['history']}`: every row, the naive references' windows too, reads a week of steps, "
+           "so that each sees the same hours of last week)" if budget.get("history", "recent") != "recent" else ""),
         f"- Scaler: {first.get('scaler', {}).get('name')} (norm_each_channel={first.get('norm_each_channel')}, "
         "fitted on the training split); metrics in data units (rescale=True)",
         (f"- Null value: {first.get('null_val')} (masked in loss and metrics)" if _is_marker(first.get("null_val"))

@@ -57,6 +57,7 @@ class Budget:
     kind: str = "convergence"  # "convergence" (early stopping) or "equal epochs" (every model the same epochs)
     test: bool = True  # False: validation only (`tune`): runs train with --no-test, the test split stays unseen
     skip_after_cap: bool = False  # once a seed of a model is stopped by the time cap, do not train its other seeds
+    history: str = "recent"  # how much history every row reads (`protocols.HISTORIES`), the references' windows too
 
     def config_path(self, model: str) -> Path:
         return config_file(self.config_dir, model, self.dataset)
@@ -147,11 +148,12 @@ def _write_launch(folder: Path, **launch) -> None:
 def train_command(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool) -> List[str]:
     if model in REFERENCES:  # trained on nothing: the same numbers for every seed
         return [sys.executable, "-m", "stvfm_plugin.references", "--dataset", budget.dataset, "--method", model,
-                "--run-dir", str(folder)]
+                "--run-dir", str(folder), "--history", budget.history]
     command = [sys.executable, "-m", "stvfm_plugin.run", "-c", str(budget.config_path(model)),
                "--dataset", budget.dataset, "-g", device,
                "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience),
-               "--save-results" if budget.test else "--no-test", "--set", f"num_epochs={budget.epochs}"]
+               "--save-results" if budget.test else "--no-test", "--set", f"num_epochs={budget.epochs}",
+               "--history", budget.history]
     if budget.threads is not None:
         command += ["--threads", str(budget.threads)]
     if budget.max_minutes is not None:

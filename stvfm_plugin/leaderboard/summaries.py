@@ -134,7 +134,9 @@ def collect_summaries(report_dir: Path) -> tuple[dict, List[ModelRow]]:
 
 #: budget entries on which two leaderboard calls must agree for their runs to share one report (the time cap may grow:
 #: a run that converged under a smaller cap converged under any larger one)
-SHARED_BUDGET = ("dataset", "kind", "epochs", "patience")
+SHARED_BUDGET = ("dataset", "kind", "epochs", "patience", "history")
+#: what a budget recorded before an entry existed meant by it
+BUDGET_DEFAULTS = {"history": "recent"}
 
 
 def _cap(minutes: Optional[float]) -> float:
@@ -151,8 +153,11 @@ def _check_same_leaderboard(settings: dict, earlier: dict, report_dir: Path) -> 
     """Refuse to mix runs of another budget, of a smaller time cap or of another preparation of the data into one
     report."""
     new_budget, old_budget = settings["budget"], earlier["budget"]
-    differ = [f"{k} {old_budget.get(k)!r} there, {new_budget.get(k)!r} here" for k in SHARED_BUDGET
-              if old_budget.get(k) != new_budget.get(k)]
+    def entry(budget: dict, key: str):
+        return budget.get(key, BUDGET_DEFAULTS.get(key))
+
+    differ = [f"{k} {entry(old_budget, k)!r} there, {entry(new_budget, k)!r} here" for k in SHARED_BUDGET
+              if entry(old_budget, k) != entry(new_budget, k)]
     if _cap(new_budget.get("max_minutes")) < _cap(old_budget.get("max_minutes")):
         differ.append(f"a time cap of {old_budget.get('max_minutes')!r} minutes there, a smaller one "
                       f"({new_budget.get('max_minutes')!r}) here: runs that converged there might be capped here")
