@@ -238,7 +238,10 @@ def forecast_command(args: argparse.Namespace) -> None:
     print(summary(table, sensors))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False, float_format="%.4f")
+        written = table
+        if "channel" in table:  # a signal of several channels: the node in `sensor`, the channel beside it
+            written = table.assign(sensor=table["sensor"].str.rpartition("@")[0])
+        written.to_csv(args.out, index=False, float_format="%.4f")
         print(f"wrote {args.out} ({len(table)} rows)")
     if args.plot:
         plot(Path(args.plot), table, recent, end, forecaster.step, ids, sensors, args.coverage)

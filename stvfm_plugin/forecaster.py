@@ -193,9 +193,11 @@ class Forecaster:
             prediction = np.maximum(prediction, floor)
         times = [end + (k + 1) * self.step if end else None for k in range(self.output_len)]
         ids = self.sensor_ids
+        table = {"time": np.repeat(times, len(ids)), "sensor": np.tile(ids, self.output_len)}
+        if self.dataset.channel_names:  # one series per (node, channel), `<node>@<channel>`: its channel in a column
+            table["channel"] = np.char.rpartition(np.asarray(table["sensor"], dtype=str), "@")[:, 2]
         return pd.DataFrame({
-            "time": np.repeat(times, len(ids)), "sensor": np.tile(ids, self.output_len),
-            "step": np.repeat(np.arange(1, self.output_len + 1), len(ids)), "forecast": prediction.ravel(),
+            **table, "step": np.repeat(np.arange(1, self.output_len + 1), len(ids)), "forecast": prediction.ravel(),
             "lower": lower.ravel(), "upper": upper.ravel()})
 
     def _window(self, readings: np.ndarray) -> np.ndarray:

@@ -11,13 +11,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stvfm_plugin.baselines import BUILDERS
 from stvfm_plugin.basicts_compat.null_value import basicts_null_val
 from stvfm_plugin.data.commands import main as data_main
 from stvfm_plugin.data.info import DatasetInfo
-from stvfm_plugin.forecast import read_readings
+from stvfm_plugin.forecast import main as forecast_main, read_readings
 from stvfm_plugin.forecaster import Forecaster
 from stvfm_plugin.run import main as run_main
 
@@ -172,3 +173,42 @@ def test_the_calendar_is_said_at_prepare_and_in_the_run_log(workdir, capsys, sta
     assert ("calendar features of Hourly: time of day (24 slots), day of week; the model's switches: "
             "if_time_in_day=True, if_day_in_week=True") in log
     assert (note in log) == (start is None)
+
+
+# ---- a grid with two channels: every model forecasts every channel ---------------------------------------
+
+@pytest.fixture(scope="module")
+def grid_data(tmp_path_factory) -> Path:
+    """`synth --grid 6x5`: trip starts and ends on a 6 x 5 grid, hourly, 6 weeks."""
+    root = tmp_path_factory.mktemp("grid")
+    assert data_main(["synth", "--grid", "6x5", "--name", "Grid", "--out", str(root / "datasets")]) == 0
+    return root
+
+
+def test_a_generated_grid_is_one_series_per_cell_and_channel(grid_data):
+    info = DatasetInfo.load(grid_data / "datasets" / "Grid")
+    assert info.num_nodes == 60 and info.grid_shape == (6, 10) and info.channel_names == ("start", "end")
+    assert info.sensor_ids[:3] == ("r0c0@start", "r0c0@end", "r0c1@start") and info.null_val is None
+    adj = info.graph()
+    assert adj[0, 1] == 1 and adj[0, 2] == 1 and adj[0, 3] == 0 and adj[0, 10] == 1  # its end, its neighbour's start
+    assert info.start == "2024-01-01T00:00:00" and info.step_minutes == 60
+
+
+@pytest.mark.parametrize("model", list(BUILDERS))
+def test_every_model_trains_and_forecasts_every_channel_of_a_grid(grid_data, model, monkeypatch, tiny_language_models,
+                                                                  capsys):
+    extra = TINY_STVFM if model == "STVFM" else []
+    if model in ("GPT4TS", "STLLM"):
+        extra = ["--set", f"model_config.backbone={tiny_language_models['gpt2' if model == 'GPT4TS' else 'bert']}"]
+    run = run_one(grid_data, model, "Grid", extra, monkeypatch)
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert set(metrics["channel_start"]) == {"MAE", "RMSE", "MAPE"} and metrics["channel_end"]["MAE"] > 0
+    both = (metrics["channel_start"]["MAE"] + metrics["channel_end"]["MAE"]) / 2
+    assert metrics["overall"]["MAE"] == pytest.approx(both, rel=0.02)  # the same number of readings each
+    assert forecast_main([str(run), "--out", str(run / "f.csv")]) == 0
+    table = pd.read_csv(run / "f.csv")
+    assert list(table.columns[:4]) == ["time", "sensor", "channel", "step"] and len(table) == 12 * 60
+    assert set(table["channel"]) == {"start", "end"} and table["sensor"].iloc[0] == "r0c0"
+    assert (table["lower"] >= 0).all()  # counts: the floor
+    if model == "STVFM":
+        assert "layout grid 6x10" in (capsys.readouterr().err + "".join(p.read_text() for p in run.glob("*.log")))

@@ -940,3 +940,12 @@ def test_history_week_gives_every_model_and_reference_a_week_in(workdir, capsys)
     assert "--history week there, recent here" in capsys.readouterr().err
     assert main(["-c", str(cfg), "--dataset", "Hourly", "--history", "week", "--set", "input_len=24"]) == 2
     assert "--history week sets input_len (168 steps); drop --set input_len" in capsys.readouterr().err
+
+
+def test_the_mape_note_samples_every_node_not_an_aliased_few():
+    from stvfm_plugin.mape import TARGET_SAMPLE, sample_targets
+
+    nodes = torch.arange(32 * 12 * 256) % 256  # [B, T, N] flattened: the node of each scored target
+    picked = sample_targets(nodes.float(), batch=3)
+    assert len(picked) == TARGET_SAMPLE and len(torch.unique(picked)) == 256  # a stride of 24 saw 32 nodes only
+    assert torch.equal(picked, sample_targets(nodes.float(), batch=3))  # the same sample every time

@@ -15,7 +15,7 @@ from . import graph as graphs
 from . import readers, time_axis
 from .graph import EDGE_FORMATS, graph_format
 from .info import DATASETS_ROOT, DatasetInfo, describe_dataset
-from .layout import (DatasetSpec, check_ratios, missing_share, raw_files,
+from .layout import (DatasetSpec, channels_as_series, check_ratios, missing_share, raw_files,
                      read_meta, write_dataset)
 from .presets import PRESETS, load_preset, resolve_preset
 from .synth import SynthOptions, synth_dataset
@@ -84,6 +84,18 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
             adj = graphs.grid_adjacency(*signal.grid_shape, neighbours=args.grid_neighbours or 4)
             notes.append(f"grid {signal.grid_shape[0]} x {signal.grid_shape[1]}: cells numbered row-major (ids r<row>c"
                          f"<column>), linked to their {args.grid_neighbours or 4} neighbours as the graph")
+    if data.ndim == 3:  # several channels: each (node, channel) a series of its own, every model forecasts them all
+        kept = [int(c) for c in args.channels.split(",")] if args.channels else list(range(data.shape[2]))
+        named = resolve_preset(args.preset).channel_names if args.preset else ()
+        spec.channel_names = [named[c] if c < len(named) else str(c) for c in kept]
+        data, node_ids, spec.grid_shape, adj, coords = channels_as_series(
+            data, node_ids, spec.grid_shape, adj, coords, spec.channel_names)
+        spec.node_ids = node_ids
+        notes.append(f"{len(spec.channel_names)} channels ({', '.join(spec.channel_names)}): each node's channels are "
+                     f"series of their own, {data.shape[1]} in all (ids <node>@<channel>), linked to the same channel "
+                     "of the node's neighbours and to the node's other channels"
+                     + (f"; the grid becomes {spec.grid_shape[0]} x {spec.grid_shape[1]} (channels side by side "
+                        "in each cell)" if spec.grid_shape else ""))
     data = _time_axis(args, spec, signal, data, axis, notes)
     data = _time_range(args, spec, data, notes)
     if args.ratios:
@@ -272,6 +284,8 @@ def _positive(**values: Optional[int]) -> None:
 
 def synth_command(args: argparse.Namespace) -> Path:
     _positive(nodes=args.nodes, steps=args.steps, step_minutes=args.step_minutes, min_window=args.min_window)
+    if args.grid:
+        return _synth_grid(args)
     like = resolve_like(args.like) if args.like else None
     nodes, steps = (like.num_nodes, like.num_steps) if like else (64, 288 * 14)
     minutes, ratios = (like.step_minutes, tuple(like.ratios)) if like else (5, (0.6, 0.2, 0.2))
@@ -285,6 +299,21 @@ def synth_command(args: argparse.Namespace) -> Path:
     folder = synth_dataset(Path(args.out), name, options, args.graph, ratios, args.overwrite, args.min_window,
                            graph_nodes=args.nodes)
     _log(f"wrote {folder} (synthetic, {read_meta(folder)['shape']}, seed {args.seed})")
+    return folder
+
+
+def _synth_grid(args: argparse.Namespace) -> Path:
+    from .synth_grid import GridOptions, parse_grid, synth_grid_dataset
+
+    if args.like or args.graph or args.nodes:
+        raise UserError("--grid generates a grid of its own: drop --like / --graph / --nodes.")
+    height, width = parse_grid(args.grid)
+    options = GridOptions(height=height, width=width, num_steps=args.steps or 24 * 7 * 6,
+                          step_minutes=args.step_minutes or 60, seed=args.seed)
+    ratios = tuple(parse_ratios(args.ratios)) if args.ratios else (0.6, 0.2, 0.2)
+    folder = synth_grid_dataset(Path(args.out), args.name or "SynthGrid", options, ratios, args.overwrite,
+                                args.min_window)
+    _log(f"wrote {folder} (synthetic grid {height} x {width}, 2 channels, {read_meta(folder)['shape']}, seed {args.seed})")
     return folder
 
 
@@ -362,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="generate a synthetic traffic set")
     s.add_argument("--like", help=f"copy the shape of a standard set: {', '.join(LIKE)}")
+    s.add_argument("--grid", metavar="HxW", help="a city grid of trip starts and ends instead of a road graph, e.g. 8x6 "
+                                                 "(hourly, 6 weeks by default)")
     s.add_argument("--graph", help="use this road graph (edge list, dense CSV or pkl) instead of a generated one")
     s.add_argument("--name", help="dataset name (default: the --like name, else Synthetic)")
     s.add_argument("--nodes", type=int, help="number of nodes (default 64, or the --like set's)")

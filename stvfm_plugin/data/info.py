@@ -58,6 +58,8 @@ class DatasetInfo:
     utc_offset: Optional[str] = field(default=None, metadata={
         "help": "UTC offset of the wall-clock times (`data.time_axis`'s rule); None: the data's local clock."})
     missing_share: float = field(default=0.0, metadata={"help": "Share of the readings equal to the null value."})
+    channel_names: Optional[Tuple[str, ...]] = field(default=None, metadata={
+        "help": "Channels of a signal prepared one series per (node, channel), node-major; None: one channel."})
     stated_floor: Optional[object] = field(default="from the data", metadata={
         "help": "The lowest value a reading can take, as `prepare --floor` stated it (None: no floor); absent: the "
                 "training split tells (`floor`)."})
@@ -84,7 +86,8 @@ class DatasetInfo:
             synthetic=(meta.get("source") or {}).get("synthetic"),
             node_ids=tuple(map(str, meta["node_ids"])) if meta.get("node_ids") else None,
             utc_offset=meta.get("utc_offset"), missing_share=float(meta.get("missing_share") or 0.0),
-            stated_floor=meta.get("floor", "from the data"))
+            stated_floor=meta.get("floor", "from the data"),
+            channel_names=tuple((meta.get("channels") or {}).get("names") or ()) or None)
 
     # ---- calendar features ---------------------------------------------------------------------
     @property

@@ -56,6 +56,8 @@ class DatasetSpec:
     grid_shape: Optional[Sequence[int]] = None
     node_ids: Optional[List[str]] = field(default=None, metadata={
         "help": "The sensors' ids in node order (a signal header); None: the nodes are numbered 0..N-1."})
+    channel_names: Optional[List[str]] = field(default=None, metadata={
+        "help": "The channels of a signal written one series per (node, channel) (`channels_as_series`); None: one."})
     utc_offset: Optional[str] = field(default=None, metadata={
         "help": "The UTC offset the time stamps were converted to (`time_axis`); None: the data's local clock."})
     floor: Optional[object] = field(default="from the data", metadata={
@@ -186,6 +188,8 @@ def _meta(spec: DatasetSpec, data: np.ndarray, lengths: Sequence[int], has_graph
         "frequency (minutes)": spec.step_minutes,
         "start_time": spec.start.isoformat() if spec.start else None,
         "utc_offset": spec.utc_offset,
+        **({"channels": {"names": list(spec.channel_names), "layout": "node-major: series n * C + c is channel c of "
+                         "node n (ids <node>@<channel>)"}} if spec.channel_names else {}),
         "time_axis": spec.time_axis,
         **({} if spec.floor == "from the data" else {"floor": spec.floor}),
         "shape": list(data.shape),  # [steps, nodes(, channels)]: the one record of the sizes
@@ -228,6 +232,29 @@ def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
         raise UserError(f"{target} was written by another run while this one prepared it; nothing was "
                         "replaced. Pass --overwrite to replace it.") from None
     os.replace(tmp, target)  # onto the empty folder this process just made
+
+
+def channels_as_series(data: np.ndarray, node_ids, grid_shape, adj: Optional[np.ndarray],
+                       coords: Optional[np.ndarray], names: List[str]):
+    """A signal of several channels as one series per (node, channel), node-major (series `n * C + c`), so that every
+    model forecasts every channel: ids `<node>@<channel>`, a grid `H x W` becomes `H x (W * C)` (each cell's channels
+    side by side), the graph links each series to the same channel of the node's neighbours and to the node's other
+    channels, and coordinates repeat per channel.
+
+    Shapes:
+        data: `[L, N, C]` -> `[L, N * C]`; adj: `[N, N]` -> `[N * C, N * C]`; coords: `[N, 2]` -> `[N * C, 2]`.
+    """
+    nodes, count = data.shape[1], data.shape[2]
+    if len(names) != count:
+        raise UserError(f"{count} channels, but {len(names)} channel names ({', '.join(names)}).")
+    flat = data.reshape(data.shape[0], nodes * count)  # [L, N * C], series n * C + c
+    ids = [f"{node}@{name}" for node in (node_ids or range(nodes)) for name in names]
+    grid = (grid_shape[0], grid_shape[1] * count) if grid_shape else None
+    if adj is not None:
+        same_node = np.ones((count, count), dtype=np.float32) - np.eye(count, dtype=np.float32)
+        adj = np.kron(adj, np.eye(count, dtype=np.float32)) + np.kron(np.eye(nodes, dtype=np.float32), same_node)
+    coords = np.repeat(coords, count, axis=0) if coords is not None else None
+    return flat, ids, grid, adj, coords
 
 
 def write_dataset(root: os.PathLike, spec: DatasetSpec, data: np.ndarray, adj: Optional[np.ndarray] = None,

@@ -39,6 +39,7 @@ class Preset:
     repeats: Optional[str] = field(default=None, metadata={"help": "Rule for repeated time stamps (--repeats)."})
     fill_gaps: bool = field(default=False, metadata={"help": "Missing hours become masked readings (--fill-gaps)."})
     sort_time: bool = field(default=False, metadata={"help": "Sort rows out of time order (--sort-time)."})
+    channel_names: Sequence[str] = field(default=(), metadata={"help": "Names of the raw file's channels."})
 
     def find(self, src: Path, candidates: Sequence[str], role: str, required: bool = True) -> Optional[Path]:
         for name in candidates:
@@ -84,7 +85,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     # hold its trips, one of them nearly or wholly empty) is their sum: every trip counted once.
     Preset(name="TaxiNYC", data_files=["NYC{yy}_Taxi_M16x8_T60_InOut.h5"], data_format="h5", step_minutes=60,
            null_val=-1.0, domain="taxi demand", years=(2010, 2011, 2012, 2013, 2014), repeats="sum", fill_gaps=True,
-           sort_time=True, note="from STREED-Net's release: NYC10_Taxi_M16x8_T60_InOut.h5 ... NYC14_..."),
+           sort_time=True, channel_names=("start", "end"), note="from STREED-Net's release: NYC10_Taxi_M16x8_T60_InOut.h5 ... NYC14_..."),
 ]}
 
 

@@ -232,6 +232,7 @@ def _numeric_signal(array: np.ndarray, stamps: Optional[list], channels: Optiona
     ids, grid = None, None
     if array.ndim >= 4 or grid_axes:
         array, grid, ids = grid_signal(array, grid_axes, what)
+        channels = range(array.shape[2]) if channels is None else channels  # a grid keeps every channel by default
     return RawSignal(select_channels(array.astype(np.float64, copy=False), channels, what), ids, stamps,
                      digit_stamps=True, grid_shape=grid)
 
