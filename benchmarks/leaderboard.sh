@@ -9,7 +9,7 @@
 # summaries too (a fresh clone trains only what the committed report lacks). One thread per run
 # (THREADS, default 1), so that two datasets run at once on a 2-core machine.
 set -euo pipefail
-DATASET=${1:?usage: bash benchmarks/leaderboard.sh LosLoop|SZTaxi}
+DATASET=${1:?usage: bash benchmarks/leaderboard.sh LosLoop|SZTaxi|TaxiNYC}
 # shellcheck source=benchmarks/setup.sh
 source "$(dirname "$0")/setup.sh" "$DATASET"
 
@@ -33,18 +33,25 @@ source "$(dirname "$0")/setup.sh" "$DATASET"
 # (Los-loop holds 7 days, so its test split has no week of history).
 case $DATASET in
   LosLoop) REFERENCES="Persistence SeasonalDay HistoricalMean" ;;
-  SZTaxi) REFERENCES="Persistence SeasonalDay SeasonalWeek HistoricalMean" ;;
+  SZTaxi|TaxiNYC) REFERENCES="Persistence SeasonalDay SeasonalWeek HistoricalMean" ;;
+esac
+# PROTOCOL: the road sets read 12 steps under a 160-minute cap; the grid reads a week (--history week: hourly data's
+# strongest signal is the same hours last week, chosen on validation, benchmarks/README "Grids") under a budget of
+# epochs and patience alone (--max-minutes none: the same on every machine, issue 45)
+case $DATASET in
+  TaxiNYC) PROTOCOL=(--history week --max-minutes none) ;;
+  *) PROTOCOL=(--history recent --max-minutes 160) ;;
 esac
 case $DATASET in
   LosLoop) FIRST_ABLATIONS="STVFM:pretrained=False STVFM:vfm_layers=0"
            LATER_ABLATIONS="GPT4TS:pretrained=False GPT4TS:llm_layers=0 STLLM:pretrained=False STLLM:llm_layers=0,unfrozen_layers=0" ;;
-  SZTaxi) FIRST_ABLATIONS="STVFM:pretrained=False STVFM:vfm_layers=0" LATER_ABLATIONS="" ;;
+  SZTaxi|TaxiNYC) FIRST_ABLATIONS="STVFM:pretrained=False STVFM:vfm_layers=0" LATER_ABLATIONS="" ;;
 esac
 # shellcheck disable=SC2086  # the ablation lists are word lists on purpose
 "$PY" -m stvfm_plugin.leaderboard run --dataset "$DATASET" \
   --models $REFERENCES STID DLinear StemGNN STVFM $FIRST_ABLATIONS NHiTS STLLM GWNet iTransformer PatchTST DeepAR GPT4TS \
   $LATER_ABLATIONS \
-  --budget convergence --epochs 100 --patience 10 --max-minutes 160 --seeds 1 2 3 --skip-seeds-after-cap \
+  --budget convergence --epochs 100 --patience 10 "${PROTOCOL[@]}" --seeds 1 2 3 --skip-seeds-after-cap \
   --threads "${THREADS:-1}" \
   --config-dir "$REPO/baselines_cfg" --out "$WORK/leaderboard/$DATASET" \
   --report-dir "$REPO/benchmarks/results/$DATASET" \

@@ -193,6 +193,51 @@ def check_outputs(args: argparse.Namespace) -> None:
                             f"(a figure type matplotlib writes), not {'.' + suffix if suffix else 'no suffix'}.")
 
 
+#: forecast steps the maps of a grid show (those the forecast reaches)
+MAP_STEPS = (1, 6, 12)
+
+
+def plot_maps(path: Path, table, last: np.ndarray, end: Optional[dt.datetime], dataset, level: float) -> None:
+    """A grid's maps, one row per channel: the last observed frame, the forecast at a few steps (one colour scale per
+    channel), and the interval's width at the last of them.
+
+    Shapes:
+        last: `[N]`, the series of the grid in node-major order (`n * C + c`, `data.layout.channels_as_series`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dataset.channel_names or ["reading"])
+    height, width = dataset.grid_shape[0], dataset.grid_shape[1] // len(names)
+    steps = [k for k in MAP_STEPS if k <= table["step"].max()] or [int(table["step"].max())]
+    frame = lambda values, c: np.asarray(values, dtype=float)[c::len(names)].reshape(height, width)  # noqa: E731
+    fig, axes = plt.subplots(len(names), len(steps) + 2, figsize=(2.6 * (len(steps) + 2), 2.6 * len(names)),
+                             squeeze=False)
+    for c, name in enumerate(names):
+        forecasts = [table[table["step"] == k] for k in steps]
+        shown = [frame(last, c)] + [frame(f["forecast"], c) for f in forecasts]
+        top = max(float(np.nanmax(m)) for m in shown) or 1.0
+        titles = [f"{name}: last observed" + (f"\n{end:%Y-%m-%d %H:%M}" if end else "")] + [
+            f"{name}: forecast +{k}" + (f"\n{f['time'].iloc[0]:%Y-%m-%d %H:%M}" if end else "")
+            for k, f in zip(steps, forecasts)]
+        for ax, values, title in zip(axes[c], shown, titles):
+            image = ax.imshow(values, vmin=0 if top > 0 else None, vmax=top, cmap="viridis")
+            ax.set_title(title, fontsize=8)
+        fig.colorbar(image, ax=list(axes[c, :len(shown)]), shrink=0.8)
+        widest = forecasts[-1]
+        spread = axes[c, -1].imshow(frame(widest["upper"] - widest["lower"], c), cmap="magma")
+        axes[c, -1].set_title(f"{name}: {level:.0%} interval width, +{steps[-1]}", fontsize=8)
+        fig.colorbar(spread, ax=axes[c, -1], shrink=0.8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def forecast_command(args: argparse.Namespace) -> None:
     from .forecaster import Forecaster
     from .run import select_gpus, set_threads
@@ -244,7 +289,10 @@ def forecast_command(args: argparse.Namespace) -> None:
         written.to_csv(args.out, index=False, float_format="%.4f")
         print(f"wrote {args.out} ({len(table)} rows)")
     if args.plot:
-        plot(Path(args.plot), table, recent, end, forecaster.step, ids, sensors, args.coverage)
+        if forecaster.dataset.grid_shape:
+            plot_maps(Path(args.plot), table, recent[-1], end, forecaster.dataset, args.coverage)
+        else:
+            plot(Path(args.plot), table, recent, end, forecaster.step, ids, sensors, args.coverage)
         print(f"wrote {args.plot}")
 
 

@@ -1261,3 +1261,17 @@ def test_history_week_reaches_every_row_and_reference_and_splits_leaderboards(tm
     _check_same_leaderboard({"budget": {**earlier["budget"], "history": "recent"}}, earlier, tmp_path)  # the same
     with pytest.raises(UserError, match="history 'recent' there, 'week' here"):
         _check_same_leaderboard({"budget": {**earlier["budget"], "history": "week"}}, earlier, tmp_path)
+
+
+def test_a_budget_of_epochs_and_patience_alone_has_no_time_cap(tmp_path):
+    from stvfm_plugin.leaderboard.cli import _budget, build_parser
+    from stvfm_plugin.leaderboard.runs import train_command
+
+    args = build_parser().parse_args(["run", "--dataset", "D", "--models", "STID", "--max-minutes", "none",
+                                      "--history", "week"])
+    budget = _budget(args)
+    assert budget.max_minutes is None and budget.history == "week"
+    command = train_command(budget, "STID", 1, tmp_path / "STID", "cpu", False)
+    assert "--max-minutes" not in command and "--patience" in command
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--dataset", "D", "--max-minutes", "soon"])

@@ -205,7 +205,9 @@ def test_every_model_trains_and_forecasts_every_channel_of_a_grid(grid_data, mod
     assert set(metrics["channel_start"]) == {"MAE", "RMSE", "MAPE"} and metrics["channel_end"]["MAE"] > 0
     both = (metrics["channel_start"]["MAE"] + metrics["channel_end"]["MAE"]) / 2
     assert metrics["overall"]["MAE"] == pytest.approx(both, rel=0.02)  # the same number of readings each
-    assert forecast_main([str(run), "--out", str(run / "f.csv")]) == 0
+    plot = ["--plot", str(run / "maps.png")] if model in ("STID", "STVFM") else []  # maps of the grid, per channel
+    assert forecast_main([str(run), "--out", str(run / "f.csv"), *plot]) == 0
+    assert not plot or (run / "maps.png").stat().st_size > 20_000
     table = pd.read_csv(run / "f.csv")
     assert list(table.columns[:4]) == ["time", "sensor", "channel", "step"] and len(table) == 12 * 60
     assert set(table["channel"]) == {"start", "end"} and table["sensor"].iloc[0] == "r0c0"

@@ -68,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(equal-epochs, default 10)")
         p.add_argument("--patience", type=int, default=10, help="convergence budget: early stopping after N epochs "
                                                                 "without a better validation MAE (default 10)")
-        p.add_argument("--max-minutes", type=float, default=120.0,
+        p.add_argument("--max-minutes", type=_minutes, default=120.0,
                        help="convergence budget: cap on each run's training minutes; a run stopped by it is marked as "
-                            "not converged (default 120)")
+                            "not converged (default 120; none: no cap, a budget of epochs and patience alone, the same "
+                            "on every machine)")
         p.add_argument("--seeds", nargs="+", type=int, default=[1], help="seeds (default: 1)")
         p.add_argument("--skip-seeds-after-cap", action="store_true",
                        help="convergence budget: once a seed of a model is stopped by the time cap (here or in the "
@@ -267,7 +268,7 @@ def _budget(args: argparse.Namespace) -> Budget:
     epochs = args.epochs if args.epochs is not None else (100 if convergence else 10)
     if epochs < 1:
         raise UserError(f"--epochs {epochs}: give at least 1.")
-    if convergence and (args.patience < 1 or args.max_minutes <= 0):
+    if convergence and (args.patience < 1 or (args.max_minutes is not None and not args.max_minutes > 0)):
         raise UserError("--budget convergence needs --patience of at least 1 and a positive --max-minutes "
                         "(use --budget equal-epochs for a fixed number of epochs).")
     if args.skip_seeds_after_cap and not convergence:
@@ -282,6 +283,16 @@ def _budget(args: argparse.Namespace) -> Budget:
                   threads=args.threads, max_minutes=args.max_minutes if convergence else None,
                   kind="convergence" if convergence else "equal epochs", test=args.command == "run",
                   skip_after_cap=args.skip_seeds_after_cap, history=args.history)
+
+
+def _minutes(text: str) -> Optional[float]:
+    """`--max-minutes 160` -> 160.0; `none` -> None (no cap)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give minutes, such as 160, or none") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
