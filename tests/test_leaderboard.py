@@ -1275,3 +1275,29 @@ def test_a_budget_of_epochs_and_patience_alone_has_no_time_cap(tmp_path):
     assert "--max-minutes" not in command and "--patience" in command
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--dataset", "D", "--max-minutes", "soon"])
+
+
+def test_a_report_of_several_channels_has_a_per_channel_table_and_one_of_one_channel_none():
+    from stvfm_plugin.leaderboard.markdown import per_channel_table
+
+    def run(seed, start, end):
+        metrics = {"overall": {"MAE": (start + end) / 2, "RMSE": 1.0, "MAPE": 0.1},
+                   "channel_start": {"MAE": start, "RMSE": 2.0, "MAPE": float("nan")},
+                   "channel_end": {"MAE": end, "RMSE": 3.0, "MAPE": 0.2}}
+        return SeedRun(seed, "finished", metrics, {"epochs_run": 5, "stop_reason": "early stopping"})
+
+    lines = per_channel_table([ModelRow("STID", [run(1, 10.0, 12.0), run(2, 11.0, 13.0)])])
+    assert lines[1] == "## Per channel (all metrics)"
+    assert lines[5] == "| Model | MAE end | RMSE end | MAPE % end | MAE start | RMSE start | MAPE % start |"
+    assert lines[7] == ("| STID | 12.500 ± 0.707 | 3.000 ± 0.000 | 20.000 ± 0.000 | 10.500 ± 0.707 | 2.000 ± 0.000 | "
+                        "— |")
+    assert per_channel_table([_validated_row("M", 3.0)]) == []
+
+
+def test_a_mape_without_any_target_to_divide_by_is_no_damage(tmp_path):
+    from stvfm_plugin.leaderboard.summaries import check_summary
+
+    summary = {"seed": 1, "state": "finished", "metrics": {"overall": {"MAE": 1.0, "RMSE": 2.0, "MAPE": float("nan")}}}
+    check_summary(tmp_path / "seed-1.json", summary)  # accepted: MAPE is not ranked on
+    with pytest.raises(UserError, match="its metrics overall RMSE is nan"):
+        check_summary(tmp_path / "seed-1.json", {**summary, "metrics": {"overall": {"MAE": 1.0, "RMSE": float("nan")}}})

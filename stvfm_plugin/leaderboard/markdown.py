@@ -3,6 +3,7 @@ ablations, the verdict on ST-VFM's targets, the protocol."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Dict, List, Optional
 
 from ..references import REFERENCES
@@ -55,7 +56,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
     lines += ["", f"MAPE is {notes[0]}."] if notes else []
     lines += close_ranks(rows) + reference_flags(rows) + capped_runs(rows) + ablations(rows, settings.get(RELABELLED))
     lines += verdict(rows, seeds)
-    lines += per_horizon_table(rows)
+    lines += per_horizon_table(rows) + per_channel_table(rows)
     if any(r.runs and r.runs[0].forecast for r in rows):
         lines += ["", "![Forecasts against the truth at a rush hour](forecasts.png)"]
     lines += ["", "![Test MAE per horizon](horizon_mae.png)", "",
@@ -108,6 +109,29 @@ def interval_levels(rows: List[ModelRow]) -> List[str]:
     """The interval levels some finished run measured on the test split (none in reports of older runs)."""
     return sorted({group.split("_", 1)[1] for row in rows for r in row.finished for group in r.metrics
                    if group.split("_", 1)[0] == "coverage"})
+
+
+def per_channel_table(rows: List[ModelRow]) -> List[str]:
+    """Every metric of each channel (datasets of several channels: one series per node and channel, so every row
+    forecasts every channel, each (node, channel) a series of its own); nothing for one channel."""
+    channels = sorted({group for row in rows for r in row.finished for group in (r.metrics or {})
+                       if group.startswith("channel_")})
+    if not channels:
+        return []
+    names = [group.split("_", 1)[1] for group in channels]
+    lines = ["", "## Per channel (all metrics)", "",
+             "Every row forecasts every channel, each (node, channel) a series of its own (no row models channels "
+             "jointly inside one input feature).", "",
+             "| Model | " + " | ".join(f"{m}{' %' if m == 'MAPE' else ''} {n}" for n in names for m in METRICS) + " |",
+             "|---|" + "---:|" * (len(names) * len(METRICS))]
+    def cell(row: ModelRow, group: str, metric: str) -> str:
+        mean = row.mean(group, metric)
+        return "—" if mean is None or math.isnan(mean) else _fmt(mean, row.std(group, metric))  # MAPE of no target
+
+    for row in display_order(rows):
+        if row.finished:
+            lines.append(f"| {row.model} | " + " | ".join(cell(row, g, m) for g in channels for m in METRICS) + " |")
+    return lines
 
 
 def per_horizon_table(rows: List[ModelRow]) -> List[str]:

@@ -120,6 +120,8 @@ def check_summary(path: Path, data) -> None:
             raise bad(f"its metrics {group} is {values!r}, not an object of metrics")
         for name, value in values.items():
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if number and name == "MAPE" and math.isnan(value):
+                continue  # no target far enough from zero to divide by: MAPE has no value (never ranked on)
             if not number or not math.isfinite(value) or value < 0:
                 raise bad(f"its metrics {group} {name} is {value!r}; a {state.value} run's metrics are finite numbers "
                           "of 0 or more")
