@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .channel_metrics import per_channel
 from .errors import UserError, exit_status
 from .protocols import HISTORIES, history_input_len
 from .basicts_compat.null_value import basicts_null_val
@@ -189,6 +190,7 @@ def run_reference(dataset: str, method: str, run_dir: Path, input_len: int = 12,
     predictions, targets = reference_forecasts(method, series, [info.split_lengths[s] for s in splits], input_len,
                                                output_len, info.null_val, info.steps_per_day, timestamps)
     metrics = score(predictions, targets, info.null_val, horizons)
+    metrics.update(per_channel(predictions, targets, ~_missing(targets, info.null_val), info.channel_names))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=4))
     (run_dir / "cfg.json").write_text(json.dumps({

@@ -41,6 +41,7 @@ from .basicts_compat.runner import BasicTS110Runner
 from .basicts_compat.metrics import nonfinite_scored
 from .errors import UserError
 from .files import atomic_write, atomic_write_text, read_json
+from .channel_metrics import per_channel
 from .conformal import CALIBRATION_FILE, calibrate, coverage
 from .mape import mape_note, sample_targets
 from .records import RunInfo, RunState, StopReason
@@ -325,13 +326,13 @@ class PluginRunner(BasicTS110Runner):
         """BasicTS's test metrics, and each calibrated interval's coverage and width (`coverage_0.9`, `width_0.9`,
         overall and per horizon)."""
         super()._save_metrics()
-        self.channel_metrics = per_channel_metrics(self._test_windows, self.dataset.channel_names)
+        windows = [np.concatenate(a) for a in list(zip(*self._test_windows))[:3]] if self._test_windows else None
+        self.channel_metrics = per_channel(*windows, self.dataset.channel_names) if windows else {}
         if not self.interval_metrics and not self.channel_metrics:
             return
         path = os.path.join(self.ckpt_save_dir, "test_metrics.json")
         metrics = read_json(path)
-        for name, values in self.channel_metrics.items():
-            metrics[f"channel_{name}"] = values
+        metrics.update(self.channel_metrics)
         for level, groups in self.interval_metrics.items():
             metrics[f"coverage_{level}"] = {name: values["coverage"] for name, values in groups.items()}
             metrics[f"width_{level}"] = {name: values["width"] for name, values in groups.items()}
@@ -364,24 +365,6 @@ class PluginRunner(BasicTS110Runner):
 
     def _previous_run_info(self) -> dict:
         return read_json(os.path.join(self.ckpt_save_dir, "run_info.json"))
-
-
-def per_channel_metrics(windows: list, names: Optional[tuple]) -> dict:
-    """Masked MAE / RMSE / MAPE of each channel of a dataset prepared one series per (node, channel), node-major (series
-    `n * C + c`), from the test windows `(prediction, targets, mask, ...)`; empty for one channel."""
-    if not names or not windows:
-        return {}
-    prediction, targets, mask = (np.concatenate(a) for a in list(zip(*windows))[:3])
-    found = {}
-    for c, name in enumerate(names):
-        p, t, m = (a[..., c::len(names)] for a in (prediction, targets, mask))  # [S, T, N]: channel c of every node
-        error = (p - t)[m]
-        relative = m & (np.abs(t) > 1e-5)
-        found[name] = {"MAE": float(np.abs(error).mean()) if error.size else float("nan"),
-                       "RMSE": float(np.sqrt((error ** 2).mean())) if error.size else float("nan"),
-                       "MAPE": float((np.abs(p - t)[relative] / np.abs(t[relative])).mean()) if relative.any()
-                       else float("nan")}
-    return found
 
 
 def _scored_arrays(batch: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -214,3 +214,14 @@ def test_every_model_trains_and_forecasts_every_channel_of_a_grid(grid_data, mod
     assert (table["lower"] >= 0).all()  # counts: the floor
     if model == "STVFM":
         assert "layout grid 6x10" in (capsys.readouterr().err + "".join(p.read_text() for p in run.glob("*.log")))
+
+
+def test_a_naive_reference_is_scored_per_channel_as_the_models_are(grid_data, monkeypatch):
+    from stvfm_plugin.references import main as reference_main
+
+    monkeypatch.chdir(grid_data)
+    assert reference_main(["--dataset", "Grid", "--method", "SeasonalDay", "--run-dir", "ref"]) == 0
+    metrics = json.loads((grid_data / "ref" / "test_metrics.json").read_text())
+    assert set(metrics["channel_start"]) == {"MAE", "RMSE", "MAPE"} and metrics["channel_end"]["MAE"] > 0
+    both = (metrics["channel_start"]["MAE"] + metrics["channel_end"]["MAE"]) / 2
+    assert metrics["overall"]["MAE"] == pytest.approx(both, rel=1e-9)  # as many readings in each channel
