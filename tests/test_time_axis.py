@@ -161,7 +161,7 @@ def test_a_grid_file_with_repeats_and_gaps_is_refused_then_prepared_with_the_exp
     assert data_main(["prepare", "--data", "grid.h5", "--name", "G", "--sort-time", "--repeats", "sum"]) == 2
     assert "1 gap in the time stamps, 30 missing steps of 60 minutes" in capsys.readouterr().err
     assert data_main(["prepare", "--data", "grid.h5", "--name", "G", "--sort-time", "--repeats", "sum", "--fill-gaps",
-                      "--null-value", "-1"]) == 0
+                      "--null-value", "-1", "--channels", "0"]) == 0
     found = meta("G")
     assert found["grid_shape"] == [6, 5] and found["shape"] == [300, 30] and found["frequency (minutes)"] == 60
     assert found["node_ids"][4:6] == ["r0c4", "r1c0"] and found["time_axis"]["repeated_stamps"] == 10
@@ -187,7 +187,7 @@ def test_an_ambiguous_grid_shape_asks_for_its_axes(workdir, capsys):
         "error: cube.npz: a grid array of shape [200, 3, 3, 3] could be [time, channel, row, column] or [time, row, "
         "column, channel]: say which with --grid-axes TCHW or --grid-axes THWC.")
     assert data_main(["prepare", "--data", "cube.npz", "--name", "C", "--step-minutes", "60", "--grid-axes", "THWC"]) == 0
-    assert meta("C")["grid_shape"] == [3, 3]
+    assert meta("C")["grid_shape"] == [3, 9] and meta("C")["channels"]["names"] == ["0", "1", "2"]  # side by side
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/taxi_nyc is absent (the real TaxiNYC files)")
@@ -199,10 +199,14 @@ def test_the_taxinyc_files_are_refused_as_published_and_the_preset_prepares_them
     assert "1728 time stamps on more than one row (1728 extra rows): combined by their sum" in err
     assert "1 gap in the time stamps, 696 steps in all (longest 696)" in err
     found = meta("TaxiNYC")
-    assert found["shape"] == [8760, 128] and found["grid_shape"] == [16, 8]
+    assert found["shape"] == [8760, 256] and found["grid_shape"] == [16, 16]  # 16 x 8 cells, start and end side by side
+    assert found["channels"]["names"] == ["start", "end"] and found["node_ids"][:2] == ["r0c0@start", "r0c0@end"]
     assert found["regular_settings"]["null_val"] == -1 and found["time_axis"]["filled_steps"] == 696
     adj = pickle.loads(Path("datasets/TaxiNYC/adj_mx.pkl").read_bytes())
-    assert adj.shape == (128, 128) and adj.sum() == 2 * (16 * 7 + 15 * 8)  # 4 neighbours, both ways
+    cells = 2 * (16 * 7 + 15 * 8)  # 4 neighbours, both ways
+    assert adj.shape == (256, 256) and adj.sum() == 2 * cells + 256  # per channel, and each cell's two channels
+    coords = np.load("datasets/TaxiNYC/coords.npy")
+    assert coords.shape == (256, 2) and list(coords[0]) == [-0.5, 0.5] and list(coords[2]) == [-0.5, 1.5]
 
 
 def test_from_and_until_keep_a_time_range_on_the_data_s_clock(workdir, capsys):

@@ -80,6 +80,7 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
         signal.grid_shape = _stated_grid(args.grid, data.shape[1], signal.grid_shape)
     if signal.grid_shape is not None:
         spec.grid_shape = signal.grid_shape
+        coords = graphs.grid_coords(*signal.grid_shape) if coords is None else coords  # the cells' centres
         if adj is None or args.grid_neighbours:
             adj = graphs.grid_adjacency(*signal.grid_shape, neighbours=args.grid_neighbours or 4)
             notes.append(f"grid {signal.grid_shape[0]} x {signal.grid_shape[1]}: cells numbered row-major (ids r<row>c"

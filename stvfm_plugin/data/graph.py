@@ -255,6 +255,17 @@ def grid_adjacency(height: int, width: int, neighbours: int = 4) -> np.ndarray:
     return adj
 
 
+def grid_coords(height: int, width: int) -> np.ndarray:
+    """The centres of a grid's cells, row-major, as `coords.npy` holds coordinates (north first, then east): row 0 is the
+    northernmost, so north is `-(row + 0.5)` and east `column + 0.5`, in cells.
+
+    Shapes:
+        -> `[H * W, 2]`
+    """
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    return np.column_stack([-(rows.ravel() + 0.5), cols.ravel() + 0.5]).astype(np.float64)
+
+
 def read_coords(path: Path, node_ids: Optional[Sequence[str]] = None) -> np.ndarray:
     """Sensor coordinates from a CSV with `latitude`/`longitude` columns (degrees), or `x`/`y` columns (projected,
     e.g. UTM metres: x east, y north), and optionally `sensor_id`.

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UserError
-from .graph import grid_adjacency
+from .graph import grid_adjacency, grid_coords
 from .layout import DatasetSpec, channels_as_series, write_dataset
 from .readers import grid_signal
 
@@ -79,9 +79,10 @@ def synth_grid_dataset(root: Path, name: str, options: GridOptions, ratios: Sequ
                        overwrite: bool = False, min_window: int = 24) -> Path:
     """Generate a synthetic grid and write it as `<root>/<name>/` (one series per cell and channel)."""
     cells, shape, ids = grid_signal(generate_grid(options), "TCHW", name)  # [T, H*W, 2]
-    data, ids, grid, adj, _ = channels_as_series(cells, ids, shape, grid_adjacency(*shape), None, list(CHANNELS))
+    data, ids, grid, adj, coords = channels_as_series(cells, ids, shape, grid_adjacency(*shape), grid_coords(*shape),
+                                                      list(CHANNELS))
     spec = DatasetSpec(name=name, step_minutes=options.step_minutes, ratios=ratios, null_val=None,
                        start=dt.datetime(2024, 1, 1), domain="synthetic trip counts on a grid", min_window=min_window,
                        source={"synthetic": {**vars(options), "kind": "grid"}}, grid_shape=grid, node_ids=ids,
                        channel_names=list(CHANNELS))
-    return write_dataset(root, spec, data, adj, None, overwrite=overwrite)
+    return write_dataset(root, spec, data, adj, coords, overwrite=overwrite)
