@@ -145,9 +145,12 @@ def test_prepare_gaussian_edges_and_npz_channels(workdir, capsys):
     code, _, err = run_data(["prepare", "--data", "sig.npz", "--channels", "0,2", "--name", "G", "--step-minutes", "5",
                              "--graph", "edges.csv", "--graph-format", "edges-gaussian"], capsys)
     assert code == 0, err
-    assert np.load("datasets/G/train_data.npy").shape == (120, 4, 2)
-    adj = load_graph("datasets/G")
-    assert adj[0, 0] == 1 and 0 < adj[1, 2] < adj[0, 1] < 1 and adj[2, 3] == 0  # far edge below threshold
+    signal = np.load("sig.npz")["data"]
+    assert np.allclose(np.load("datasets/G/train_data.npy"), signal[:120][:, :, [0, 2]].reshape(120, 8))  # series n*2+c
+    adj = load_graph("datasets/G")  # node n's channel c is series n * 2 + c
+    assert adj[0, 0] == 1 and 0 < adj[2, 4] < adj[0, 2] < 1 and adj[4, 6] == 0  # far edge below threshold
+    assert adj[0, 1] == 1 and adj[0, 3] == 0  # a node's two channels are linked, never across nodes and channels
+    assert json.loads(Path("datasets/G/meta.json").read_text())["channels"]["names"] == ["0", "2"]
 
 
 def test_prepare_h5_and_dcrnn_pkl(workdir, capsys):
