@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from .data import readers, time_axis
+from .data.layout import channels_as_series
 from .errors import UserError, exit_status
 
 EPILOG = """examples:
@@ -72,8 +73,12 @@ def read_readings(path: Path, forecaster, repeats: Optional[str] = None, fill_ga
     signal = readers.read_signal(path, known_ids=ids if forecaster.dataset.node_ids else None,
                                  null_hint="leave a missing reading's cell empty")
     values = signal.values
+    names = list(forecaster.dataset.channel_names or [])
+    if values.ndim == 3 and values.shape[2] == len(names):  # a grid file of the run's channels: its series, as prepared
+        values, signal.ids = channels_as_series(values, signal.ids, None, None, None, names)[:2]
     if values.ndim != 2:
-        raise UserError(f"--data {path}: readings of shape {list(values.shape)}; give one column per sensor.")
+        raise UserError(f"--data {path}: readings of shape {list(values.shape)}; give one column per sensor"
+                        + (f", or the run's {len(names)} channels ({', '.join(names)})" if names else "") + ".")
     if signal.ids is None and readers.first_row_looks_like_ids(values):
         raise UserError(f"--data {path}: its first row ({', '.join(f'{v:g}' for v in values[0, :3])}, ...) looks like "
                         f"sensor ids, but not the run's ({', '.join(ids[:3])}, ...); give a header of the run's sensor "

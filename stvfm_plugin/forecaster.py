@@ -112,6 +112,12 @@ class Forecaster:
         window = readings[-self.input_len:]
         null = self.dataset.null_val
         missing = ~np.isfinite(window) | (window == null if null is not None else False)
+        if null is None and missing.any():  # no marker: the run never saw a missing reading, nor can its input hold one
+            t, n = np.argwhere(missing)[0]
+            raise UserError(f"{what}: {int(missing.sum())} reading(s) of the last {self.input_len} rows are missing "
+                            f"(first: sensor {self.sensor_ids[n]}, row {len(readings) - self.input_len + t + 1}), but "
+                            "the run's data has no missing-value marker (every reading is data), so the model cannot "
+                            "be given a gap. Give every reading of the window.")
         limit = max(0.5, self.dataset.missing_share)
         if missing.all() or missing.mean() > limit:
             raise UserError(f"{what}: {int(missing.sum())} of the {missing.size} readings of the last {self.input_len} "

@@ -280,3 +280,19 @@ def test_bounds_never_go_below_the_data_s_floor(tmp_path, monkeypatch):
     assert data_main(["prepare", "--data", "counts.csv", "--name", "Signed", "--step-minutes", "60",
                       "--null-value", "none", "--floor", "none"]) == 0
     assert json.loads(Path("datasets/Signed/meta.json").read_text())["floor"] is None
+
+
+def test_a_gap_in_the_window_of_a_run_without_a_missing_marker_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    counts = np.random.default_rng(0).poisson(20, size=(24 * 7 * 4, 3))
+    np.savetxt("counts.csv", counts, delimiter=",", fmt="%d", header="a,b,c", comments="")
+    assert data_main(["prepare", "--data", "counts.csv", "--name", "Counts", "--step-minutes", "60", "--null-value",
+                      "none", "--start", "2024-01-01"]) == 0
+    assert run_main(["-c", str(CONFIGS / "STID.py"), "--dataset", "Counts", "--set", "num_epochs=1", "--threads", "1",
+                     "--run-dir", "run"]) == 0
+    rows = "\n".join(",".join("" if (k == 20 and j == 1) else str(v) for j, v in enumerate(row))
+                     for k, row in enumerate(counts[-24:]))
+    Path("gap.csv").write_text("a,b,c\n" + rows + "\n")
+    assert forecast_main(["run", "--data", "gap.csv", "--end", "2024-01-28T23:00", "--out", "f.csv"]) == 2
+    assert ("1 reading(s) of the last 12 rows are missing (first: sensor b, row 21), but the run's data has no "
+            "missing-value marker") in capsys.readouterr().err and not Path("f.csv").exists()

@@ -225,3 +225,21 @@ def test_a_naive_reference_is_scored_per_channel_as_the_models_are(grid_data, mo
     assert set(metrics["channel_start"]) == {"MAE", "RMSE", "MAPE"} and metrics["channel_end"]["MAE"] > 0
     both = (metrics["channel_start"]["MAE"] + metrics["channel_end"]["MAE"]) / 2
     assert metrics["overall"]["MAE"] == pytest.approx(both, rel=1e-9)  # as many readings in each channel
+
+
+def test_a_grid_forecast_reads_newer_frames_from_a_grid_file(grid_data, monkeypatch):
+    import h5py
+
+    monkeypatch.chdir(grid_data)
+    run = run_one(grid_data, "STID", "Grid", ["--set", "num_epochs=1"], monkeypatch)
+    frames = np.random.default_rng(0).poisson(10, size=(24, 2, 6, 5)).astype(float)  # [T, C, H, W], one day
+    with h5py.File("latest.h5", "w") as f:
+        f["data"] = frames
+        f["date"] = np.array([f"202401{d:02d}{h:02d}".encode() for d in (8,) for h in range(24)])
+    assert forecast_main([str(run), "--data", "latest.h5", "--out", "g.csv"]) == 0
+    table = pd.read_csv("g.csv")
+    assert table["time"].iloc[0] == "2024-01-09 00:00:00" and len(table) == 12 * 60
+    import datetime as dt
+
+    direct = Forecaster.load(run).forecast(np.moveaxis(frames, 1, -1).reshape(24, 60), end=dt.datetime(2024, 1, 8, 23))
+    assert np.allclose(table["forecast"], direct["forecast"], atol=1e-3)  # cell r0c0's start, its end, r0c1's start...
