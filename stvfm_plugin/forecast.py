@@ -270,6 +270,12 @@ def forecast_command(args: argparse.Namespace) -> None:
         end = end or file_end
         if end is None and forecaster.dataset.start:
             raise UserError(f"--data {args.data} has no timestamp column: give --end TIME, the time of its last row.")
+        if end is not None and not forecaster.dataset.start:
+            raise UserError(f"{'--end' if args.end else f'--data {args.data}'} gives a time, but dataset "
+                            f"{forecaster.dataset.name} has no start time: its calendar features count steps from a "
+                            "Monday midnight, not the real clock, so a real time would give the model other features "
+                            "than it trained with. Give --data without times (and no --end), or prepare the dataset "
+                            "with --start (or time stamps) and train again.")
         forecaster.check_readings(readings, f"--data {args.data}")
     else:
         readings, latest_end = forecaster.latest(rows=HISTORY * forecaster.input_len)

@@ -296,3 +296,16 @@ def test_a_gap_in_the_window_of_a_run_without_a_missing_marker_is_refused(tmp_pa
     assert forecast_main(["run", "--data", "gap.csv", "--end", "2024-01-28T23:00", "--out", "f.csv"]) == 2
     assert ("1 reading(s) of the last 12 rows are missing (first: sensor b, row 21), but the run's data has no "
             "missing-value marker") in capsys.readouterr().err and not Path("f.csv").exists()
+
+
+def test_a_real_time_for_a_run_whose_data_had_no_clock_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    speeds = 60 + np.random.default_rng(0).normal(size=(288 * 3, 2))
+    np.savetxt("speeds.csv", speeds, delimiter=",", fmt="%.3f", header="a,b", comments="")
+    assert data_main(["prepare", "--data", "speeds.csv", "--name", "NoClock", "--step-minutes", "5"]) == 0
+    assert run_main(["-c", str(CONFIGS / "STID.py"), "--dataset", "NoClock", "--set", "num_epochs=1", "--threads", "1",
+                     "--run-dir", "run"]) == 0
+    np.savetxt("latest.csv", speeds[-12:], delimiter=",", fmt="%.3f", header="a,b", comments="")
+    assert forecast_main(["run", "--data", "latest.csv", "--end", "2024-01-01T10:00"]) == 2
+    assert "has no start time: its calendar features count steps from a Monday midnight" in capsys.readouterr().err
+    assert forecast_main(["run", "--data", "latest.csv"]) == 0  # without a time: the run's own clock
