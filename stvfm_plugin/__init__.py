@@ -3,7 +3,19 @@
 `from stvfm_plugin import STVFM, STVFMConfig, DatasetInfo` (imported on first use, so that the command-line
 tools start without loading torch first).
 """
+import os
+import sys
 from typing import Any
+
+# OpenMP threads that wait for work sleep instead of spinning (unless the user chose otherwise): a spinning thread holds
+# its core, so beside one busy process a 2-thread run's epoch took 3.1x its quiet time (ST-VFM demo, 57.3 s against
+# 18.6 s), and 1.8x with waiting threads asleep (33.8 s); benchmarks/README "Shared machine". OpenMP reads this when
+# torch loads: where torch was loaded first (`python -m basicts.run` imports it with BasicTS), the shim starts over.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    WAIT_POLICY_TOO_LATE = "torch" in sys.modules
+else:
+    WAIT_POLICY_TOO_LATE = False
 
 __version__ = "0.1.0"
 __all__ = ["STVFM", "STVFMConfig", "DatasetInfo", "Forecaster", "build_model"]
