@@ -7,10 +7,11 @@ import os
 import sys
 from typing import Any
 
-# OpenMP threads that wait for work sleep instead of spinning (unless the user chose otherwise): a spinning thread holds
-# its core, so beside one busy process a 2-thread run's epoch took 3.1x its quiet time (ST-VFM demo, 57.3 s against
-# 18.6 s), and 1.8x with waiting threads asleep (33.8 s); benchmarks/README "Shared machine". OpenMP reads this when
-# torch loads: where torch was loaded first (`python -m basicts.run` imports it with BasicTS), the shim starts over.
+# OpenMP threads that wait for work sleep instead of spinning (unless the user chose otherwise). A spinning thread holds
+# its core: beside one busy single-threaded process, a 2-thread ST-VFM demo epoch took 171.8 s with libgomp's default
+# spin, 55.4 s with OMP_WAIT_POLICY=ACTIVE and 34.5 s with PASSIVE, against 16.8-17.8 s alone; alone, PASSIVE costs
+# 20-40 % (20.5-24.2 s). benchmarks/README "Shared machine". OpenMP reads this when torch loads: where torch was loaded
+# first (`python -m basicts.run` imports it with BasicTS), the shim starts the command over.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     WAIT_POLICY_TOO_LATE = "torch" in sys.modules
