@@ -1301,3 +1301,22 @@ def test_a_mape_without_any_target_to_divide_by_is_no_damage(tmp_path):
     check_summary(tmp_path / "seed-1.json", summary)  # accepted: MAPE is not ranked on
     with pytest.raises(UserError, match="its metrics overall RMSE is nan"):
         check_summary(tmp_path / "seed-1.json", {**summary, "metrics": {"overall": {"MAE": 1.0, "RMSE": float("nan")}}})
+
+
+def test_a_week_of_history_trains_once_and_a_second_call_keeps_its_runs(workdir):
+    from stvfm_plugin.data.synth import SynthOptions, synth_dataset
+
+    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=4, num_steps=24 * 7 * 6, step_minutes=60,
+                                                              seed=1))
+    command = [python(), "-m", "stvfm_plugin.leaderboard", "run", "--dataset", "Hourly", "--models", "STID",
+               "SeasonalWeek", "--epochs", "1", "--patience", "3", "--seeds", "1", "--history", "week", "--threads",
+               "1", "--max-minutes", "none", "--config-dir", str(REPO / "baselines_cfg")]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    cfg = json.loads((workdir / "leaderboard" / "Hourly" / "STID" / "seed-1" / "cfg.json").read_text())
+    assert cfg["model_config"]["input_len"] == 168
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)  # nothing stale: the same week in
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "STID seed 1: finished before, skipped" in again.stdout or "skipped" in again.stdout
+    md = (workdir / "leaderboard" / "Hourly" / "report" / "leaderboard.md").read_text()
+    assert "(`--history week`: every row, the naive references' windows too, reads a week of steps" in md

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import UserError
+from ..protocols import history_input_len
 from ..files import read_json
 from .rows import SETTINGS_KEYS
 from .runs import Budget, run_dir, split_variant
@@ -39,9 +40,21 @@ def row_settings(budget: Budget, row: str) -> dict:
     overrides = (budget.overrides.get(base, []) if base != row else []) + budget.overrides.get(row, []) + changes
     cfg = load_config(budget.config_path(row))
     apply_overrides(cfg, [parse_override(item) for item in [f"dataset_name={budget.dataset}"] + overrides])
-    if (dataset_folder(budget.dataset) / META_FILE).is_file():
-        bind_dataset(cfg, DatasetInfo.load(budget.dataset))
-    return kept_settings(json.loads(str(cfg)))
+    prepared = (dataset_folder(budget.dataset) / META_FILE).is_file()
+    if prepared:
+        info = DatasetInfo.load(budget.dataset)
+        week = history_input_len(budget.history, info.step_minutes)
+        if week is not None:  # as the run applies --history (`run.describe_run`)
+            apply_overrides(cfg, [("input_len", week)])
+        bind_dataset(cfg, info)
+    settings = kept_settings(json.loads(str(cfg)))
+    return settings if prepared or budget.history == "recent" else _without(settings, "input_len")
+
+
+def _without(settings: dict, key: str) -> dict:
+    """`settings` without `key` at any depth: a length the dataset decides (a week of its steps) is not compared
+    where the dataset is not prepared here."""
+    return {k: _without(v, key) if isinstance(v, dict) else v for k, v in settings.items() if k != key}
 
 
 def _differences(then: dict, now: dict, prefix: str = "") -> List[str]:
