@@ -234,3 +234,16 @@ def test_bad_grid_input_is_one_line_and_writes_nothing(workdir, capsys, case):
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == f"error: {case.message}" and "Traceback" not in err
     assert sorted(p.name for p in workdir.iterdir()) == before
+
+
+def test_the_dcrnn_presets_fill_a_missing_hour_of_their_index_as_missing_readings(workdir, capsys):
+    raw = workdir / "raw"
+    raw.mkdir()
+    minutes = [m for m in range(0, 5 * 600, 5) if not 600 <= m < 660]  # the hour a spring clock change skips
+    frame(minutes, columns=("7", "8", "9")).to_hdf(raw / "metr-la.h5", key="df")
+    (raw / "adj_mx.pkl").write_bytes(pickle.dumps([["7", "8", "9"], {"7": 0, "8": 1, "9": 2}, np.eye(3, dtype=np.float32)]))
+    assert data_main(["prepare", "--preset", "METR-LA", "--src", str(raw)]) == 0
+    assert "1 gap in the time stamps, 12 steps in all (longest 12): filled as missing readings" in capsys.readouterr().err
+    found = meta("METR-LA")
+    assert found["shape"] == [600, 3] and found["time_axis"]["filled_steps"] == 12 and found["start_time"] == \
+        "2024-01-01T00:00:00"

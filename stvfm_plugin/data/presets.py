@@ -59,6 +59,8 @@ def _pems(n: int, nodes: int, steps: int, note: str) -> Preset:
         id_files=[f"PEMS0{n}.txt"] if n == 3 else (), note=note, num_nodes=nodes, num_steps=steps)
 
 
+#: METR-LA and PEMS-BAY keep their time index in the .h5 file (local clock times): any step it lacks (a clock-change hour,
+#: an outage) becomes a missing reading (0, masked), counted in the log and meta.json, never a silent shift of the calendar
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     _pems(3, 358, 26208, "from the ASTGCN/ASTGNN release: PEMS03.npz, PEMS03.csv, PEMS03.txt"),
     _pems(4, 307, 16992, "from the ASTGCN/ASTGNN release: PEMS04.npz, PEMS04.csv"),
@@ -66,11 +68,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     _pems(8, 170, 17856, "from the ASTGCN/ASTGNN release: PEMS08.npz, PEMS08.csv"),
     Preset(name="METR-LA", data_files=["metr-la.h5", "METR-LA.h5"], data_format="h5",
            graph_files=["adj_mx.pkl", "adj_METR-LA.pkl", "adj_mx_la.pkl"], graph_format="pkl",
-           coords_files=["graph_sensor_locations.csv"], ratios=(0.7, 0.1, 0.2),
+           coords_files=["graph_sensor_locations.csv"], ratios=(0.7, 0.1, 0.2), fill_gaps=True,
            note="from the DCRNN release: metr-la.h5, adj_mx.pkl", num_nodes=207, num_steps=34272),
     Preset(name="PEMS-BAY", data_files=["pems-bay.h5", "PEMS-BAY.h5"], data_format="h5",
            graph_files=["adj_mx_bay.pkl", "adj_PEMS-BAY.pkl"], graph_format="pkl",
-           coords_files=["graph_sensor_locations_bay.csv"], ratios=(0.7, 0.1, 0.2),
+           coords_files=["graph_sensor_locations_bay.csv"], ratios=(0.7, 0.1, 0.2), fill_gaps=True,
            note="from the DCRNN release: pems-bay.h5, adj_mx_bay.pkl", num_nodes=325, num_steps=52116),
     Preset(name="LosLoop", data_files=["los_speed.csv"], data_format="csv", csv_header=True,
            graph_files=["los_adj.csv"], graph_format="dense",
