@@ -209,11 +209,8 @@ def _time_axis(args: argparse.Namespace, spec: DatasetSpec, signal: readers.RawS
 
 def _stated_grid(text: str, nodes: int, found) -> tuple:
     """`--grid 16x8`: the grid of a signal whose columns are its cells, row-major; it must hold exactly the columns."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--grid {text!r}: give rows x columns, e.g. 16x8.") from None
-    if height < 1 or width < 1 or height * width != nodes or (found and tuple(found) != (height, width)):
+    height, width = readers.parse_grid(text)
+    if height * width != nodes or (found and tuple(found) != (height, width)):
         held = f"its grid is {found[0]} x {found[1]}" if found else f"it has {nodes} columns of readings"
         raise UserError(f"--grid {text}: {height} x {width} = {height * width} cells, but {held}; give the grid the "
                         "data has (rows x columns, cells numbered row-major).")
@@ -304,11 +301,13 @@ def synth_command(args: argparse.Namespace) -> Path:
 
 
 def _synth_grid(args: argparse.Namespace) -> Path:
-    from .synth_grid import GridOptions, parse_grid, synth_grid_dataset
+    from .synth_grid import GridOptions, synth_grid_dataset
 
     if args.like or args.graph or args.nodes:
         raise UserError("--grid generates a grid of its own: drop --like / --graph / --nodes.")
-    height, width = parse_grid(args.grid)
+    height, width = readers.parse_grid(args.grid)
+    if height < 2 or width < 2:
+        raise UserError(f"--grid {args.grid}: give at least 2 x 2 cells.")
     options = GridOptions(height=height, width=width, num_steps=args.steps or 24 * 7 * 6,
                           step_minutes=args.step_minutes or 60, seed=args.seed)
     ratios = tuple(parse_ratios(args.ratios)) if args.ratios else (0.6, 0.2, 0.2)

@@ -236,6 +236,17 @@ def _numeric_signal(array: np.ndarray, stamps: Optional[list], channels: Optiona
                      digit_stamps=True, grid_shape=grid)
 
 
+def parse_grid(text: str) -> tuple[int, int]:
+    """`--grid 16x8` -> (16, 8): rows x columns of a grid, each at least 1."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--grid {text!r}: give rows x columns, e.g. 16x8.") from None
+    if height < 1 or width < 1:
+        raise UserError(f"--grid {text}: give at least one row and one column.")
+    return height, width
+
+
 #: axis orders of grid arrays (`--grid-axes`): time, channel, grid row (H), grid column (W)
 GRID_AXES = ("THW", "TCHW", "THWC")
 

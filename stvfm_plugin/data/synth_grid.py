@@ -19,7 +19,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserError
 from .graph import grid_adjacency, grid_coords
 from .layout import DatasetSpec, channels_as_series, write_dataset
 from .readers import grid_signal
@@ -38,17 +37,6 @@ class GridOptions:
     seed: int = 0
     hot_spots: int = 3
     peak: float = 60.0
-
-
-def parse_grid(text: str) -> tuple[int, int]:
-    """`8x6` -> (8, 6)."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--grid {text!r}: give rows x columns, e.g. 8x6.") from None
-    if height < 2 or width < 2:
-        raise UserError(f"--grid {text}: give at least 2 x 2 cells.")
-    return height, width
 
 
 def generate_grid(options: GridOptions) -> np.ndarray:

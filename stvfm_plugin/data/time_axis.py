@@ -222,11 +222,9 @@ def regular_axis(stamps: Sequence[dt.datetime], data: np.ndarray, what: str, ste
                             f"--repeats {'|'.join(REPEAT_RULES)} to combine them by that rule.")
         if repeats not in REPEAT_RULES:
             raise UserError(f"--repeats {repeats!r}: choose one of {', '.join(REPEAT_RULES)}.")
-        combined = np.empty((len(unique), *data.shape[1:]), dtype=np.float64)
-        bounds = np.append(first_row, len(times))
-        for k in range(len(unique)):
-            block = data[bounds[k]:bounds[k + 1]].astype(np.float64)
-            combined[k] = block[0] if len(block) == 1 else _combine(block, repeats, null_val)
+        combined = data[first_row].astype(np.float64)  # the stamps' rows are adjacent once sorted
+        for k in np.flatnonzero(counts > 1):  # only the repeated stamps are combined
+            combined[k] = _combine(data[first_row[k]:first_row[k] + counts[k]].astype(np.float64), repeats, null_val)
         data = combined
         report.repeated_stamps, report.repeated_rows = int((counts > 1).sum()), int((counts - 1).sum())
         report.repeat_rule = repeats
