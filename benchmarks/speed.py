@@ -23,8 +23,10 @@ import inspect
 import logging
 import os
 import platform
+import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -34,6 +36,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from stvfm_plugin.config_tools import parse_override
+from stvfm_plugin.cpu_threads import ThreadGovernor
+from stvfm_plugin.models.precision import autocast
 from stvfm_plugin.data.synth import SynthOptions
 from stvfm_plugin.data.synth import synthetic_name
 from stvfm_plugin.errors import exit_status
@@ -46,51 +50,97 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Row:
-    """One measured setting: a config, its overrides and the torch thread count."""
+    """One measured setting: a config, its overrides, the torch thread count, and whether the machine is shared."""
 
     name: str
     config: str
     threads: int
     overrides: List[str] = field(default_factory=list)
+    follow_free: bool = False  # the thread count follows the free cores, as a run's default (`cpu_threads`)
+    beside_busy: bool = False  # one busy single-threaded process runs beside the row
 
     @classmethod
     def parse(cls, text: str) -> "Row":
-        """`NAME|CONFIG|THREADS[|key=value,key=value...]` (THREADS `all` = every available core)."""
+        """`NAME|CONFIG|THREADS[|key=value,key=value...]`: THREADS a number, `all` (every available core) or `auto`
+        (every core, fewer while other processes keep cores busy: a run's default), `+busy` after it to measure beside
+        one busy single-threaded process (e.g. `auto+busy`)."""
         parts = text.split("|")
         if len(parts) < 3:
             raise SystemExit(f"error: --row {text!r}: write NAME|CONFIG|THREADS[|key=value,...]")
-        threads = available_cores() if parts[2] == "all" else int(parts[2])
+        threads, plus, busy = parts[2].partition("+")
+        if (plus and busy != "busy") or not (threads in ("all", "auto") or threads.isdigit()):
+            raise SystemExit(f"error: --row {text!r}: THREADS is a number, all or auto, optionally followed by +busy")
         overrides = [o for o in parts[3].split(",") if o] if len(parts) > 3 else []
-        return cls(parts[0], parts[1], threads, overrides)
+        return cls(parts[0], parts[1], available_cores() if threads in ("all", "auto") else int(threads), overrides,
+                   follow_free=threads == "auto", beside_busy=bool(plus))
+
+    @property
+    def threads_label(self) -> str:
+        return f"{self.threads}, fewer while busy" if self.follow_free else str(self.threads)
 
 
 #: the committed config until issue 30's tuning: every backbone weight frozen
 ALL_FROZEN = ["model_config.train_backbone_norms=False"]
+#: half precision (`precision`; the whole forward pass unless `precision_scope` says otherwise)
+BF16 = "model_config.precision=bf16"
 #: (new, old) rows whose training speed ratio the report states by default
 SPEEDUPS = [("ST-VFM committed config", "ST-VFM before: 2 blocks, 1 node per token, 1 thread"),
-            ("ST-VFM committed config, 1 thread", "ST-VFM all frozen (committed before issue 30), 1 thread")]
+            ("ST-VFM committed config, 1 thread", "ST-VFM all frozen (committed before issue 30), 1 thread"),
+            ("ST-VFM committed config, bf16", "ST-VFM committed config"),
+            ("ST-VFM committed config, bf16, 1 thread", "ST-VFM committed config, 1 thread")]
 
 
 def default_rows() -> List[Row]:
     """STID; ST-VFM as it was (2 blocks, one node per token) on one thread and on all cores; ST-VFM as committed,
     plain and with its frozen blocks compiled (the compilation happens in the warm-up steps, not timed); on one
     thread, as the leaderboard trains, ST-VFM as committed and as it was before issue 30 (all of its backbone
-    frozen)."""
+    frozen); ST-VFM in bf16 (the whole model, or the frozen blocks alone); STID and ST-VFM beside one busy process,
+    with the thread count following the free cores (a run's default) and fixed."""
     cores = available_cores()
     stvfm = str(REPO / "baselines_cfg" / "STVFM.py")
     # the first release's settings: all frozen, one node per token, no residual head layers, its adapter width and
     # dropout
     before = ALL_FROZEN + ["model_config.vfm_layers=2", "model_config.patch_size=1", "model_config.max_tokens=None",
                           "model_config.head_layers=0", "model_config.adapter_hidden=256", "model_config.dropout=0.1"]
+    stid = str(REPO / "baselines_cfg" / "STID.py")
     return [
-        Row("STID (committed config)", str(REPO / "baselines_cfg" / "STID.py"), cores),
+        Row("STID (committed config)", stid, cores, follow_free=True),
         Row("ST-VFM before: 2 blocks, 1 node per token, 1 thread", stvfm, 1, before),
         Row(f"ST-VFM before: 2 blocks, 1 node per token, {cores} threads", stvfm, cores, before),
-        Row("ST-VFM committed config", stvfm, cores),
+        Row("ST-VFM committed config", stvfm, cores, follow_free=True),
         Row("ST-VFM committed config + compile_backbone", stvfm, cores, ["model_config.compile_backbone=True"]),
         Row("ST-VFM committed config, 1 thread", stvfm, 1),
         Row("ST-VFM all frozen (committed before issue 30), 1 thread", stvfm, 1, ALL_FROZEN),
+        # half precision (issue 46): the whole forward pass in bf16, and the frozen blocks alone
+        Row("ST-VFM committed config, bf16", stvfm, cores, [BF16], follow_free=True),
+        Row("ST-VFM committed config, bf16 frozen blocks only", stvfm, cores,
+            [BF16, "model_config.precision_scope=backbone"], follow_free=True),
+        Row("ST-VFM committed config, bf16, 1 thread", stvfm, 1, [BF16]),
+        # the shared machine: a run's default beside one busy process, and the same with the thread count fixed
+        Row("STID (committed config), shared machine", stid, cores, follow_free=True, beside_busy=True),
+        Row(f"STID (committed config), shared machine, --threads {cores}", stid, cores, beside_busy=True),
+        Row("ST-VFM committed config, shared machine", stvfm, cores, follow_free=True, beside_busy=True),
+        Row(f"ST-VFM committed config, shared machine, --threads {cores}", stvfm, cores, beside_busy=True),
     ]
+
+
+#: the shared-machine target: an epoch beside one busy process takes at most this times its quiet time
+SHARED_TARGET = 2.5
+
+
+@contextmanager
+def busy_neighbour(on: bool):
+    """One busy single-threaded process beside the block (`python -c "while True: pass"`), if `on`."""
+    if not on:
+        yield
+        return
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # running before the first timed step
+        yield
+    finally:
+        process.kill()
+        process.wait()
 
 
 # ---- measuring ------------------------------------------------------------------------------------
@@ -190,7 +240,8 @@ def frozen_blocks_gflops(model: torch.nn.Module, batch_size: int, min_seconds: f
     tokens = torch.randn(branches * batch_size, model.layout.num_cells, vfm.embed_dim, requires_grad=True)
 
     def step() -> None:
-        vfm(tokens).sum().backward()
+        with autocast(model.config.precision, tokens.device):  # the row's precision (a bf16 row: bf16 blocks)
+            vfm(tokens).float().sum().backward()
 
     with FlopCounterMode(display=False) as counter:
         step()
@@ -211,6 +262,12 @@ def measure(row: Row, dataset: Optional[str], min_seconds: float, echo: Callable
             overrides: Sequence[str] = ()) -> dict:
     """Every figure of one row, on `dataset` (prepared, or a synthetic set's name: generated on first use; None:
     the config's own)."""
+    with busy_neighbour(row.beside_busy):
+        return _measure(row, dataset, min_seconds, echo, overrides)
+
+
+def _measure(row: Row, dataset: Optional[str], min_seconds: float, echo: Callable[[str], None],
+             overrides: Sequence[str]) -> dict:
     torch.set_num_threads(row.threads)
     flush_denormals()  # as every run does
     torch.manual_seed(0)
@@ -232,7 +289,15 @@ def measure(row: Row, dataset: Optional[str], min_seconds: float, echo: Callable
     with FlopCounterMode(display=False) as counter:
         training_step(model, loss_fn, optimizer, train_batch)
     flops_per_window = counter.get_total_flops() / batch_size
-    train_s = timed(lambda: training_step(model, loss_fn, optimizer, batches(batch_size)), min_seconds, 3)
+    governor = ThreadGovernor(row.threads, sorted(os.sched_getaffinity(0))) if row.follow_free else None
+    threads_used = {row.threads}
+
+    def train() -> None:
+        if governor is not None and governor.poll() is not None:  # as the runner polls before each step
+            threads_used.add(governor.threads)
+        training_step(model, loss_fn, optimizer, batches(batch_size))
+
+    train_s = timed(train, min_seconds, 3)
     model.eval()
 
     def infer() -> None:
@@ -242,7 +307,8 @@ def measure(row: Row, dataset: Optional[str], min_seconds: float, echo: Callable
     infer_s = timed(infer, min_seconds / 2, 3)
     peak_kb = _read_status_kb("VmHWM")
     result = {
-        "row": row, "batch_size": batch_size, "threads": row.threads,
+        "row": row, "batch_size": batch_size, "threads": row.threads_label
+        + (f" (used {', '.join(map(str, sorted(threads_used)))})" if len(threads_used) > 1 else ""),
         "train_wps": batch_size / train_s, "infer_wps": batch_size / infer_s,
         "epoch_s": batches.windows_per_epoch * train_s / batch_size, "epoch_windows": batches.windows_per_epoch,
         "peak_mb": peak_kb / 1024 if peak_kb else None,
@@ -259,6 +325,13 @@ def measure(row: Row, dataset: Optional[str], min_seconds: float, echo: Callable
     echo(f"{row.name}: {result['train_wps']:.1f} train windows/s, {result['infer_wps']:.1f} inference windows/s, "
          f"peak {result['peak_mb']:.0f} MB" + (f", {result['tokens']} tokens/window" if result["tokens"] else ""))
     return result
+
+
+def quiet_twin(busy: dict, results: List[dict]) -> Optional[dict]:
+    """The quiet row measured with the same config, overrides and thread count as the shared-machine row `busy`."""
+    row = busy["row"]
+    return next((r for r in results if not r["row"].beside_busy and r["row"].config == row.config
+                 and r["row"].overrides == row.overrides and r["row"].threads == row.threads), None)
 
 
 # ---- the report ----------------------------------------------------------------------------------
@@ -288,7 +361,9 @@ def report(results: List[dict], scale: List[dict], args: argparse.Namespace, com
         "",
         f"- Machine: {cpu_model()}, {os.cpu_count()} logical cores, {available_cores()} available to the process; "
         f"torch {torch.__version__}, Python {platform.python_version()}.",
-        f"- Threads: each row sets `torch.set_num_threads` to its own count (column Threads); "
+        f"- Threads: each row sets `torch.set_num_threads` to its own count (column Threads); \"fewer while busy\" "
+        "rows follow the free cores as a run does by default (`stvfm_plugin.cpu_threads`: sampled about once a second "
+        "between training steps; \"used\" lists the counts they ran with); "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
         f"interop threads {torch.get_num_interop_threads()}.",
         f"- Dataset: {f'`{args.dataset}`' if args.dataset else 'each config’s own'} (prepared), random training windows; each figure is timed for at least "
@@ -299,8 +374,9 @@ def report(results: List[dict], scale: List[dict], args: argparse.Namespace, com
         "Python, torch and the data), and how far it rose above the row's start.",
         "- Tokens per window = tokens through the frozen backbone (both branches, grid and class tokens). "
         "FLOPs per training window are counted by `torch.utils.flop_counter.FlopCounterMode` over one training step.",
-        "- Frozen blocks: their forward and input-gradient pass on the row's token batch, timed alone; achieved "
-        "GFLOP/s against a `[4096, D] x [D, 4D]` float32 GEMM (D = the backbone's width) timed with the same threads.",
+        "- Frozen blocks: their forward and input-gradient pass on the row's token batch in the row's precision, timed "
+        "alone; achieved GFLOP/s against a `[4096, D] x [D, 4D]` float32 GEMM (D = the backbone's width) timed with the "
+        "same threads (a bf16 row can pass 100 %).",
         "",
         "- Train s/epoch = the training windows of one epoch of the dataset's training split "
         f"({results[0]['epoch_windows']:,} for the first row) / train windows per second: training only, as the "
@@ -333,9 +409,23 @@ def report(results: List[dict], scale: List[dict], args: argparse.Namespace, com
                           f"\"{old['row'].name}\": **{new['train_wps'] / old['train_wps']:.2f}x** (inference "
                           f"{new['infer_wps'] / old['infer_wps']:.2f}x); training seconds per epoch "
                           f"{new['epoch_s']:,.1f} against {old['epoch_s']:,.1f}."]
+    shared = [(r, quiet_twin(r, results)) for r in results if r["row"].beside_busy and quiet_twin(r, results)]
+    if shared:
+        lines += ["", "## Shared machine", "",
+                  "Rows marked \"shared machine\" run beside one busy single-threaded process (`python -c \"while True: "
+                  "pass\"`, started before the row's warm-up step, stopped after its last figure), each against the "
+                  "quiet row of the same config, overrides and thread count. Target (issue 46): a run's default "
+                  f"(threads following the free cores) trains at most {SHARED_TARGET:g}x its quiet time per epoch.", "",
+                  "| Row | Threads | Quiet s/epoch | Shared s/epoch | Slowdown | Target met |",
+                  "|---|---|---:|---:|---:|---|"]
+        for busy, quiet in shared:
+            ratio = busy["epoch_s"] / quiet["epoch_s"]
+            met = ("yes" if ratio <= SHARED_TARGET else "NO") if busy["row"].follow_free else "— (count fixed)"
+            lines.append(f"| {busy['row'].name} | {busy['threads']} | {_fmt(quiet['epoch_s'])} | {_fmt(busy['epoch_s'])} "
+                         f"| {ratio:.2f}x | {met} |")
     if scale:
         lines += ["", f"## Cost against graph size ({scale[0]['row'].name}, batch {scale[0]['batch_size']}, "
-                      f"{scale[0]['threads']} threads)", "",
+                      f"{scale[0]['row'].threads} threads)", "",
                   "Synthetic road graphs (`SynthN...`, generated on first use), the same config run on each.", "",
                   "| Nodes N | Token grid | Tokens/window | Train windows/s | Inference windows/s | Peak memory MB (rise) |",
                   "|---:|---|---:|---:|---:|---:|"]

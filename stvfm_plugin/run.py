@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .conformal import METHODS
+from .cpu_threads import omp_threads
 from .protocols import HISTORIES
 from .errors import UserError, exit_status
 from .records import RunState
@@ -116,7 +117,8 @@ def flush_denormals() -> str:
 
 
 def set_threads(requested: Optional[int]) -> str:
-    """Set torch's CPU threads: `requested`, else `$OMP_NUM_THREADS`, else every available core.
+    """Set torch's CPU threads: `requested`, else `$OMP_NUM_THREADS`, else every available core (fewer while other
+    processes keep cores busy, see `threads_follow_free_cores`).
 
     Returns:
         A log line saying how many threads and why.
@@ -127,10 +129,11 @@ def set_threads(requested: Optional[int]) -> str:
         if requested < 1:
             raise UserError(f"--threads {requested}: give 1 or more.")
         threads, why = requested, "--threads"
-    elif os.environ.get("OMP_NUM_THREADS", "").strip().isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
-        threads, why = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    elif omp_threads():
+        threads, why = omp_threads(), "OMP_NUM_THREADS"
     else:
-        threads, why = available_cores(), "every available core; --threads N to change"
+        threads, why = available_cores(), ("every available core, fewer while other processes keep cores busy; "
+                                           "--threads N to fix it")
     torch.set_num_threads(threads)
     cores = available_cores()
     if threads > cores:

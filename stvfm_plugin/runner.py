@@ -43,6 +43,8 @@ from .errors import UserError
 from .files import atomic_write, atomic_write_text, read_json
 from .channel_metrics import per_channel
 from .conformal import CALIBRATION_FILE, calibrate, coverage
+from .cpu_threads import ThreadGovernor, threads_follow_free_cores
+from .models.precision import autocast, needs_loss_scaling
 from .mape import mape_note, sample_targets
 from .records import RunInfo, RunState, StopReason
 from .run_spec import RunSpec
@@ -71,7 +73,12 @@ class PluginRunner(BasicTS110Runner):
         self._last_val: Optional[float] = None
         self.stop_reason: Optional[StopReason] = None
         self.nonfinite_predictions = 0
+        self.governor: Optional[ThreadGovernor] = None
+        self.threads_used = {torch.get_num_threads()}
         super().__init__(spec.cfg, spec.dataset, spec.options.run_dir)
+        if needs_loss_scaling(self.bare_model):  # fp16: small gradients would vanish without loss scaling
+            autocast("fp16", next(self.bare_model.parameters()).device)  # refuses anything but a GPU, before training
+            self.use_amp, self.amp_scaler = True, torch.amp.GradScaler("cuda")
 
     # ---- resuming ------------------------------------------------------------------------------
     def _load_model_resume(self, strict: bool = True) -> None:
@@ -149,8 +156,20 @@ class PluginRunner(BasicTS110Runner):
         self._init_validation()
         self.is_val_initialized = True
         self._count_parameters()
+        if threads_follow_free_cores(self.options.threads) and next(self.bare_model.parameters()).device.type == "cpu":
+            self.governor = ThreadGovernor(torch.get_num_threads(), sorted(os.sched_getaffinity(0))
+                                           if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1))
         if is_master():  # say the run is under way before its first epoch ends (minutes, for the slow models):
             self._write_status(RunState.RUNNING)  # a resumed run: its epochs and best validation come from the checkpoint
+
+    def on_step_start(self, step: int) -> None:
+        super().on_step_start(step)
+        change = self.governor.poll() if self.governor is not None else None
+        if change is not None:
+            old, new, others = change
+            self.threads_used.add(new)
+            self.logger.info(f"CPU threads: {old} -> {new} (other processes keep {others:.1f} of the "
+                             f"{self.governor.max_threads} cores busy)")
 
     def on_epoch_end(self, epoch: int, step: int) -> None:
         self.epoch_seconds.append(time.time() - self.epoch_start_time)
@@ -352,7 +371,7 @@ class PluginRunner(BasicTS110Runner):
             batch_size=self.cfg.get("batch_size"),
             inference_ms_per_batch=(1000 * float(np.mean(self.inference_seconds[1:] or self.inference_seconds))
                                     if self.inference_seconds else None),
-            peak_memory_mb=_peak_memory_mb(device), cpu_threads=[torch.get_num_threads()], seed=self.cfg.seed,
+            peak_memory_mb=_peak_memory_mb(device), cpu_threads=sorted(self.threads_used), seed=self.cfg.seed,
             stop_reason=self.stop_reason, converged=self.stop_reason.converged if self.stop_reason else None,
             max_minutes=self.options.max_minutes, tested=bool(self.cfg.get("eval_after_train", True)),
             best_metrics={k: float(v) for k, v in getattr(self, "best_metrics", {}).items()},

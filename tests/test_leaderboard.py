@@ -1023,9 +1023,11 @@ def test_every_row_of_the_committed_leaderboard_script_is_a_valid_config():
     text = "\n".join(line for line in (REPO / "benchmarks" / "leaderboard.sh").read_text().splitlines()
                      if not line.lstrip().startswith("#"))
     ablations = [row for group in re.findall(r'_ABLATIONS="([^"]*)"', text) for row in group.split()]
-    models = [m for m in re.search(r"--models (.*?)\\\n", text).group(1).split() if not m.startswith("$")]
-    assert "STVFM:pretrained=False" in ablations and "GPT4TS:llm_layers=0" in ablations and len(models) == 11
-    rows = models + ablations
+    orders = [[m for m in group.split() if not m.startswith("$")] for group in re.findall(r'MODELS="([^"]*)"', text)]
+    assert len(orders) == 2 and all(len(models) == 11 and set(models) == set(orders[0]) for models in orders)
+    assert "--models $MODELS" in text
+    assert "STVFM:pretrained=False" in ablations and "GPT4TS:llm_layers=0" in ablations
+    rows = orders[0] + ablations
     budget = Budget(dataset="LosLoop", models=rows, seeds=[1], epochs=1, patience=1, config_dir=str(REPO / "baselines_cfg"),
                     overrides=_overrides(re.findall(r"--set (\S+)", text), rows))
     for row in rows:

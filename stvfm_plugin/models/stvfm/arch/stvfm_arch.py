@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from ..config.stvfm_config import STVFMConfig
+from ...precision import autocast
 from ....data.facts import calendar_switches, require_nodes
 from .cross_prompt import BilateralCrossPromptCoordination
 from .frozen_vfm import FrozenVFM, build_backbone
@@ -99,6 +100,9 @@ class STVFM(nn.Module):
             f"ST-VFM parameters: {trainable:,} trainable, {frozen:,} frozen",
             f"ST-VFM backbone tuning: {self.vfm.tuning}",
             f"ST-VFM token grid: {self.layout.describe()}",
+            f"ST-VFM precision: {config.precision}" + ("" if config.precision == "fp32" else
+                f" ({'the frozen blocks' if config.precision_scope == 'backbone' else 'the whole forward pass'}; "
+                "weights, optimizer and outputs fp32)"),
             "ST-VFM components: " + ", ".join(f"{k}={getattr(config, k)}" for k in (
                 "use_flow_branch", "use_cross_prompt", "flow_loss_weight", "use_temporal_context",
                 "use_time_of_day", "use_day_of_week", "use_learned_pos_embed", "use_vfm_pos_embed", "match_token_stats",
@@ -119,17 +123,22 @@ class STVFM(nn.Module):
         raw_cells = self.layout.to_cells(x)  # [B, S, T * K]
         raw_tokens = self.raw_adapter(raw_cells, timestamps, valid)  # [B, S, D]
         if self.flow_adapter is None:
-            raw = self.vfm(raw_tokens)
+            raw = self._frozen_blocks(raw_tokens)
             return (raw + raw_tokens if self.config.use_adapter_skip else raw), None
         flow_cells = rearrange(st_flow(rearrange(raw_cells, "b s (t k) -> b s t k", k=self.layout.cell_size), dim=2),
                                "b s t k -> b s (t k)")  # [B, S, T * K], the flow of every slot
         flow_tokens = self.flow_adapter(flow_cells, timestamps, valid)  # [B, S, D]
-        raw, flow = self.vfm(torch.cat([raw_tokens, flow_tokens], dim=0)).chunk(2, dim=0)  # 2 x [B, S, D]
+        raw, flow = self._frozen_blocks(torch.cat([raw_tokens, flow_tokens], dim=0)).chunk(2, dim=0)  # 2 x [B, S, D]
         if self.config.use_adapter_skip:
             raw, flow = raw + raw_tokens, flow + flow_tokens
         if self.cross_prompt is not None:
             raw, flow = self.cross_prompt(raw, flow, ~self.layout.cell_valid)
         return raw, flow
+
+    def _frozen_blocks(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The frozen VFM, in the backbone's precision; fp32 out. Shapes: [B', S, D] -> [B', S, D]"""
+        with autocast(self.config.precision, tokens.device):
+            return self.vfm(tokens).float()
 
     def forward_head(self, x: torch.Tensor, raw: torch.Tensor, flow: Optional[torch.Tensor] = None,
                      timestamps: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -151,12 +160,16 @@ class STVFM(nn.Module):
         """
         x = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]
         timestamps = inputs_timestamps if self.config.use_temporal_context else None
-        raw, flow = self.forward_features(x, timestamps)
-        prediction, flow_forecast = self.forward_head(x, raw, flow, inputs_timestamps if self.config.head_calendar else None)
+        whole = self.config.precision if self.config.precision_scope == "model" else "fp32"
+        with autocast(whole, x.device):
+            raw, flow = self.forward_features(x, timestamps)
+            prediction, flow_forecast = self.forward_head(x, raw, flow,
+                                                          inputs_timestamps if self.config.head_calendar else None)
+        prediction = prediction.float()
         if not (train and targets is not None and flow_forecast is not None):
             return prediction
         y = targets[..., 0] if targets.dim() == 4 else targets
         mask = None if targets_mask is None else (targets_mask[..., 0] if targets_mask.dim() == 4 else targets_mask)
         target_flow, flow_mask = future_flow(x[:, -1:], y, mask)
-        aux = self.config.flow_loss_weight * flow_forecasting_loss(flow_forecast, target_flow, flow_mask)
+        aux = self.config.flow_loss_weight * flow_forecasting_loss(flow_forecast.float(), target_flow, flow_mask)
         return {"prediction": prediction, "aux_loss": aux}

@@ -5,6 +5,7 @@ from typing import Optional
 from basicts.configs import BasicTSModelConfig
 
 from ....errors import UserError
+from ...precision import check_precision
 from ..arch.frozen_vfm import resolve_backbone
 from ..arch.spatial_layout import LAYOUTS
 
@@ -35,6 +36,12 @@ class STVFMConfig(BasicTSModelConfig):
     compile_backbone: bool = field(default=False, metadata={
         "help": "Run the frozen blocks through torch.compile: on a 2-core CPU ~12 % faster per training step but "
                 "about a minute of compilation per new batch shape, so off by default (see benchmarks/README.md)."})
+    precision: str = field(default="fp32", metadata={
+        "help": "Compute type of precision_scope: fp32, bf16 (CPUs with bf16 instructions and GPUs) or fp16 (GPUs "
+                "only, with loss scaling); weights, optimizer and outputs stay fp32 (benchmarks/README 'Precision')."})
+    precision_scope: str = field(default="model", metadata={
+        "help": "What runs in `precision`: model (the whole forward pass) or backbone (the frozen blocks only; on a "
+                "2-core CPU no faster than fp32: the casts cost what the blocks gain)."})
     vpt_prompts: int = field(default=0, metadata={
         "help": "Deep visual prompt tuning: learnable prompt tokens entering every frozen block (0 = off); the "
                 "pretrained weights stay frozen."})
@@ -98,6 +105,7 @@ class STVFMConfig(BasicTSModelConfig):
 
     def __post_init__(self) -> None:
         resolve_backbone(self.backbone)
+        check_precision(self.precision, self.precision_scope)
         if self.layout not in LAYOUTS:
             raise UserError(f"layout={self.layout!r}: choose one of {', '.join(LAYOUTS)}.")
         if self.num_features is not None and self.num_features < 1:
