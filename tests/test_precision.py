@@ -114,3 +114,20 @@ def test_a_bf16_run_trains_says_its_precision_and_an_fp16_cpu_run_is_refused_bef
     assert main(["-c", str(cfg), "--run-dir", "fp16", "--set", "model_config.precision=fp16"]) == 2
     assert "precision='fp16' runs on GPUs only" in capsys.readouterr().err
     assert not list(Path("fp16").glob("*.pt"))
+
+
+def test_bf16_on_a_cpu_computes_the_frozen_attention_unfused_and_fp32_keeps_timms_choice():
+    x, ts, _, _ = batch(2, 12, 12, 7)
+    fused = lambda model: {m.fused_attn for m in model.vfm.vit.modules() if hasattr(m, "fused_attn")}  # noqa: E731
+    torch.manual_seed(0)
+    plain = STVFM(tiny(7)).eval()
+    chosen = fused(plain)
+    exact = plain(x, ts)
+    assert fused(plain) == chosen  # fp32: timm's own choice, untouched
+    torch.manual_seed(0)
+    half = STVFM(tiny(7, precision="bf16")).eval()
+    half.load_state_dict(plain.state_dict())
+    assert (half(x, ts) - exact).abs().max() <= 0.05 * exact.abs().max()
+    assert fused(half) == {False}
+    half.vfm.set_fused_attention(True)
+    assert fused(half) == {True}

@@ -311,6 +311,12 @@ class FrozenVFM(nn.Module):
         self.vit.eval()  # frozen: dropout / drop-path stay off
         return self
 
+    def set_fused_attention(self, on: bool) -> None:
+        """Use timm's fused attention kernel (`on`) or attention as matmul + softmax in the frozen blocks."""
+        for module in self.vit.modules():
+            if hasattr(module, "fused_attn") and module.fused_attn != on:
+                module.fused_attn = on
+
     @property
     def num_prefix_tokens(self) -> int:
         return self.vit.num_prefix_tokens
