@@ -149,9 +149,12 @@ class RunInfo:
     nonfinite_predictions: int
     warnings: List[str]
     backbone: Optional[dict] = None  # `BackboneSource.to_json()` of a model with a frozen backbone
+    train_fraction: Optional[float] = None  # `--train-fraction`: the most recent share of the training split trained on
+    train_windows: Optional[int] = None  # training windows per epoch
 
     #: what an evaluation (no epochs) or a resumed run keeps from the earlier record
-    TRAINING_KEYS = ("epochs_run", "seconds_per_epoch", "best_metrics", "stop_reason", "converged", "max_minutes")
+    TRAINING_KEYS = ("epochs_run", "seconds_per_epoch", "best_metrics", "stop_reason", "converged", "max_minutes",
+                     "train_windows")
 
     def merged_with(self, previous: dict) -> "RunInfo":
         """This record completed by the folder's earlier one: an evaluation keeps what training recorded; a resumed
@@ -171,6 +174,7 @@ class RunInfo:
 
     def to_json(self) -> dict:
         record = asdict(self)
-        if record["backbone"] is None:
-            record.pop("backbone")
+        for key in ("backbone", "train_fraction"):  # absent rather than null: no backbone, all of the training split
+            if record[key] is None:
+                record.pop(key)
         return record

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--history", choices=HISTORIES, default="recent",
                         help="how much history the model reads: recent (the config's input_len, default) or week (one "
                              "week of steps, e.g. 168 hourly: every model then sees the same hour last week)")
+    parser.add_argument("--train-fraction", type=float, metavar="F",
+                        help="train on the most recent share F of the training split (0 < F <= 1, e.g. 0.1: the few-"
+                             "shot setting); the scaler is fitted on it, validation and test are unchanged")
     parser.add_argument("--no-test", action="store_true",
                         help="validation only: train, keep the best-validation checkpoint, and never evaluate the test "
                              "split (for tuning; run_info.json holds the best validation MAE)")
@@ -176,7 +179,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         max_minutes=args.max_minutes,
         eval_checkpoint=Path(args.eval) if args.eval else None, gpus=select_gpus(args.gpus), threads=args.threads,
         save_results=args.save_results, test=not args.no_test, coverage=tuple(dict.fromkeys(args.coverage)),
-        interval_method=args.interval_method, history=args.history)
+        interval_method=args.interval_method, history=args.history, train_fraction=args.train_fraction)
 
 
 def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
@@ -184,6 +187,7 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     once, the dataset's facts filled into the config, and the windows and horizons checked."""
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
     from .data.binding import bind_dataset, check_values, check_windows, ensure_dataset
+    from .data.train_share import RecentShareDataset, train_share
     from .protocols import fit_horizons, history_input_len
 
     cfg = load_config(options.config)
@@ -216,6 +220,14 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     for line in bind_dataset(cfg, info):
         logger.info(line)
     check_windows(cfg, info)
+    if options.train_fraction is not None:
+        share = train_share(info, options.train_fraction, cfg.input_len, cfg.output_len,
+                            cfg.get("train_batch_size") or cfg.get("batch_size") or 1)
+        if share.steps < share.train_steps:
+            cfg.dataset_type = RecentShareDataset
+            cfg.dataset_params = dict(cfg.dataset_params, train_fraction=options.train_fraction)
+            cfg._md5, cfg._serialized = "", {}
+        logger.info(share.describe())
     check_values(info)
     horizons = fit_horizons(cfg)
     if horizons:
@@ -251,7 +263,7 @@ def check_resume(run_dir: Path, spec: RunSpec) -> None:
     if not record:
         return
     differ = settings_differences(record, Path(spec.dataset.folder).name, list(spec.options.overrides), spec.options.seed,
-                                  spec.options.history)
+                                  spec.options.history, spec.options.train_fraction)
     if differ:
         raise UserError(f"--resume {run_dir}: this call asks for other settings than the run was trained with "
                         f"({'; '.join(differ)}). A resumed run goes on with its own settings and optimizer state; drop "

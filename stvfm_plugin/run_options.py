@@ -43,6 +43,9 @@ class RunOptions:
     history: str = field(default="recent", metadata={
         "help": "How much history every model reads (`protocols.HISTORIES`): recent = the config's input_len, week = "
                 "one week of steps."})
+    train_fraction: Optional[float] = field(default=None, metadata={
+        "help": "Train on the most recent share of the training split (the part next to validation; the scaler is "
+                "fitted on it; validation and test unchanged). None: all of it."})
     test: bool = field(default=True, metadata={
         "help": "Evaluate the best-validation checkpoint on the test split after training; False: validation only "
                 "(for tuning: the test split is never evaluated)."})
@@ -54,7 +57,8 @@ class RunOptions:
                 "overrides": [[key, value] for key, value in self.overrides], "coverage": list(self.coverage),
                 "eval_checkpoint": str(Path(self.eval_checkpoint).resolve()) if self.eval_checkpoint else None,
                 "seed": self.seed, "trained_on": trained_on, "interval_method": self.interval_method,
-                **({"history": self.history} if self.history != "recent" else {})}
+                **({"history": self.history} if self.history != "recent" else {}),
+                **({"train_fraction": self.train_fraction} if self.train_fraction is not None else {})}
 
     @classmethod
     def from_record(cls, record: dict) -> "RunOptions":
@@ -63,4 +67,4 @@ class RunOptions:
                    overrides=[(key, value) for key, value in record.get("overrides", [])],
                    coverage=tuple(record.get("coverage") or (0.9,)),
                    interval_method=record.get("interval_method") or "split",
-                   history=record.get("history") or "recent")
+                   history=record.get("history") or "recent", train_fraction=record.get("train_fraction"))

@@ -378,7 +378,8 @@ class PluginRunner(BasicTS110Runner):
             build_report=list(getattr(model, "build_report", [])),
             backbone_report=list(getattr(model, "backbone_report", [])), mape_note=getattr(self, "mape_note", None),
             nonfinite_predictions=self.nonfinite_predictions, warnings=list(getattr(model, "run_warnings", [])),
-            backbone=source.to_json() if source is not None else None,
+            backbone=source.to_json() if source is not None else None, train_fraction=self.options.train_fraction,
+            train_windows=len(self.train_data_loader.dataset) if getattr(self, "train_data_loader", None) else None,
         ).merged_with(self._previous_run_info())
         atomic_write_text(os.path.join(self.ckpt_save_dir, "run_info.json"), json.dumps(info.to_json(), indent=2))
 

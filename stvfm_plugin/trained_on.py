@@ -62,9 +62,12 @@ RESUME_MAY_CHANGE = ("num_epochs",)
 
 
 def settings_differences(record: dict, dataset: str, overrides: list, seed: Optional[int],
-                         history: str = "recent") -> List[str]:
+                         history: str = "recent", train_fraction: Optional[float] = None) -> List[str]:
     """The settings a `--resume` asks for that differ from those its run was trained with."""
     differ = []
+    if record.get("train_fraction") != train_fraction:
+        show = (lambda f: "all of the training split" if f is None else f"--train-fraction {f:g}")
+        differ.append(f"{show(record.get('train_fraction'))} there, {show(train_fraction)} here")
     if record.get("history", "recent") != history:
         differ.append(f"--history {record.get('history', 'recent')} there, {history} here")
     if record.get("trained_on") and record["trained_on"].get("name") != dataset:

@@ -983,6 +983,23 @@ def test_ablation_rows_become_overrides_of_their_model():
         split_variant("STVFM:nothing")
 
 
+def test_a_few_shot_row_trains_its_model_on_the_most_recent_share():
+    from stvfm_plugin.leaderboard.runs import run_options_of, split_variant, train_command
+
+    assert split_variant("STID:train_fraction=0.1") == ("STID", [])  # an option of the run, not a config entry
+    assert split_variant("STVFM:pretrained=False,train_fraction=0.25") == ("STVFM", ["model_config.pretrained=False"])
+    assert run_options_of("STVFM:pretrained=False,train_fraction=0.25") == ["--train-fraction", "0.25"]
+    assert run_options_of("STVFM:pretrained=False") == []
+    rows = ["STVFM", "STVFM:train_fraction=0.1"]
+    budget = Budget(dataset="LosLoop", models=rows, seeds=[1], epochs=5, patience=2, config_dir=str(REPO / "baselines_cfg"),
+                    overrides=_overrides(["STVFM:model_config.vfm_layers=1"], rows))
+    command = train_command_of(budget, rows[1])  # the config takes every override: no train_fraction among them
+    assert command[command.index("--train-fraction") + 1] == "0.1"
+    assert [command[i + 1] for i, a in enumerate(command) if a == "--set"][1:] == ["model_config.vfm_layers=1"]
+    resumed = train_command(budget, rows[1], 1, Path("x"), "cpu", True)
+    assert resumed[-3:] == ["--train-fraction", "0.1", "--resume"]
+
+
 def test_forecast_sample_is_the_evening_rush_of_the_first_test_day(tmp_path):
     import numpy as np
 

@@ -70,21 +70,44 @@ def config_file(config_dir: str | Path, model: str, dataset: str) -> Path:
     return tuned if tuned.is_file() else Path(config_dir) / f"{base}.py"
 
 
+#: row keys that are options of the run, not config entries (`STID:train_fraction=0.1` -> `--train-fraction 0.1`)
+RUN_OPTIONS = {"train_fraction": "--train-fraction"}
+
+
 def split_variant(label: str) -> tuple[str, List[str]]:
     """A leaderboard row `MODEL` or `MODEL:key=value,key=value` (an ablation) -> the model and its overrides.
 
     Keys without a dot are `model_config` fields (`STVFM:vfm_layers=0`, `STVFM:pretrained=False`); dotted keys
     are config entries as in `--set` (`STVFM:optimizer_params.lr=1e-4`, `STVFM:lr_scheduler_params.milestones=[25,50]`).
+    `RUN_OPTIONS` keys are options of the run (`run_options_of`), not overrides.
     """
     base, _, spec = label.partition(":")
     overrides = []
-    for item in filter(None, _top_level_items(spec)):
+    for item in _row_items(label, spec):
+        if item.partition("=")[0] not in RUN_OPTIONS:
+            overrides.append(item if "." in item.partition("=")[0] else f"model_config.{item}")
+    return base, overrides
+
+
+def run_options_of(label: str) -> List[str]:
+    """The command-line options a row's `RUN_OPTIONS` keys stand for (`STID:train_fraction=0.1` -> `--train-fraction
+    0.1`)."""
+    options = []
+    for item in _row_items(label, label.partition(":")[2]):
+        key, _, value = item.partition("=")
+        if key in RUN_OPTIONS:
+            options += [RUN_OPTIONS[key], value]
+    return options
+
+
+def _row_items(label: str, spec: str) -> List[str]:
+    items = list(filter(None, _top_level_items(spec)))
+    for item in items:
         key, eq, _ = item.partition("=")
         if not eq or not key:
             raise UserError(f"--models {label!r}: write an ablation as MODEL:key=value[,key=value], e.g. "
                             "STVFM:vfm_layers=0 or STVFM:pretrained=False.")
-        overrides.append(item if "." in key else f"model_config.{item}")
-    return base, overrides
+    return items
 
 
 def _top_level_items(spec: str) -> List[str]:
@@ -162,7 +185,7 @@ def train_command(budget: Budget, model: str, seed: int, folder: Path, device: s
     inherited = budget.overrides.get(base, []) if base != model else []  # an ablation row is its model, changed
     for item in inherited + budget.overrides.get(model, []) + changes:
         command += ["--set", item]
-    return command + (["--resume"] if resume else [])
+    return command + run_options_of(model) + (["--resume"] if resume else [])
 
 
 #: the lock file of a leaderboard folder in use
