@@ -288,8 +288,14 @@ def run(options: RunOptions, where: Optional[dict] = None) -> Path:
     if options.eval_checkpoint:
         if options.resume:
             raise UserError("--eval and --resume cannot be combined.")
-        check_same_dataset(read_json(Path(options.eval_checkpoint).parent / RECORD_FILE), spec.dataset.folder,
-                           f"--eval {options.eval_checkpoint}")
+        record = read_json(Path(options.eval_checkpoint).parent / RECORD_FILE)
+        check_same_dataset(record, spec.dataset.folder, f"--eval {options.eval_checkpoint}")
+        if record and record.get("train_fraction") != options.train_fraction:
+            trained = record.get("train_fraction")
+            raise UserError(f"--eval {options.eval_checkpoint}: that run trained on "
+                            + ("all of the training split" if trained is None else f"--train-fraction {trained:g}")
+                            + ", and its scaler was fitted on that part; evaluate it with the same "
+                            + ("(drop --train-fraction)." if trained is None else f"(--train-fraction {trained:g})."))
         run_dir = launch_evaluation(spec.in_folder(evaluation_dir(options.eval_checkpoint)))
     else:
         if options.run_dir:

@@ -65,13 +65,21 @@ def test_a_run_fits_its_scaler_on_the_kept_part_records_it_and_forecasts_with_it
         json.loads(Path("run/cfg.json").read_text())["dataset_type"]
 
 
-def test_resuming_with_another_fraction_is_refused(tiny_dataset, workdir, capsys):
+def test_resuming_or_evaluating_with_another_fraction_is_refused(tiny_dataset, workdir, capsys):
     cfg = write_config(workdir, STID_TINY)
     assert main(["-c", str(cfg), "--run-dir", "run", "--train-fraction", "0.5", "--set", "num_epochs=1"]) == 0
     capsys.readouterr()
     assert main(["-c", str(cfg), "--run-dir", "run", "--resume", "--set", "num_epochs=2"]) == 2
     assert "--train-fraction 0.5 there, all of the training split here" in capsys.readouterr().err
     assert main(["-c", str(cfg), "--run-dir", "run", "--resume", "--train-fraction", "0.5", "--set", "num_epochs=2"]) == 0
+    best = str(next(Path("run").glob("*best_val*.pt")))
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "--eval", best]) == 2
+    assert ("that run trained on --train-fraction 0.5, and its scaler was fitted on that part; evaluate it with the "
+            "same (--train-fraction 0.5).") in capsys.readouterr().err
+    assert main(["-c", str(cfg), "--eval", best, "--train-fraction", "0.5"]) == 0
+    evaluated = json.loads(next(Path("run").glob("eval-*/test_metrics.json")).read_text())["overall"]["MAE"]
+    assert evaluated == pytest.approx(json.loads(Path("run/test_metrics.json").read_text())["overall"]["MAE"], rel=1e-6)
 
 
 @pytest.mark.parametrize("fraction, message", [
