@@ -1340,3 +1340,42 @@ def test_a_week_of_history_trains_once_and_a_second_call_keeps_its_runs(workdir)
     assert "STID seed 1: finished before, skipped" in again.stdout or "skipped" in again.stdout
     md = (workdir / "leaderboard" / "Hourly" / "report" / "leaderboard.md").read_text()
     assert "(`--history week`: every row, the naive references' windows too, reads a week of steps" in md
+
+
+def test_few_shot_rows_get_their_table_and_figure_against_the_full_data_row(fixture_leaderboard, tmp_path):
+    from stvfm_plugin.leaderboard.few_shot import at_full_data, fraction_of
+
+    assert fraction_of("Big:vfm_layers=0,train_fraction=0.25") == 0.25 and fraction_of("Big:vfm_layers=0") is None
+    assert at_full_data("Big:vfm_layers=0,train_fraction=0.25") == "Big:vfm_layers=0"
+    assert at_full_data("Big:train_fraction=0.1") == "Big"
+    out = fixture_leaderboard
+    settings = json.loads((out / "leaderboard.json").read_text())
+    settings["budget"]["models"] += ["Big:train_fraction=0.1", "Big:train_fraction=0.25", "Small:train_fraction=0.1"]
+    (out / "leaderboard.json").write_text(json.dumps(settings))
+    for seed, mae in ((1, 4.0), (2, 4.4)):
+        fake_run(out, "Big:train_fraction=0.1", seed, mae)
+        info = out / "Big@train_fraction=0.1" / f"seed-{seed}" / "run_info.json"
+        info.write_text(json.dumps(json.loads(info.read_text()) | {"train_fraction": 0.1, "train_windows": 120}))
+    fake_run(out, "Big:train_fraction=0.25", 1, 3.7)
+    fake_run(out, "Small:train_fraction=0.1", 1, 5.0)
+    report = tmp_path / "report"
+    paths = write_report(out, report)
+    assert report / "few_shot.png" in paths and (report / "few_shot.png").stat().st_size > 10_000
+    text = (report / "leaderboard.md").read_text()
+    section = text.split("## Few-shot: trained on the most recent share of the training split")[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")]
+    assert table[0] == "| Row | 10 % | 25 % | 100 % |"
+    assert table[1] == "| Big | 4.200 ± 0.283 (2), 120 windows | 3.700 (1) | 3.250 ± 0.354 (2) |"
+    assert table[2] == "| Small | 5.000 (1) | — | 3.500 ± 0.141 (2) |"
+    ablations = text.split("## Ablations")[1].split("\n## ")[0]
+    assert "train_fraction" not in ablations and "Big:vfm_layers=0" in ablations  # not an ablation of its model
+    again = tmp_path / "again"
+    shutil.copytree(report, again)
+    write_report(None, again)  # from the summaries alone: the same report
+    assert (again / "leaderboard.md").read_text() == text
+
+
+def test_a_report_without_few_shot_rows_has_no_such_section_or_figure(fixture_leaderboard, tmp_path):
+    paths = write_report(fixture_leaderboard, tmp_path / "report")
+    assert not any(p.name == "few_shot.png" for p in paths) and not (tmp_path / "report" / "few_shot.png").exists()
+    assert "Few-shot" not in (tmp_path / "report" / "leaderboard.md").read_text()

@@ -7,6 +7,7 @@ import math
 from typing import Dict, List, Optional
 
 from ..references import REFERENCES
+from .few_shot import few_shot_table, fraction_of
 from .rows import (
     HORIZONS,
     MEMORY_KINDS,
@@ -55,7 +56,7 @@ def markdown(settings: dict, rows: List[ModelRow]) -> str:
     notes = sorted({r.info["mape_note"] for row in rows for r in row.finished if r.info.get("mape_note")})
     lines += ["", f"MAPE is {notes[0]}."] if notes else []
     lines += close_ranks(rows) + reference_flags(rows) + capped_runs(rows) + ablations(rows, settings.get(RELABELLED))
-    lines += verdict(rows, seeds)
+    lines += verdict(rows, seeds) + few_shot_table(rows)
     lines += per_horizon_table(rows) + per_channel_table(rows)
     if any(r.runs and r.runs[0].forecast for r in rows):
         lines += ["", "![Forecasts against the truth at a rush hour](forecasts.png)"]
@@ -324,7 +325,8 @@ def ablations(rows: List[ModelRow], renamed: Optional[List[dict]] = None) -> Lis
     a row they renamed is compared with the earlier config it was an ablation of (see `earlier_full_model`)."""
     by_name = {r.model: r for r in rows}
     renamed_models = {record.get("model") for record in renamed or []}
-    variants = [r for r in rows if r.is_variant and split_variant(r.model)[0] in set(by_name) | renamed_models]
+    variants = [r for r in rows if r.is_variant and split_variant(r.model)[0] in set(by_name) | renamed_models
+                and fraction_of(r.model) is None]  # few-shot rows have their own section
     if not variants:
         return []
     earlier: Dict[str, None] = {}  # the earlier configs compared with, in order

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from .collect import collect, deleted_runs
+from .few_shot import few_shot_figure
 from .figures import figures, forecast_figure
 from .markdown import csv_rows, markdown
 from .summaries import SETTINGS, collect_summaries, export_summaries, keep_earlier_runs
@@ -45,4 +46,5 @@ def write_report(out: Optional[Path], report_dir: Path, warn: Callable[[str], No
         writer.writeheader()
         writer.writerows(table)
     return paths + figures(rows, settings["budget"]["dataset"], report_dir) + \
-        forecast_figure(rows, settings["budget"]["dataset"], report_dir)
+        forecast_figure(rows, settings["budget"]["dataset"], report_dir) + \
+        few_shot_figure(rows, settings["budget"]["dataset"], report_dir)

@@ -23,7 +23,7 @@ RELABELLED = "relabelled"
 INFO_KEYS = ("epochs_run", "seconds_per_epoch", "trainable_params", "total_params", "batch_size",
              "inference_ms_per_batch", "peak_memory_mb", "cpu_threads", "stop_reason", "converged", "max_minutes",
              "build_report", "seed", "best_metrics", "mape_note", "nonfinite_predictions", "backbone",
-             "backbone_report")
+             "backbone_report", "train_fraction", "train_windows")
 _PATH = re.compile(r"(?<![\w.])(?:/[^\s/:,;()'\"|]+)+/([^\s/:,;()'\"|]+)")
 
 
