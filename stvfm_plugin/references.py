@@ -66,14 +66,16 @@ def _week_slots(timestamps: np.ndarray, steps_per_day: int) -> np.ndarray:
 
 
 def _historical_mean(series: np.ndarray, missing: np.ndarray, slots: np.ndarray, train_len: int,
-                     steps_per_day: int) -> np.ndarray:
-    """Training mean per (slot of the week, sensor), falling back to time of day, then to the sensor's mean.
+                     steps_per_day: int, train_from: int = 0) -> np.ndarray:
+    """Training mean per (slot of the week, sensor), falling back to time of day, then to the sensor's mean, over the
+    training steps from `train_from` (a share of the training split: `--train-fraction`).
 
     Shapes:
         series, missing: [L, N], slots: [L] -> table [7 * steps_per_day, N]
     """
-    values = np.where(missing[:train_len], 0.0, series[:train_len])
-    counts = (~missing[:train_len]).astype(float)
+    kept = slice(train_from, train_len)
+    values = np.where(missing[kept], 0.0, series[kept])
+    counts = (~missing[kept]).astype(float)
     sensor = values.sum(0) / np.maximum(counts.sum(0), 1)  # [N]
 
     def by(keys: np.ndarray, size: int) -> tuple:
@@ -82,20 +84,21 @@ def _historical_mean(series: np.ndarray, missing: np.ndarray, slots: np.ndarray,
         np.add.at(n, keys, counts)
         return total, n
 
-    week_total, week_n = by(slots[:train_len], 7 * steps_per_day)
-    day_total, day_n = by(slots[:train_len] % steps_per_day, steps_per_day)
+    week_total, week_n = by(slots[kept], 7 * steps_per_day)
+    day_total, day_n = by(slots[kept] % steps_per_day, steps_per_day)
     day = np.where(day_n > 0, day_total / np.maximum(day_n, 1), sensor)  # [steps_per_day, N]
     return np.where(week_n > 0, week_total / np.maximum(week_n, 1), np.tile(day, (7, 1)))
 
 
 def reference_forecasts(method: str, series: np.ndarray, split_lengths: Sequence[int], input_len: int, output_len: int,
-                        null_val: Optional[float], steps_per_day: Optional[int], timestamps: Optional[np.ndarray]
-                        ) -> tuple:
+                        null_val: Optional[float], steps_per_day: Optional[int], timestamps: Optional[np.ndarray],
+                        train_from: int = 0) -> tuple:
     """Forecasts and targets of the test split's windows (BasicTS's: every start, stride 1, within the split).
 
     Args:
         series: The whole series, train, validation and test splits in order, `[L, N]`.
         split_lengths: Lengths of the train, validation and test splits.
+        train_from: The first training step the historical mean learns from (the others learn nothing).
 
     Returns:
         predictions and targets `[W, output_len, N]`.
@@ -126,7 +129,7 @@ def reference_forecasts(method: str, series: np.ndarray, split_lengths: Sequence
         if not steps_per_day or timestamps is None:
             raise UserError("HistoricalMean needs time-of-day stamps (a step of a day or less).")
         slots = _week_slots(timestamps, steps_per_day)
-        table = _historical_mean(series, missing, slots, train_len, steps_per_day)
+        table = _historical_mean(series, missing, slots, train_len, steps_per_day, train_from)
         return table[slots[future]], targets
     raise UserError(f"No reference {method!r}; known: {', '.join(REFERENCES)}.")
 
@@ -173,8 +176,10 @@ def applicable_references(dataset: str, input_len: int = 12) -> List[str]:
 
 
 def run_reference(dataset: str, method: str, run_dir: Path, input_len: int = 12, output_len: int = 12,
-                  horizons: Sequence[int] = (3, 6, 12)) -> dict:
-    """Score `method` on the prepared `dataset` and write its run folder; returns the test metrics."""
+                  horizons: Sequence[int] = (3, 6, 12), train_fraction: Optional[float] = None) -> dict:
+    """Score `method` on the prepared `dataset` and write its run folder; returns the test metrics. `train_fraction`:
+    the historical mean learns from the most recent share of the training split (the other references learn
+    nothing from it: the same numbers at every share)."""
     from .status import write_status
 
     if method not in REFERENCES:
@@ -186,9 +191,15 @@ def run_reference(dataset: str, method: str, run_dir: Path, input_len: int = 12,
     series = series[..., 0] if series.ndim == 3 else series  # [L, N]: the first channel, as the models forecast
     stamps = [folder / f"{s}_timestamps.npy" for s in splits]
     timestamps = np.concatenate([np.load(p) for p in stamps]) if all(p.is_file() for p in stamps) else None
+    train_len = info.split_lengths["train"]
+    train_from = 0
+    if train_fraction is not None:
+        from .data.train_share import train_share
+
+        train_from = train_len - train_share(info, train_fraction, input_len, output_len, 1).steps
     started = time.perf_counter()
     predictions, targets = reference_forecasts(method, series, [info.split_lengths[s] for s in splits], input_len,
-                                               output_len, info.null_val, info.steps_per_day, timestamps)
+                                               output_len, info.null_val, info.steps_per_day, timestamps, train_from)
     metrics = score(predictions, targets, info.null_val, horizons)
     metrics.update(per_channel(predictions, targets, ~_missing(targets, info.null_val), info.channel_names))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -202,7 +213,9 @@ def run_reference(dataset: str, method: str, run_dir: Path, input_len: int = 12,
         "seconds_per_epoch": [], "trainable_params": 0, "total_params": 0, "tested": True,
         "stop_reason": StopReason.NOTHING_TO_TRAIN, "converged": True, "test_windows": int(predictions.shape[0]),
         "inference_ms_per_batch": None, "build_report": [f"Naive reference {method}: {REFERENCES[method]}"],
-        "scoring_seconds": time.perf_counter() - started}, indent=2))
+        "scoring_seconds": time.perf_counter() - started,
+        **({"train_fraction": train_fraction, "train_steps": train_len - train_from} if train_fraction is not None
+           else {})}, indent=2))
     write_status(run_dir, state=RunState.FINISHED, epoch=0, stop_reason=StopReason.NOTHING_TO_TRAIN, converged=True)
     return metrics
 
@@ -214,11 +227,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--run-dir", required=True, help="where to write the run folder")
     parser.add_argument("--history", choices=HISTORIES, default="recent",
                         help="the windows of the models it is compared with: recent (12 steps in) or week (a week in)")
+    parser.add_argument("--train-fraction", type=float, metavar="F",
+                        help="the historical mean learns from the most recent share F of the training split (the "
+                             "others learn nothing from it)")
     args = parser.parse_args(argv)
 
     def action() -> None:
         week = history_input_len(args.history, _prepared(args.dataset).step_minutes)
-        metrics = run_reference(args.dataset, args.method, Path(args.run_dir), input_len=week or 12)
+        metrics = run_reference(args.dataset, args.method, Path(args.run_dir), input_len=week or 12,
+                                train_fraction=args.train_fraction)
         print(f"{args.method} on {args.dataset}: test MAE {metrics['overall']['MAE']:.4f}, RMSE "
               f"{metrics['overall']['RMSE']:.4f} ({REFERENCES[args.method]})", flush=True)
 

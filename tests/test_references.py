@@ -61,6 +61,40 @@ def test_historical_mean_per_time_of_week_with_time_of_day_fallback():
     assert pred[0, 0, 0] == pytest.approx(series[same_slot, 0].mean())
 
 
+def test_historical_mean_on_a_share_of_the_training_split_learns_from_the_kept_steps_only():
+    series = _series(days=16, nodes=1)
+    train = 14 * DAY  # two weeks: each slot of the week twice
+    stamps = _stamps(len(series))
+    full, _ = reference_forecasts("HistoricalMean", series, [train, 1, DAY], 1, 1, 0.0, DAY, stamps)
+    half, _ = reference_forecasts("HistoricalMean", series, [train, 1, DAY], 1, 1, 0.0, DAY, stamps, train_from=7 * DAY)
+    step = train + 1 + 1
+    same_slot = [t for t in range(train) if t % DAY == step % DAY and (t // DAY) % 7 == (step // DAY) % 7]
+    assert full[0, 0, 0] == pytest.approx(series[same_slot, 0].mean())  # both weeks
+    assert half[0, 0, 0] == pytest.approx(series[same_slot[-1], 0])  # the most recent week alone
+    persistence = [reference_forecasts("Persistence", series, [train, 1, DAY], 1, 1, 0.0, DAY, stamps, start)[0]
+                   for start in (0, 7 * DAY)]
+    assert np.array_equal(*persistence)  # learns nothing from training: the same at any share
+
+
+def test_a_few_shot_reference_row_runs_the_reference_on_the_kept_share(tiny_dataset, workdir):
+    from pathlib import Path
+
+    from stvfm_plugin.leaderboard.runs import Budget, train_command
+
+    budget = Budget(dataset="Tiny", models=["HistoricalMean:train_fraction=0.5"], seeds=[1], epochs=1, patience=1)
+    command = train_command(budget, "HistoricalMean:train_fraction=0.5", 1, Path("ref"), "cpu", False)
+    assert command[command.index("--method") + 1] == "HistoricalMean" and command[-2:] == ["--train-fraction", "0.5"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((workdir / "ref" / "run_info.json").read_text())
+    train = len(np.load(tiny_dataset / "train_data.npy"))
+    assert info["train_fraction"] == 0.5 and info["train_steps"] == -(-train // 2)
+    proc = subprocess.run([python(), "-m", "stvfm_plugin.leaderboard", "run", "--dataset", "Tiny", "--models",
+                           "HistoricalMean:window=3", "--out", "lb"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "a naive reference has no config to change; its only row setting is " \
+                                      "train_fraction" in proc.stderr
+
+
 def test_scored_like_a_basicts_run_on_its_saved_test_results(tiny_dataset, workdir):
     cfg = write_config(workdir, STID_TINY)
     proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--save-results", "--run-dir", "run"],

@@ -251,6 +251,9 @@ def check_rows(budget: Budget) -> None:
     for row in budget.models:
         base, changes = split_variant(row)
         if base in REFERENCES:
+            if changes:
+                raise UserError(f"{row}: a naive reference has no config to change; its only row setting is "
+                                "train_fraction (e.g. HistoricalMean:train_fraction=0.1).")
             continue
         if not budget.config_path(row).is_file():
             raise UserError(f"No model {base!r}: no config {budget.config_path(row)} (known: {', '.join(MODELS)}, "

@@ -169,9 +169,9 @@ def _write_launch(folder: Path, **launch) -> None:
 
 
 def train_command(budget: Budget, model: str, seed: int, folder: Path, device: str, resume: bool) -> List[str]:
-    if model in REFERENCES:  # trained on nothing: the same numbers for every seed
-        return [sys.executable, "-m", "stvfm_plugin.references", "--dataset", budget.dataset, "--method", model,
-                "--run-dir", str(folder), "--history", budget.history]
+    if split_variant(model)[0] in REFERENCES:  # trained on nothing: the same numbers for every seed
+        return [sys.executable, "-m", "stvfm_plugin.references", "--dataset", budget.dataset, "--method",
+                split_variant(model)[0], "--run-dir", str(folder), "--history", budget.history] + run_options_of(model)
     command = [sys.executable, "-m", "stvfm_plugin.run", "-c", str(budget.config_path(model)),
                "--dataset", budget.dataset, "-g", device,
                "--run-dir", str(folder), "--seed", str(seed), "--patience", str(budget.patience),
@@ -216,11 +216,11 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
     `ended`: called after each run this call trained has ended (finished, failed or diverged), e.g. to write the report
     then, so that a call cut short (a session's end) loses none of the runs that ended in it.
     """
-    references = [m for m in budget.models if m in REFERENCES]
+    references = [m for m in budget.models if split_variant(m)[0] in REFERENCES]
     if references and not budget.test:
         raise UserError(f"{', '.join(references)}: the naive references learn nothing and are scored on the test split; "
                         "they are leaderboard rows (`run`), not tuning candidates.")
-    missing = [m for m in budget.models if m not in REFERENCES and not budget.config_path(m).is_file()]
+    missing = [m for m in budget.models if split_variant(m)[0] not in REFERENCES and not budget.config_path(m).is_file()]
     if missing:
         raise UserError(f"No config for {', '.join(missing)}: expected "
                         + ", ".join(str(budget.config_path(m)) for m in missing)
