@@ -1367,6 +1367,7 @@ def test_few_shot_rows_get_their_table_and_figure_against_the_full_data_row(fixt
     assert table[0] == "| Row | 10 % | 25 % | 100 % |"
     assert table[1] == "| Big | 4.200 ± 0.283 (2), 120 windows | 3.700 (1) | 3.250 ± 0.354 (2) |"
     assert table[2] == "| Small | 5.000 (1) | — | 3.500 ± 0.141 (2) |"
+    assert "- 10 %:" not in section  # no ST-VFM row: nothing to answer
     ablations = text.split("## Ablations")[1].split("\n## ")[0]
     assert "train_fraction" not in ablations and "Big:vfm_layers=0" in ablations  # not an ablation of its model
     again = tmp_path / "again"
@@ -1379,3 +1380,19 @@ def test_a_report_without_few_shot_rows_has_no_such_section_or_figure(fixture_le
     paths = write_report(fixture_leaderboard, tmp_path / "report")
     assert not any(p.name == "few_shot.png" for p in paths) and not (tmp_path / "report" / "few_shot.png").exists()
     assert "Few-shot" not in (tmp_path / "report" / "leaderboard.md").read_text()
+
+
+def test_the_few_shot_section_answers_the_issue_in_plain_words():
+    from stvfm_plugin.leaderboard.few_shot import few_shot_table
+    from stvfm_plugin.leaderboard.rows import ModelRow, SeedRun
+
+    def row(model: str, *maes: float) -> ModelRow:
+        return ModelRow(model, [SeedRun(k, "finished", {"overall": {"MAE": m}}) for k, m in enumerate(maes, 1)])
+
+    rows = [row("STID", 3.0, 3.1), row("STVFM", 3.2, 3.3), row("STVFM:pretrained=False", 3.3, 3.4),
+            row("STVFM:train_fraction=0.1", 4.0, 4.1), row("STVFM:pretrained=False,train_fraction=0.1", 4.5, 4.6),
+            row("STVFM:vfm_layers=0,train_fraction=0.1", 4.05, 4.2), row("STID:train_fraction=0.1", 4.6),
+            row("STVFM:vfm_layers=0", 3.3, 3.35)]
+    lines = few_shot_table(rows)
+    assert "- 10 %: the pretrained backbone beats random yes and none no; ST-VFM beats STID: undecided." in lines
+    assert "- 100 %: the pretrained backbone beats random yes and none yes; ST-VFM beats STID: no." in lines

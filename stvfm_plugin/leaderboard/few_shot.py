@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .rows import ModelRow
+from .rows import ModelRow, seed_spread
 from .runs import RUN_OPTIONS, _row_items
 
 #: the row key of the few-shot setting
@@ -74,7 +74,36 @@ def few_shot_table(rows: List[ModelRow]) -> List[str]:
              "|---|" + "---:|" * len(fractions)]
     for label, group in groups.items():
         lines.append(f"| {label} | " + " | ".join(_cell(group[f]) if f in group else "—" for f in fractions) + " |")
+    answers = [line for f in fractions for line in [_answers(groups, f)] if line]
+    if answers:
+        lines += ["", "At each share, in plain words (a difference counts when the means differ by more than the "
+                      "larger std of the two rows; fewer than two finished seeds: undecided):", ""] + answers
     return lines
+
+
+def _beats(row: Optional[ModelRow], other: Optional[ModelRow]) -> Optional[bool]:
+    """`row` has the lower mean test MAE by more than the seeds' spread: True; not: False; undecided: None."""
+    if row is None or other is None or row.mean("overall", "MAE") is None or other.mean("overall", "MAE") is None:
+        return None
+    spread = seed_spread(row, other)
+    return None if spread is None else other.mean("overall", "MAE") - row.mean("overall", "MAE") > spread
+
+
+def _answers(groups: Dict[str, Dict[float, ModelRow]], fraction: float) -> str:
+    """Does the pretrained backbone beat a random one and none, and does ST-VFM beat STID, at `fraction`?"""
+    at = {label: group.get(fraction) for label, group in groups.items()}
+    stvfm, parts = at.get("STVFM"), []
+    if stvfm is None:
+        return ""
+    word = {True: "yes", False: "no", None: "undecided"}
+    controls = [(name, at.get(label)) for name, label in (("random", "STVFM:pretrained=False"),
+                                                          ("none", "STVFM:vfm_layers=0"))]
+    if any(row is not None for _, row in controls):
+        parts.append("the pretrained backbone beats " + " and ".join(
+            f"{name} {word[_beats(stvfm, row)]}" for name, row in controls if row is not None))
+    if at.get("STID") is not None:
+        parts.append(f"ST-VFM beats STID: {word[_beats(stvfm, at['STID'])]}")
+    return f"- {100 * fraction:g} %: " + "; ".join(parts) + "." if parts else ""
 
 
 def few_shot_figure(rows: List[ModelRow], dataset: str, folder: Path) -> List[Path]:
