@@ -102,3 +102,36 @@ def test_a_gpu_trained_run_forecasts_on_the_gpu_what_it_forecasts_on_the_cpu(tin
     cpu_table = Forecaster.load(workdir / "run").forecast()
     np.testing.assert_allclose(gpu_table["forecast"], cpu_table["forecast"], atol=1e-3, rtol=1e-4)
     np.testing.assert_allclose(gpu_table["upper"], cpu_table["upper"], atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("scope", ["model", "backbone"])
+def test_half_precision_on_the_gpu_forecasts_what_fp32_forecasts_and_keeps_fp32_weights_and_gradients(precision, scope):
+    n = 13
+    torch.manual_seed(0)
+    exact = STVFM(tiny(n)).cuda().eval()
+    torch.manual_seed(0)
+    half = STVFM(tiny(n, precision=precision, precision_scope=scope)).cuda()
+    half.load_state_dict(exact.state_dict())
+    half.eval()
+    x, ts, y, mask = (t.cuda() for t in batch(4, 12, 12, n))
+    with torch.no_grad():
+        a, b = exact(x, ts), half(x, ts)
+    assert b.dtype == torch.float32 and (a - b).abs().max() <= 0.05 * a.abs().max()
+    assert {m.fused_attn for m in half.vfm.vit.modules() if hasattr(m, "fused_attn")} <= {True}  # fused on a GPU
+    half.train()
+    out = half(x, ts, y, mask, train=True)
+    (torch.nn.functional.l1_loss(out["prediction"], y) + out["aux_loss"]).backward()
+    trainable, _ = trainable_and_frozen(half)
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+               for p in trainable.values())
+
+
+def test_an_fp16_run_on_the_gpu_scales_its_loss_and_tests(tiny_dataset, workdir):
+    cfg = write_config(workdir, STVFM_TINY)
+    proc = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "-g", "0", "--run-dir", "fp16",
+                           "--set", "model_config.precision=fp16"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert "ST-VFM precision: fp16 (the whole forward pass" in log and "amp_scale" in log  # BasicTS's GradScaler meter
+    assert finite_metrics(json.loads((workdir / "fp16" / "test_metrics.json").read_text()))
