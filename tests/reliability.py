@@ -189,6 +189,15 @@ RUN: List[Case] = [Case(("--set", setting), message, "nothing: no run folder") f
          "a file `notes.txt`"),
 ] + [Case(("--max-minutes", minutes), f"--max-minutes {minutes}: give a number of minutes above 0.",
           "nothing: no run folder") for minutes in ("-3", "nan")] + [
+    Case(("--train-fraction", share), f"--train-fraction {share}: give a share of the training split above 0 and at most "
+         "1 (e.g. 0.1 for the most recent 10 %).", "nothing: no run folder") for share in ("0", "1.5")] + [
+    Case(("--train-fraction", "0.01"), "--train-fraction 0.01 keeps 7 steps of Tiny's training split, less than one "
+         "day (288 steps of 5 minutes): a model could not see the day's rhythm. Give at least 0.42.",
+         "nothing: no run folder"),
+    Case(("--train-fraction", "0.5", "--set", "batch_size=512"), "--train-fraction 0.5 keeps 346 steps of Tiny's "
+         "training split: 323 windows of 12 + 12 steps, fewer than one batch (512). Give at least 0.78, or a smaller "
+         "batch_size.", "nothing: no run folder"),
+] + [
     Case(("--run-dir", "done"), "--run-dir done holds a finished run; training there would overwrite its checkpoints "
          "and metrics. Give another --run-dir, or delete that folder first.", "the finished run, untouched byte for byte",
          "a finished run of this config in `done`"),

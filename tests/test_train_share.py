@@ -16,6 +16,7 @@ from stvfm_plugin.errors import UserError
 from stvfm_plugin.forecaster import Forecaster
 from stvfm_plugin.run import main
 
+import reliability
 from conftest import STID_TINY, write_config
 from test_own_data import TINY_STVFM, grid_data, run_one  # noqa: F401  (grid_data: a fixture)
 
@@ -96,6 +97,16 @@ def test_bad_fractions_are_refused_with_one_line_and_leave_no_run_folder(tiny_da
                  "--set", "batch_size=512"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    assert not Path("run").exists()
+
+
+@pytest.mark.parametrize("case", [c for c in reliability.RUN if c.args and c.args[0] == "--train-fraction"],
+                         ids=lambda c: " ".join(c.args))
+def test_the_reliability_table_s_fractions_are_refused_as_it_says(tiny_dataset, workdir, capsys, case):
+    cfg = write_config(workdir, STID_TINY)
+    assert main(["-c", str(cfg), "--run-dir", "run", *case.args]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {case.message}" in err and "Traceback" not in err
     assert not Path("run").exists()
 
 
