@@ -56,6 +56,8 @@ case $DATASET in
   TaxiNYC) MODELS="$REFERENCES STID DLinear NHiTS GWNet STLLM PatchTST DeepAR GPT4TS iTransformer STVFM $FIRST_ABLATIONS" ;;
   *) MODELS="$REFERENCES STID DLinear StemGNN STVFM $FIRST_ABLATIONS NHiTS STLLM GWNet iTransformer PatchTST DeepAR GPT4TS $LATER_ABLATIONS" ;;
 esac
+# ROWS (benchmarks/few_shot.sh) replaces the list: other rows under the same budget, protocol and report
+MODELS=${ROWS:-$MODELS}
 # shellcheck disable=SC2086  # the model lists are word lists on purpose
 "$PY" -m stvfm_plugin.leaderboard run --dataset "$DATASET" \
   --models $MODELS \

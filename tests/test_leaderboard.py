@@ -1396,3 +1396,28 @@ def test_the_few_shot_section_answers_the_issue_in_plain_words():
     lines = few_shot_table(rows)
     assert "- 10 %: the pretrained backbone beats random yes and none no; ST-VFM beats STID: undecided." in lines
     assert "- 100 %: the pretrained backbone beats random yes and none yes; ST-VFM beats STID: no." in lines
+
+
+def test_every_few_shot_row_of_the_committed_script_is_a_valid_row():
+    """benchmarks/few_shot.sh hands its rows to leaderboard.sh (ROWS): each must be a config that takes its overrides,
+    or a naive reference, at 10 % first."""
+    script = (REPO / "benchmarks" / "few_shot.sh").read_text()
+    block = script[script.index("\nROWS=\"\""):script.index("\nROWS=$ROWS exec")]
+    proc = subprocess.run(["bash", "-c", f"set -eu\nBEST=STLLM\n{block}\necho $ROWS"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.split()
+    assert rows[:7] == ["STVFM:train_fraction=0.1", "STVFM:pretrained=False,train_fraction=0.1",
+                        "STVFM:vfm_layers=0,train_fraction=0.1", "STID:train_fraction=0.1", "STLLM:train_fraction=0.1",
+                        "GPT4TS:train_fraction=0.1", "HistoricalMean:train_fraction=0.1"] and len(rows) == 14
+    text = "\n".join(line for line in (REPO / "benchmarks" / "leaderboard.sh").read_text().splitlines()
+                     if not line.lstrip().startswith("#"))
+    assert "MODELS=${ROWS:-$MODELS}" in text
+    budget = Budget(dataset="SZTaxi", models=rows, seeds=[1], epochs=1, patience=1, config_dir=str(REPO / "baselines_cfg"),
+                    overrides=_overrides(re.findall(r"--set (\S+)", text), rows))
+    from stvfm_plugin.leaderboard.runs import train_command
+
+    for row in rows:  # a model's config takes every override; a reference has none
+        command = (train_command(budget, row, 1, Path("x"), "cpu", False) if row.startswith("HistoricalMean")
+                   else train_command_of(budget, row))
+        assert command[command.index("--train-fraction") + 1] in ("0.1", "0.25")

@@ -94,9 +94,11 @@ def test_prepared_facts(own_data):
     assert set(np.unique(counts_adj)) == {0.0, 1.0} and np.count_nonzero(counts_adj) == 5
 
 
-def run_one(own_data: Path, model: str, dataset: str, extra=(), monkeypatch=None) -> Path:
+def run_one(own_data: Path, model: str, dataset: str, extra=(), monkeypatch=None, tag: str = "") -> Path:
+    """Train `model` on `dataset` for one epoch in its own checkpoint folder (`tag` tells apart two runs of one model
+    on one dataset that share a module's data folder)."""
     monkeypatch.chdir(own_data)
-    ckpt = f"checkpoints-{model}-{dataset}"
+    ckpt = f"checkpoints-{model}-{dataset}{tag}"
     assert run_main(["-c", str(CONFIGS / f"{model}.py"), "--dataset", dataset, "--set", "num_epochs=1",
                      "--threads", "1", "--ckpt-dir", ckpt, "--save-results", *extra]) == 0
     (metrics_file,) = list((own_data / ckpt).glob("**/test_metrics.json"))
@@ -231,7 +233,7 @@ def test_a_grid_forecast_reads_newer_frames_from_a_grid_file(grid_data, monkeypa
     import h5py
 
     monkeypatch.chdir(grid_data)
-    run = run_one(grid_data, "STID", "Grid", ["--set", "num_epochs=1"], monkeypatch)
+    run = run_one(grid_data, "STID", "Grid", ["--set", "num_epochs=1"], monkeypatch, tag="-newer-frames")
     frames = np.random.default_rng(0).poisson(10, size=(24, 2, 6, 5)).astype(float)  # [T, C, H, W], one day
     with h5py.File("latest.h5", "w") as f:
         f["data"] = frames

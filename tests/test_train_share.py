@@ -124,7 +124,7 @@ def test_every_model_trains_and_forecasts_on_the_most_recent_half(grid_data, mod
     extra = TINY_STVFM if model == "STVFM" else []
     if model in ("GPT4TS", "STLLM"):
         extra = ["--set", f"model_config.backbone={tiny_language_models['gpt2' if model == 'GPT4TS' else 'bert']}"]
-    run = run_one(grid_data, model, "Grid", extra + ["--train-fraction", "0.5"], monkeypatch)
+    run = run_one(grid_data, model, "Grid", extra + ["--train-fraction", "0.5"], monkeypatch, tag="-half")
     info = json.loads((run / "run_info.json").read_text())
     train = len(np.load(grid_data / "datasets" / "Grid" / "train_data.npy"))
     span = info["input_len"] + info["output_len"]
