@@ -312,10 +312,14 @@ class FrozenVFM(nn.Module):
         return self
 
     def set_fused_attention(self, on: bool) -> None:
-        """Use timm's fused attention kernel (`on`) or attention as matmul + softmax in the frozen blocks."""
+        """Use timm's fused attention kernel (`on`) or attention as matmul + softmax in the frozen blocks (called on
+        every forward pass: the modules are visited only when the choice changes)."""
+        if getattr(self, "_fused_attention", None) is on:
+            return
         for module in self.vit.modules():
-            if hasattr(module, "fused_attn") and module.fused_attn != on:
+            if hasattr(module, "fused_attn"):
                 module.fused_attn = on
+        self._fused_attention = on
 
     @property
     def num_prefix_tokens(self) -> int:
