@@ -63,11 +63,12 @@ class Outcome(Word):
     DIVERGED = "diverged"
     NOT_STARTED = "not started"
     DELETED = "deleted"  # started, but its folder is gone
+    LEFT_OUT = "left out"  # a model this leaderboard does not train (`run --leave-out`; its reason is the row's error)
 
     @property
     def ended(self) -> bool:
         """Will not train further (unless asked again)."""
-        return self in (Outcome.FINISHED, Outcome.NOT_CONVERGED, Outcome.SKIPPED)
+        return self in (Outcome.FINISHED, Outcome.NOT_CONVERGED, Outcome.SKIPPED, Outcome.LEFT_OUT)
 
     @classmethod
     def of(cls, state: Optional[str]) -> "Outcome":

@@ -258,6 +258,14 @@ LEADERBOARD: List[Case] = [Case(args, message, LEADERBOARD_DISK) for args, messa
     (("--models", "STID", "--dataset", "Nowhere"), "Dataset 'Nowhere' is not prepared (datasets/Nowhere holds no "
                                                    "meta.json): prepare it first (python -m stvfm_plugin.data prepare "
                                                    "...)."),
+    (("--models", "STID", "--leave-out", "StemGNN"), "--leave-out 'StemGNN': write MODEL=REASON (e.g. StemGNN=\"one "
+                                                     "training step takes 273 s here\"): the report says why the row "
+                                                     "has no runs."),
+    (("--models", "STID", "--leave-out", "Stem=slow"), "--leave-out 'Stem=slow': Stem is not a model (known: STVFM, "
+                                                       "STID, StemGNN, GWNet, GPT4TS, STLLM, iTransformer, PatchTST, "
+                                                       "DLinear, NHiTS, DeepAR)."),
+    (("--models", "STID", "--leave-out", "STID=slow"), "STID: in --models and in --leave-out; name a model in one of "
+                                                       "them."),
 ]]
 
 

@@ -1421,3 +1421,31 @@ def test_every_few_shot_row_of_the_committed_script_is_a_valid_row():
         command = (train_command(budget, row, 1, Path("x"), "cpu", False) if row.startswith("HistoricalMean")
                    else train_command_of(budget, row))
         assert command[command.index("--train-fraction") + 1] in ("0.1", "0.25")
+
+
+def test_a_left_out_model_is_a_row_with_its_reason_that_no_call_trains_and_no_interim_line_waits_for(
+        tiny_dataset, workdir, capsys):
+    base = ["run", "--dataset", "Tiny", "--seeds", "1", "2", "--config-dir", str(REPO / "baselines_cfg"),
+            "--report-dir", "report"]
+    # an attempt cut short, in the report of an earlier call, then left out with the reason
+    attempt = workdir / "leaderboard" / "Tiny" / "STID" / "seed-1"
+    attempt.mkdir(parents=True)
+    (attempt / "status.json").write_text(json.dumps({"state": "interrupted", "epoch": 1}))
+    assert main(base + ["--models", "Persistence", "--epochs", "1"]) == 0
+    assert "| — | STID |" in (workdir / "report" / "leaderboard.md").read_text()
+    assert main(base + ["--models", "Persistence", "--epochs", "1", "--leave-out", "STID=one step takes 273 s"]) == 0
+    assert "STID seed" not in capsys.readouterr().out  # never trained
+    md = (workdir / "report" / "leaderboard.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| — | STID |"))
+    assert row.endswith("| left out: one step takes 273 s |")
+    assert "STID (" not in md  # not among the rows "that do not have every seed yet"
+    assert sorted(p.name for p in (workdir / "report" / "runs" / "STID").iterdir()) == ["seed-0.json"]
+    summary = json.loads((workdir / "report" / "runs" / "STID" / "seed-0.json").read_text())
+    assert summary["state"] == "left out" and summary["error"] == "one step takes 273 s"
+    # a later call without the option keeps the row left out, and the report rebuilds byte for byte from its summaries
+    assert main(base + ["--models", "Persistence", "--epochs", "1"]) == 0
+    assert (workdir / "report" / "leaderboard.md").read_text() == md
+    copy = workdir / "copy"
+    shutil.copytree(workdir / "report", copy)
+    assert main(["report", "--dataset", "Tiny", "--report-dir", str(copy), "--out", str(workdir / "nowhere")]) == 0
+    assert (copy / "leaderboard.md").read_text() == md

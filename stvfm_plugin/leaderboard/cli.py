@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch CPU threads of each run (default: $OMP_NUM_THREADS, else every core)")
         p.add_argument("--config-dir", default="baselines_cfg", help="folder of the configs (default baselines_cfg)")
         p.add_argument("-g", "--gpus", default="cpu", help="'cpu' (default) or a GPU index")
+    run.add_argument("--leave-out", action="append", default=[], metavar="MODEL=REASON",
+                     help="a model this leaderboard does not train, and why (e.g. StemGNN=\"one step takes 273 s\"): its "
+                          "row stays in the report as left out, with the reason (repeatable)")
     tune.add_argument("--out", help="tuning folder (default tune/<dataset>); its table goes to <out>/tune.md")
     tune.add_argument("--report-dir", help="also keep the candidates' run summaries and tune.md here (e.g. committed): "
                                            "runs it holds as ended are not trained again, and the table covers them")
@@ -279,13 +282,31 @@ def _budget(args: argparse.Namespace) -> Budget:
     if len(set(args.seeds)) < len(args.seeds) or any(not 0 <= seed < 2 ** 32 for seed in args.seeds):
         raise UserError(f"--seeds {' '.join(map(str, args.seeds))}: give distinct whole numbers from 0 to "
                         f"{2 ** 32 - 1}.")
-    models = list(args.models) if args.models else MODELS + applicable_references(args.dataset)
+    left_out = _left_out(getattr(args, "leave_out", []))
+    models = [m for m in (args.models or MODELS + applicable_references(args.dataset)) if m not in left_out]
+    both = sorted(set(args.models or []) & set(left_out))
+    if both:
+        raise UserError(f"{', '.join(both)}: in --models and in --leave-out; name a model in one of them.")
     return Budget(dataset=args.dataset, models=models, seeds=list(args.seeds),
                   epochs=epochs, patience=args.patience if convergence else 0,
                   overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
                   threads=args.threads, max_minutes=args.max_minutes if convergence else None,
                   kind="convergence" if convergence else "equal epochs", test=args.command == "run",
-                  skip_after_cap=args.skip_seeds_after_cap, history=args.history)
+                  skip_after_cap=args.skip_seeds_after_cap, history=args.history, left_out=left_out)
+
+
+def _left_out(items: List[str]) -> Dict[str, str]:
+    """`--leave-out StemGNN="too slow"` -> {"StemGNN": "too slow"}."""
+    found = {}
+    for item in items:
+        model, sep, reason = item.partition("=")
+        if not sep or not model.strip() or not reason.strip():
+            raise UserError(f"--leave-out {item!r}: write MODEL=REASON (e.g. StemGNN=\"one training step takes 273 s "
+                            "here\"): the report says why the row has no runs.")
+        if model.strip() not in MODELS:
+            raise UserError(f"--leave-out {item!r}: {model.strip()} is not a model (known: {', '.join(MODELS)}).")
+        found[model.strip()] = reason.strip()
+    return found
 
 
 def _minutes(text: str) -> Optional[float]:

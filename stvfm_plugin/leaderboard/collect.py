@@ -40,6 +40,8 @@ def collect(out: Path) -> tuple[dict, List[ModelRow]]:
                         f"run folder {run_dir(out, model, int(seed))} is gone (started {value}); run the leaderboard "
                         "again to train it")
                     runs.append(SeedRun(int(seed), state, error=error))
+        if model in settings["budget"].get("left_out", {}):  # what an earlier attempt left unfinished is no result
+            runs = [r for r in runs if r.ended] + [SeedRun(0, Outcome.LEFT_OUT, error=settings["budget"]["left_out"][model])]
         runs.sort(key=lambda r: r.seed)
         rows.append(ModelRow(model, runs or [SeedRun(0, Outcome.NOT_STARTED)]))
     return settings, rows

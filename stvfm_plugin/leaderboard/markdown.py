@@ -438,7 +438,7 @@ def verdict(rows: List[ModelRow], seeds: List[int]) -> List[str]:
     short = [f"{r.model} ({sum(run.ended for run in r.runs)} of {len(seeds)} seeds ended: {r.states()})" if r.runs
              else f"{r.model} (not started)" for r in rows
              if (not r.is_variant or r.model in {f"{SUBJECT}:{k}" for _, k in BACKBONE_VARIANTS})
-             and sum(run.ended for run in r.runs) < len(seeds)]
+             and sum(run.ended for run in r.runs) < len(seeds) and not r.left_out]
     capped = [r.model for r in rows if not r.is_variant and r.capped and not r.finished]
     if short and answers_settled(answers, [by_name.get(f"{SUBJECT}:{k}") for _, k in BACKBONE_VARIANTS],
                                  subject, best, seeds):

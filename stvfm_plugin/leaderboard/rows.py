@@ -83,6 +83,11 @@ class ModelRow:
         return self.model in REFERENCES
 
     @property
+    def left_out(self) -> bool:
+        """The leaderboard does not train this model (`run --leave-out`): a row with its reason, never a rival."""
+        return any(r.state is Outcome.LEFT_OUT for r in self.runs)
+
+    @property
     def capped(self) -> List[SeedRun]:
         """Runs stopped by the time cap: tested, but left out of means and ranks."""
         return [r for r in self.runs if r.state is Outcome.NOT_CONVERGED]

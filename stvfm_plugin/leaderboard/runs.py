@@ -58,6 +58,7 @@ class Budget:
     test: bool = True  # False: validation only (`tune`): runs train with --no-test, the test split stays unseen
     skip_after_cap: bool = False  # once a seed of a model is stopped by the time cap, do not train its other seeds
     history: str = "recent"  # how much history every row reads (`protocols.HISTORIES`), the references' windows too
+    left_out: Dict[str, str] = field(default_factory=dict)  # model -> why this leaderboard does not train it (a row)
 
     def config_path(self, model: str) -> Path:
         return config_file(self.config_dir, model, self.dataset)
@@ -227,9 +228,12 @@ def run_leaderboard(budget: Budget, out: Path, device: str = "cpu", echo: Callab
                         + f". Known models: {', '.join(MODELS)}.")
     out.mkdir(parents=True, exist_ok=True)
     earlier = read_json(out / "leaderboard.json").get("budget", {})
-    saved = dict(asdict(budget), models=budget.models + [m for m in earlier.get("models", [])
-                                                         if m not in budget.models],
-                 overrides={**earlier.get("overrides", {}), **budget.overrides})
+    # a row left out now, or by an earlier call, stays in the report with its reason, until --models trains it
+    left_out = {m: why for m, why in {**earlier.get("left_out", {}), **budget.left_out}.items() if m not in budget.models}
+    saved = dict(asdict(budget), models=list(dict.fromkeys([*budget.models, *earlier.get("models", []), *left_out])),
+                 overrides={**earlier.get("overrides", {}), **budget.overrides}, left_out=left_out)
+    if not left_out:
+        del saved["left_out"]  # (the record of a leaderboard that leaves nothing out is as it was before the option)
     (out / "leaderboard.json").write_text(json.dumps(
         {"budget": saved, "software": software_versions(), "device": describe_device(device),
          "dataset_meta": dataset_meta(budget.dataset)}, indent=2))

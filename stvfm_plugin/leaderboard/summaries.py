@@ -228,12 +228,14 @@ def keep_earlier_runs(settings: dict, rows: List[ModelRow], report_dir: Path,
     for model in [r.model for r in old_rows] + [m for m in new_rows if m not in {r.model for r in old_rows}]:
         # a seed skipped after a smaller cap is this folder's to train (not skipped under its cap): left out until it is
         runs = {r.seed: r for row in old_rows if row.model == model for r in row.runs
-                if not (r.state is Outcome.SKIPPED and (model, r.seed) in reopened)}
+                if not (r.state is Outcome.SKIPPED and (model, r.seed) in reopened)
+                and (r.ended or not (model in new_rows and new_rows[model].left_out))}  # a left-out model: ended runs
         for run in new_rows[model].runs if model in new_rows else []:
             if not (run.seed in runs and runs[run.seed].ended and not run.ended and (model, run.seed) not in reopened):
                 runs[run.seed] = run
         # seed 0 is the "not started" placeholder of a row without runs
-        merged.append(ModelRow(model, [r for _, r in sorted(runs.items()) if r.seed or len(runs) == 1]))
+        merged.append(ModelRow(model, [r for _, r in sorted(runs.items())
+                                       if r.seed or len(runs) == 1 or r.state is Outcome.LEFT_OUT]))
     kept = sum(1 for row in merged for run in row.runs if run.ended and id(run) not in new_runs)
     if kept:
         note(f"note: {kept} ended run{'s are' if kept > 1 else ' is'} kept from the summaries in {report_dir} (no "
