@@ -4,7 +4,8 @@ Where a trained ST-VFM's forecast comes from, on the validation split (the test 
 validation MAE with each part replaced by its mean (the frozen blocks' output, the adapter tokens, the
 head's token context and own-window path, the node embedding, the cross-prompt's flow -> raw prompts), the
 cross-prompt gates, the statistics of the tokens entering the frozen blocks against image tokens, and
-the spread of the head's three addends. Give the config and `--set` values the run was trained with.
+the spread of the head's three addends. Give the config, `--set` values and `--history` the run was trained
+with.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .errors import UserError, exit_status
+from .protocols import HISTORIES, RESIDUAL_LAG, week_copy
 from .run_options import RunOptions
 
 
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="the --set values the run was trained with (repeatable)")
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: every core)")
+    parser.add_argument("--history", choices=HISTORIES, default="recent",
+                        help="the --history the run was trained with (default recent)")
     parser.add_argument("--out", metavar="FILE.json", help="also write the findings as JSON")
     return parser
 
@@ -51,8 +55,13 @@ def validation_batches(runner) -> List[dict]:
 
 
 def scorer(runner):
-    """(prediction, batch) -> absolute errors in data units, 0 where not scored (BasicTS's masked MAE sums these)."""
+    """(prediction, batch) -> absolute errors in data units, 0 where not scored (BasicTS's masked MAE sums these); a
+    `week-residual` run's output is added to its copy of last week first, as in the run."""
+    lag = runner.cfg.get(RESIDUAL_LAG)
+
     def score(prediction: torch.Tensor, batch: dict) -> torch.Tensor:
+        if lag:
+            prediction = prediction + week_copy(batch["inputs"], lag, prediction)
         if runner.cfg.rescale:
             prediction = runner.scaler.inverse_transform(prediction)
         return (prediction - batch["targets"]).abs() * batch["targets_mask"].to(prediction.dtype)
@@ -126,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .config_tools import parse_override
 
         options = RunOptions(config=Path(args.cfg), dataset=args.dataset, threads=args.threads, test=False,
-                             overrides=[parse_override(item) for item in args.set])
+                             history=args.history, overrides=[parse_override(item) for item in args.set])
         found = diagnose(options, Path(args.checkpoint))
         print(as_markdown(found))
         if args.out:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
+import torch
+
 from .errors import UserError
 from .basicts_compat.losses import MaskedMAEWithAux
 from .basicts_compat.scaler import ZScoreScalerFixed
@@ -20,8 +22,10 @@ HORIZONS = (3, 6, 12)
 
 #: how much history every model reads (`--history`): `recent` = the config's input_len (12 steps under the traffic
 #: protocol); `week` = one week of steps, so that every model sees the same hour of last week (hourly data's strongest
-#: signal: a copy of last week beats every 12-step model on TaxiNYC)
-HISTORIES = ("recent", "week")
+#: signal: a copy of last week beats every 12-step model on TaxiNYC); `week-residual` = a week in, and every model
+#: forecasts the residual of that copy: its output is added to the readings of the same hours one week earlier
+#: (`week_copy`), so a model that learns nothing forecasts the copy itself
+HISTORIES = ("recent", "week", "week-residual")
 MINUTES_PER_WEEK = 7 * 24 * 60
 
 
@@ -29,12 +33,42 @@ def history_input_len(history: str, step_minutes: int) -> Optional[int]:
     """The input length `history` asks for at this step (None: the config's own)."""
     if history == "recent":
         return None
-    if history != "week":
+    if history not in HISTORIES:
         raise UserError(f"--history {history!r}: choose one of {', '.join(HISTORIES)}.")
     if step_minutes > 24 * 60 or MINUTES_PER_WEEK % step_minutes:
-        raise UserError(f"--history week: a week is not a whole number of {step_minutes}-minute steps of at most a day; "
-                        "use --history recent (and --set input_len=N).")
+        raise UserError(f"--history {history}: a week is not a whole number of {step_minutes}-minute steps of at most a "
+                        "day; use --history recent (and --set input_len=N).")
     return MINUTES_PER_WEEK // step_minutes
+
+
+#: the config entry of a `week-residual` run: the steps back of the copy its model's output is added to
+RESIDUAL_LAG = "residual_lag"
+
+
+def residual_lag(history: str, step_minutes: int, output_len: int) -> Optional[int]:
+    """The steps back of the copy every model's output is added to (`week-residual`: a week), else None."""
+    if history != "week-residual":
+        return None
+    lag = history_input_len(history, step_minutes)
+    if output_len > lag:
+        raise UserError(f"--history week-residual: a {output_len}-step forecast reaches beyond the week it copies "
+                        f"({lag} steps); forecast at most {lag} steps, or use --history week.")
+    return lag
+
+
+def week_copy(inputs: torch.Tensor, lag: int, like: torch.Tensor) -> torch.Tensor:
+    """The input readings `lag` steps before each forecast step, shaped like the forecast `like` (in the scaler's
+    units: a missing reading is the scaler's mean there). A `week-residual` model forecasts `targets - copy`; its
+    forecast is `output + copy`.
+
+    Shapes:
+        inputs [B, T, N(, C)] with T >= lag >= T_out, like [B, T_out, N(, C')] -> [B, T_out, N(, C')]
+    """
+    t, t_out = inputs.shape[1], like.shape[1]
+    copy = inputs[:, t - lag:t - lag + t_out]  # [B, T_out, N(, C)]: the same steps one lag earlier
+    if copy.dim() == 4:
+        copy = copy[..., :like.shape[-1]] if like.dim() == 4 else copy[..., 0]  # the forecast channels
+    return copy.to(device=like.device, dtype=like.dtype)
 
 
 #: a config's `null_val` that `bind_dataset` replaces by the dataset's (None would mean: every reading is data)

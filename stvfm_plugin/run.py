@@ -70,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(errors relative to each input window's spread; the default) or recent (the latest "
                              "windows' errors)")
     parser.add_argument("--history", choices=HISTORIES, default="recent",
-                        help="how much history the model reads: recent (the config's input_len, default) or week (one "
-                             "week of steps, e.g. 168 hourly: every model then sees the same hour last week)")
+                        help="how much history the model reads: recent (the config's input_len, default), week (one "
+                             "week of steps, e.g. 168 hourly: every model then sees the same hour last week) or "
+                             "week-residual (a week in, and the model forecasts the residual of the copy of one week "
+                             "earlier: its output is added to that copy)")
     parser.add_argument("--train-fraction", type=float, metavar="F",
                         help="train on the most recent share F of the training split (0 < F <= 1, e.g. 0.1: the few-"
                              "shot setting); the scaler is fitted on it, validation and test are unchanged")
@@ -188,7 +190,7 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
     from .data.binding import bind_dataset, check_values, check_windows, ensure_dataset
     from .data.train_share import RecentShareDataset, train_share
-    from .protocols import fit_horizons, history_input_len
+    from .protocols import RESIDUAL_LAG, fit_horizons, history_input_len, residual_lag
 
     cfg = load_config(options.config)
     default_dir = default_ckpt_dir(cfg)
@@ -220,6 +222,12 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     for line in bind_dataset(cfg, info):
         logger.info(line)
     check_windows(cfg, info)
+    lag = residual_lag(options.history, info.step_minutes, cfg.output_len)
+    if lag is not None:
+        cfg[RESIDUAL_LAG] = lag
+        cfg._md5, cfg._serialized = "", {}
+        logger.info(f"Override (--history {options.history}): the model forecasts the residual of the copy of the "
+                    f"same steps {lag} steps earlier; its output is added to that copy")
     if options.train_fraction is not None:
         share = train_share(info, options.train_fraction, cfg.input_len, cfg.output_len,
                             cfg.get("train_batch_size") or cfg.get("batch_size") or 1)

@@ -35,14 +35,21 @@ def test_token_stats_and_natural_image():
     assert image.shape == (1, 3, 28, 28) and image.mean().abs() < 1e-5 and image.std() == pytest.approx(1.0, abs=0.05)
 
 
-def test_diagnose_a_trained_run_reproduces_its_validation_mae(tiny_dataset, workdir):
+@pytest.mark.parametrize("history", ["recent", "week-residual"])
+def test_diagnose_a_trained_run_reproduces_its_validation_mae(workdir, history):
+    from stvfm_plugin.data.synth import SynthOptions, synth_dataset
+
+    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=12, num_steps=24 * 7 * 7, step_minutes=60,
+                                                              seed=1))
     cfg = write_config(workdir, STVFM_TINY)
-    run = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--no-test", "--run-dir", "run"],
+    where = ["--dataset", "Hourly", "--history", history]
+    run = subprocess.run([python(), "-m", "basicts.run", "-c", str(cfg), "--no-test", "--run-dir", "run", *where],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     best = json.loads((workdir / "run" / "run_info.json").read_text())["best_metrics"]["val/MAE"]
     proc = subprocess.run([python(), "-m", "stvfm_plugin.diagnose", "-c", str(cfg), "--checkpoint",
-                           "run/STVFM_best_val_MAE.pt", "--out", "found.json"], capture_output=True, text=True, timeout=600)
+                           "run/STVFM_best_val_MAE.pt", "--out", "found.json", *where], capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = json.loads((workdir / "found.json").read_text())
     rows = {r["ablation"]: r for r in found["ablations"]}

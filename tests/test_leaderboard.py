@@ -1323,13 +1323,14 @@ def test_a_mape_without_any_target_to_divide_by_is_no_damage(tmp_path):
         check_summary(tmp_path / "seed-1.json", {**summary, "metrics": {"overall": {"MAE": 1.0, "RMSE": float("nan")}}})
 
 
-def test_a_week_of_history_trains_once_and_a_second_call_keeps_its_runs(workdir):
+@pytest.mark.parametrize("history", ["week", "week-residual"])
+def test_a_week_of_history_trains_once_and_a_second_call_keeps_its_runs(workdir, history):
     from stvfm_plugin.data.synth import SynthOptions, synth_dataset
 
     synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=4, num_steps=24 * 7 * 6, step_minutes=60,
                                                               seed=1))
     command = [python(), "-m", "stvfm_plugin.leaderboard", "run", "--dataset", "Hourly", "--models", "STID",
-               "SeasonalWeek", "--epochs", "1", "--patience", "3", "--seeds", "1", "--history", "week", "--threads",
+               "SeasonalWeek", "--epochs", "1", "--patience", "3", "--seeds", "1", "--history", history, "--threads",
                "1", "--max-minutes", "none", "--config-dir", str(REPO / "baselines_cfg")]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -1339,7 +1340,9 @@ def test_a_week_of_history_trains_once_and_a_second_call_keeps_its_runs(workdir)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "STID seed 1: finished before, skipped" in again.stdout or "skipped" in again.stdout
     md = (workdir / "leaderboard" / "Hourly" / "report" / "leaderboard.md").read_text()
-    assert "(`--history week`: every row, the naive references' windows too, reads a week of steps" in md
+    assert f"(`--history {history}`: every row, the naive references' windows too, reads a week of steps" in md
+    assert ("every model forecasts the residual of that copy" in md) == (history == "week-residual")
+    assert cfg.get("residual_lag") == (168 if history == "week-residual" else None)
 
 
 def test_few_shot_rows_get_their_table_and_figure_against_the_full_data_row(fixture_leaderboard, tmp_path):

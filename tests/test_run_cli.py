@@ -950,3 +950,105 @@ def test_the_mape_note_samples_every_node_not_an_aliased_few():
     picked = sample_targets(nodes.float(), batch=3)
     assert len(picked) == TARGET_SAMPLE and len(torch.unique(picked)) == 256  # a stride of 24 saw 32 nodes only
     assert torch.equal(picked, sample_targets(nodes.float(), batch=3))  # the same sample every time
+
+
+# ---- history: a week in, forecasting the residual of last week's copy ----------------------------------------------
+
+@pytest.mark.parametrize("t_in, lag, t_out, channels", [(6, 4, 2, None), (8, 4, 4, None), (168, 168, 12, 2)])
+def test_a_week_residual_model_learns_the_residual_of_the_copy_and_forecasts_the_copy_plus_its_output(
+        t_in, lag, t_out, channels):
+    from basicts.utils import RunnerStatus
+    from stvfm_plugin.basicts_compat.runner import BasicTS110Runner
+    from stvfm_plugin.protocols import RESIDUAL_LAG
+
+    seen = {}
+
+    class Half(torch.nn.Module):
+        def forward(self, inputs, targets=None, train=False):
+            seen["targets"] = targets.clone()
+            return torch.full_like(targets, 0.5)
+
+    runner = BasicTS110Runner.__new__(BasicTS110Runner)  # only what `_forward` reads
+    runner.cfg, runner.forward_params, runner.to_running_device = {RESIDUAL_LAG: lag}, ["targets", "train"], lambda t: t
+    shape = (3, t_in, 5) + ((channels,) if channels else ())
+    inputs = torch.randn(shape)
+    targets = torch.randn((3, t_out) + shape[2:])
+    copy = inputs[:, t_in - lag:t_in - lag + t_out]  # [B, T_out, N(, C)]: the same steps one lag earlier
+    runner.model = Half()
+    for status in (RunnerStatus.TRAINING, RunnerStatus.VALIDATING):
+        runner.status = status
+        out = runner._forward(runner.model, {"inputs": inputs, "targets": targets}, 0)
+        assert torch.allclose(out["prediction"], copy + 0.5) and torch.equal(out["targets"], targets)
+    runner.status = RunnerStatus.TRAINING
+    runner._forward(runner.model, {"inputs": inputs, "targets": targets}, 0)
+    assert torch.allclose(seen["targets"], targets - copy)  # teacher forcing / a model's own likelihood: the residual
+
+
+def test_week_residual_refuses_a_forecast_beyond_the_week_it_copies():
+    from stvfm_plugin.protocols import residual_lag
+
+    assert residual_lag("week-residual", 60, 168) == 168 and residual_lag("week", 60, 12) is None
+    with pytest.raises(UserError, match="--history week-residual: a 169-step forecast reaches beyond the week it copies "
+                                        r"\(168 steps\); forecast at most 168 steps, or use --history week."):
+        residual_lag("week-residual", 60, 169)
+
+
+NOUGHT = """
+from dataclasses import dataclass
+
+import torch
+from basicts.configs import BasicTSForecastingConfig, BasicTSModelConfig
+from torch import nn
+
+from stvfm_plugin.protocols import traffic_protocol
+
+
+@dataclass
+class NoughtConfig(BasicTSModelConfig):
+    input_len: int = 12
+    output_len: int = 12
+
+
+class Nought(nn.Module):
+    '''Forecasts 0 (in the scaler's units) whatever it trains on: its one weight gets no gradient.'''
+
+    def __init__(self, config: NoughtConfig) -> None:
+        super().__init__()
+        self.output_len = config.output_len
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, inputs, inputs_timestamps=None):
+        x = inputs[..., 0] if inputs.dim() == 4 else inputs  # [B, T, N]
+        return x[:, :self.output_len] * 0.0 * self.weight  # [B, T_out, N]
+
+
+CFG = BasicTSForecastingConfig(model=Nought, model_config=NoughtConfig(), **traffic_protocol(),
+                               num_epochs=1, batch_size=64, optimizer_params={"lr": 0.002})
+"""
+
+
+def test_a_model_that_learns_nothing_forecasts_the_copy_of_last_week_under_week_residual(workdir):
+    from stvfm_plugin.data.synth import synth_dataset
+    from stvfm_plugin.forecaster import Forecaster
+    from stvfm_plugin.references import main as reference_main
+
+    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=5, num_steps=24 * 7 * 6, step_minutes=60,
+                                                              seed=3, missing_share=0.0))
+    cfg = str(write_config(workdir, NOUGHT))
+    assert main(["-c", cfg, "--dataset", "Hourly", "--history", "week-residual", "--run-dir", "r", "--threads", "1",
+                 "--save-results"]) == 0
+    assert json.loads((workdir / "r" / "run_options.json").read_text())["history"] == "week-residual"
+    assert json.loads((workdir / "r" / "cfg.json").read_text())["residual_lag"] == 168
+    inputs, prediction = (np.load(workdir / "r" / "test_results" / f"{k}.npy") for k in ("inputs", "prediction"))
+    assert np.allclose(prediction, inputs[:, :12], atol=1e-3)  # [B, 12, N]: the same hours one week earlier
+    assert reference_main(["--dataset", "Hourly", "--method", "SeasonalWeek", "--run-dir", "copy", "--history",
+                           "week"]) == 0
+    scored = [json.loads((workdir / d / "test_metrics.json").read_text())["overall"]["MAE"] for d in ("r", "copy")]
+    assert scored[0] == pytest.approx(scored[1], rel=1e-4)
+    readings, _ = Forecaster.load(workdir / "r").latest()  # the forecast command: last week's copy too
+    assert np.allclose(Forecaster.load(workdir / "r").forecast()["forecast"].to_numpy().reshape(12, 5),
+                       readings[:12], atol=1e-3)
+    # under `week` the same model forecasts the training mean: the residual is what makes it the copy
+    assert main(["-c", cfg, "--dataset", "Hourly", "--history", "week", "--run-dir", "w", "--threads", "1"]) == 0
+    plain = json.loads((workdir / "w" / "test_metrics.json").read_text())["overall"]["MAE"]
+    assert plain > 1.5 * scored[0]

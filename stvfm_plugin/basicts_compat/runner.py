@@ -1,4 +1,5 @@
-"""`BasicTS110Runner`: BasicTS 1.1.0's runner with its bugs fixed, and nothing else.
+"""`BasicTS110Runner`: BasicTS 1.1.0's runner with its bugs fixed, and the protocol's residual forecasting
+(`--history week-residual`, where the config asks for it) in its forward pass, which every path shares.
 
 `stvfm_plugin.runner.PluginRunner` builds on it (run folders' records, time cap, resuming, run summaries); each
 override here is listed, with its test, in the package docstring.
@@ -25,6 +26,7 @@ from easytorch.utils import get_logger, is_master, master_only
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..data.info import DatasetInfo
+from ..protocols import RESIDUAL_LAG, week_copy
 from .builder import BoundModel, install
 from .metrics import honest
 
@@ -117,10 +119,22 @@ class BasicTS110Runner(BasicTSRunner):
 
     def _forward(self, model, data, step, epoch=None):
         """Evaluate with the bare model: BasicTS evaluates on rank 0 alone, through DDP, whose buffer broadcast then
-        waits for ranks that are not there."""
+        waits for ranks that are not there. Under `--history week-residual` (the config's `RESIDUAL_LAG`) the model
+        is given and forecasts the residual of the copy of one week earlier (`protocols.week_copy`), its
+        forecast is that copy plus its output; the loss, metrics and saved results see the forecast and the targets."""
         if self.status != RunnerStatus.TRAINING:
             model = self.bare_model
-        return super()._forward(model, data, step, epoch)
+        lag = self.cfg.get(RESIDUAL_LAG)
+        if not lag:
+            return super()._forward(model, data, step, epoch)
+        targets = data["targets"]
+        copy = week_copy(data["inputs"], lag, targets)  # [B, T_out, N(, C)]
+        data["targets"] = targets - copy  # what the model learns from (teacher forcing, its own likelihood)
+        forward_return = super()._forward(model, data, step, epoch)
+        prediction = forward_return["prediction"]
+        forward_return["prediction"] = prediction + copy.to(prediction.device)
+        forward_return["targets"] = data["targets"] = targets.to(prediction.device)
+        return forward_return
 
     def _eval_loop(self, mode) -> None:
         with torch.inference_mode():  # BasicTS evaluates under no_grad only

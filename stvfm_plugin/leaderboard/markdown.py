@@ -166,7 +166,12 @@ def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
         "- Split (chronological): " + (", ".join(f"{k} {v}" for k, v in split.items()) if split else "see meta.json"),
         f"- Input / output lengths: {params.get('input_len')} -> {params.get('output_len')}"
         + (f" (`--history {budget['history']}`: every row, the naive references' windows too, reads a week of steps, "
-           "so that each sees the same hours of last week)" if budget.get("history", "recent") != "recent" else ""),
+           "so that each sees the same hours of last week" + ("; every model forecasts the residual of that copy: its "
+                                                              "output is added to the readings of the same hours one "
+                                                              "week earlier, so a model that learns nothing scores as "
+                                                              "SeasonalWeek" if budget["history"] == "week-residual"
+                                                              else "") + ")"
+           if budget.get("history", "recent") != "recent" else ""),
         f"- Scaler: {first.get('scaler', {}).get('name')} (norm_each_channel={first.get('norm_each_channel')}, "
         "fitted on the training split); metrics in data units (rescale=True)",
         (f"- Null value: {first.get('null_val')} (masked in loss and metrics)" if _is_marker(first.get("null_val"))
