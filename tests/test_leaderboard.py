@@ -1452,3 +1452,20 @@ def test_a_left_out_model_is_a_row_with_its_reason_that_no_call_trains_and_no_in
     shutil.copytree(workdir / "report", copy)
     assert main(["report", "--dataset", "Tiny", "--report-dir", str(copy), "--out", str(workdir / "nowhere")]) == 0
     assert (copy / "leaderboard.md").read_text() == md
+
+
+def test_the_protocol_says_which_precision_every_row_used():
+    from stvfm_plugin.leaderboard.markdown import precision_line
+
+    def row(model, *configs):
+        return ModelRow(model, [SeedRun(seed, "finished", {"overall": {"MAE": 1.0}}, {}, {"model_config": config})
+                                for seed, config in enumerate(configs, 1)])
+
+    plain = [row("STID", {}), row("STVFM", {"precision": "fp32"}, {})]  # no entry: a run from before it, fp32
+    assert precision_line(plain) == ("- Precision: fp32 for every row (weights, optimizer, loss and metrics fp32 "
+                                     "throughout)")
+    half = plain + [row("STVFM:precision=bf16", {"precision": "bf16", "precision_scope": "model"},
+                        {"precision": "bf16", "precision_scope": "model"}),
+                    row("STVFM:precision_scope=backbone", {"precision": "bf16", "precision_scope": "backbone"})]
+    assert precision_line(half).startswith("- Precision: fp32 for every row but STVFM:precision=bf16: bf16 (model); "
+                                           "STVFM:precision_scope=backbone: bf16 (backbone) (autocast of")

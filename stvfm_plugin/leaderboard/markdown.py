@@ -178,6 +178,7 @@ def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
          else "- Null value: none (every reading is scored)"),
         f"- Metrics: masked {', '.join(first.get('metrics', []))}, horizons {first.get('eval_horizons')}; "
         "model selection by validation MAE",
+        precision_line(rows),
         _budget_line(budget) + f"; seeds {', '.join(map(str, seeds))}",
         *converged_under_smaller_caps(rows, budget.get("max_minutes")),
         f"- Device: {settings.get('device')}; software: " + ", ".join(
@@ -195,6 +196,23 @@ def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
               f"trained were renamed to what they are under the new one (the earlier config is `{r['model']}:{r['as']}`)"
               for r in settings.get("relabelled", [])]
     return lines
+
+
+def precision_line(rows: List[ModelRow]) -> str:
+    """Which precision every row trained and forecast in: fp32 unless its model's config says otherwise
+    (`precision`, ST-VFM; runs that predate the entry were fp32)."""
+    def precision(run) -> str:
+        config = run.cfg.get("model_config") or {}
+        kind = config.get("precision", "fp32")
+        return kind if kind == "fp32" else f"{kind} ({config.get('precision_scope', 'model')})"
+
+    found = {row.model: sorted({precision(r) for r in row.finished}) for row in rows if row.finished}
+    other = {model: kinds for model, kinds in found.items() if kinds != ["fp32"]}
+    if not other:
+        return "- Precision: fp32 for every row (weights, optimizer, loss and metrics fp32 throughout)"
+    return ("- Precision: fp32 for every row but " + "; ".join(f"{m}: {', '.join(k)}" for m, k in other.items())
+            + " (autocast of the forward pass, `model`, or of the frozen blocks alone, `backbone`; weights, optimizer, "
+            "loss and metrics fp32)")
 
 
 def cost_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
