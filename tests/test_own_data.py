@@ -218,6 +218,21 @@ def test_every_model_trains_and_forecasts_every_channel_of_a_grid(grid_data, mod
         assert "layout grid 6x10" in (capsys.readouterr().err + "".join(p.read_text() for p in run.glob("*.log")))
 
 
+@pytest.mark.parametrize("model", ["STVFM", "DeepAR"])
+def test_the_models_that_read_their_targets_train_and_forecast_a_grid_under_the_grid_reports_protocol(
+        grid_data, model, monkeypatch):
+    """`--history week-residual` (TaxiNYC's protocol): a week in, each model's output added to last week's copy. The
+    runner does it for every model alike (`test_run_cli`); these two also read the targets while training (ST-VFM's
+    flow loss, DeepAR's teacher forcing and likelihood), which are then the residuals."""
+    extra = TINY_STVFM if model == "STVFM" else []
+    run = run_one(grid_data, model, "Grid", [*extra, "--history", "week-residual"], monkeypatch, tag="-residual")
+    assert json.loads((run / "cfg.json").read_text())["residual_lag"] == 168
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert np.isfinite(metrics["overall"]["MAE"]) and set(metrics) >= {"channel_start", "channel_end"}
+    table = Forecaster.load(run).forecast()
+    assert len(table) == 12 * 60 and np.isfinite(table[["forecast", "lower", "upper"]].to_numpy()).all()
+
+
 def test_a_naive_reference_is_scored_per_channel_as_the_models_are(grid_data, monkeypatch):
     from stvfm_plugin.references import main as reference_main
 
