@@ -72,3 +72,11 @@ MODELS=${ROWS:-$MODELS}
   --set GPT4TS:model_config.backbone=all-minilm-l6-v2 --set GPT4TS:model_config.llm_layers=2 \
   --set STLLM:model_config.backbone=all-minilm-l6-v2 --set STLLM:model_config.llm_layers=2 \
   --set STLLM:model_config.unfrozen_layers=1
+# The grid's map figure (issue 45): ST-VFM's seed-1 run of the report forecasts the 12 hours after the data's last
+# reading; `forecast --plot` draws, per channel, the last observed frame, the forecast at steps 1, 6 and 12 and the
+# interval's width
+RUN=$WORK/leaderboard/$DATASET/STVFM/seed-1
+if [ "$DATASET" = TaxiNYC ] && [ -z "${ROWS:-}" ] && [ -f "$RUN/test_metrics.json" ]; then
+  "$PY" -m stvfm_plugin.forecast "$RUN" --out "$WORK/$DATASET-STVFM-forecast.csv" \
+    --plot "$REPO/benchmarks/results/$DATASET/maps.png"
+fi
