@@ -218,8 +218,9 @@ def plot_maps(path: Path, table, last: np.ndarray, end: Optional[dt.datetime], d
     height, width = dataset.grid_shape[0], dataset.grid_shape[1] // len(names)
     steps = [k for k in MAP_STEPS if k <= table["step"].max()] or [int(table["step"].max())]
     frame = lambda values, c: np.asarray(values, dtype=float)[c::len(names)].reshape(height, width)  # noqa: E731
-    fig, axes = plt.subplots(len(names), len(steps) + 2, figsize=(2.6 * (len(steps) + 2), 2.6 * len(names)),
-                             squeeze=False)
+    panel = 2.4 * min(1.0, max(0.35, width / height))  # a panel's width follows the grid's shape (tall grids: narrow)
+    fig, axes = plt.subplots(len(names), len(steps) + 2, figsize=((panel + 0.5) * (len(steps) + 2), 2.8 * len(names)),
+                             squeeze=False, layout="constrained")
     for c, name in enumerate(names):
         forecasts = [table[table["step"] == k] for k in steps]
         shown = [frame(last, c)] + [frame(f["forecast"], c) for f in forecasts]
