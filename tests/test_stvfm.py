@@ -269,6 +269,20 @@ def test_aux_loss_nonzero_in_training_absent_in_eval_and_changes_gradient():
     assert not torch.allclose(grads(True), grads(False))
 
 
+def test_flow_head_runs_only_for_the_training_loss():
+    """Validation, test and forecasts skip the flow head; the forecast is the same as with it."""
+    torch.manual_seed(0)
+    model = STVFM(tiny(7, dropout=0.0)).eval()
+    calls = []
+    model.flow_head.register_forward_hook(lambda *_: calls.append(1))
+    x, ts, y, mask = batch(2, 12, 12, 7)
+    with torch.no_grad():
+        prediction = model(x, ts, y, mask)
+        assert calls == []
+        out = model(x, ts, y, mask, train=True)
+    assert calls == [1] and torch.equal(out["prediction"], prediction)
+
+
 # ---- weights ------------------------------------------------------------------------------------------
 
 @pytest.fixture

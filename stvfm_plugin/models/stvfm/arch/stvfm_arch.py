@@ -149,7 +149,7 @@ class STVFM(nn.Module):
     def forward_head(self, x: torch.Tensor, raw: torch.Tensor, flow: Optional[torch.Tensor] = None,
                      timestamps: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Shapes: x: [B, T, N], raw, flow: [B, S, D], timestamps: [B, T, 2] -> forecast [B, T_out, N],
-        flow forecast [B, T_out, N] or None"""
+        flow forecast [B, T_out, N] (None without flow tokens or a flow head)"""
         forecast = self.forecast_head(raw, x, timestamps)
         flow_forecast = None
         if flow is not None and self.flow_head is not None:
@@ -169,10 +169,11 @@ class STVFM(nn.Module):
         whole = self.config.precision if self.config.precision_scope == "model" else "fp32"
         with autocast(whole, x.device):
             raw, flow = self.forward_features(x, timestamps)
-            prediction, flow_forecast = self.forward_head(x, raw, flow,
+            # The flow forecast only feeds the training loss: skipped otherwise (validation, test, forecasts).
+            prediction, flow_forecast = self.forward_head(x, raw, flow if train and targets is not None else None,
                                                           inputs_timestamps if self.config.head_calendar else None)
         prediction = prediction.float()
-        if not (train and targets is not None and flow_forecast is not None):
+        if flow_forecast is None:
             return prediction
         y = targets[..., 0] if targets.dim() == 4 else targets
         mask = None if targets_mask is None else (targets_mask[..., 0] if targets_mask.dim() == 4 else targets_mask)
