@@ -222,8 +222,8 @@ def test_every_model_trains_and_forecasts_every_channel_of_a_grid(grid_data, mod
 def test_the_models_that_read_their_targets_train_and_forecast_a_grid_under_the_grid_reports_protocol(
         grid_data, model, monkeypatch):
     """`--history week-residual` (TaxiNYC's protocol): a week in, each model's output added to last week's copy. The
-    runner does it for every model alike (`test_run_cli`); these two also read the targets while training (ST-VFM's
-    flow loss, DeepAR's teacher forcing and likelihood), which are then the residuals."""
+    runner does it for every model alike (`test_run_cli`); these two also read the targets while training: DeepAR's
+    teacher forcing and likelihood get the residuals, ST-VFM's flow loss the data's own flow (it is given the copy)."""
     extra = TINY_STVFM if model == "STVFM" else []
     run = run_one(grid_data, model, "Grid", [*extra, "--history", "week-residual"], monkeypatch, tag="-residual")
     assert json.loads((run / "cfg.json").read_text())["residual_lag"] == 168

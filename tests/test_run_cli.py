@@ -983,6 +983,16 @@ def test_a_week_residual_model_learns_the_residual_of_the_copy_and_forecasts_the
     runner._forward(runner.model, {"inputs": inputs, "targets": targets}, 0)
     assert torch.allclose(seen["targets"], targets - copy)  # teacher forcing / a model's own likelihood: the residual
 
+    class HalfOnABase(torch.nn.Module):  # a model that asks what its output is added to (ST-VFM's flow loss)
+        def forward(self, inputs, targets=None, train=False, targets_base=None):
+            seen["base"] = targets_base.clone()
+            return torch.full_like(targets, 0.5)
+
+    runner.model, runner.forward_params = HalfOnABase(), ["targets", "train", "targets_base"]
+    data = {"inputs": inputs, "targets": targets}
+    out = runner._forward(runner.model, data, 0)
+    assert torch.equal(seen["base"], copy) and "targets_base" not in out and "targets_base" not in data
+
 
 def test_week_residual_refuses_a_forecast_beyond_the_week_it_copies():
     from stvfm_plugin.protocols import residual_lag

@@ -269,6 +269,19 @@ def test_aux_loss_nonzero_in_training_absent_in_eval_and_changes_gradient():
     assert not torch.allclose(grads(True), grads(False))
 
 
+def test_flow_loss_of_residual_targets_reads_the_flow_of_the_data():
+    """Under `--history week-residual` the targets are `data - copy` and `targets_base` the copy: the flow loss is the
+    one of the data itself, not of a series that jumps from the last reading to a residual."""
+    torch.manual_seed(0)
+    model = STVFM(tiny(7, dropout=0.0))
+    x, ts, y, mask = batch(2, 12, 12, 7)
+    copy = x + 3.0  # far from the data, so that a mixed-up flow target shows
+    plain = model(x, ts, y, mask, train=True)["aux_loss"]
+    residual = model(x, ts, y - copy, mask, train=True, targets_base=copy)["aux_loss"]
+    assert torch.allclose(residual, plain, atol=1e-5)
+    assert not torch.allclose(model(x, ts, y - copy, mask, train=True)["aux_loss"], plain)
+
+
 def test_flow_head_runs_only_for_the_training_loss():
     """Validation, test and forecasts skip the flow head; the forecast is the same as with it."""
     torch.manual_seed(0)

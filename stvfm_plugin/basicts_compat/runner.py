@@ -121,7 +121,8 @@ class BasicTS110Runner(BasicTSRunner):
         """Evaluate with the bare model: BasicTS evaluates on rank 0 alone, through DDP, whose buffer broadcast then
         waits for ranks that are not there. Under `--history week-residual` (the config's `RESIDUAL_LAG`) the model
         is given and forecasts the residual of the copy of one week earlier (`protocols.week_copy`), its
-        forecast is that copy plus its output; the loss, metrics and saved results see the forecast and the targets."""
+        forecast is that copy plus its output; the loss, metrics and saved results see the forecast and the targets.
+        A model whose forward takes `targets_base` (ST-VFM: its flow loss reads the data's own flow) is given the copy."""
         if self.status != RunnerStatus.TRAINING:
             model = self.bare_model
         lag = self.cfg.get(RESIDUAL_LAG)
@@ -130,7 +131,10 @@ class BasicTS110Runner(BasicTSRunner):
         targets = data["targets"]
         copy = week_copy(data["inputs"], lag, targets)  # [B, T_out, N(, C)]
         data["targets"] = targets - copy  # what the model learns from (teacher forcing, its own likelihood)
+        data["targets_base"] = copy
         forward_return = super()._forward(model, data, step, epoch)
+        del data["targets_base"]
+        forward_return.pop("targets_base", None)
         prediction = forward_return["prediction"]
         forward_return["prediction"] = prediction + copy.to(prediction.device)
         forward_return["targets"] = data["targets"] = targets.to(prediction.device)

@@ -158,8 +158,14 @@ class STVFM(nn.Module):
 
     def forward(self, inputs: torch.Tensor, inputs_timestamps: Optional[torch.Tensor] = None,
                 targets: Optional[torch.Tensor] = None, targets_mask: Optional[torch.Tensor] = None,
-                train: bool = False) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
+                train: bool = False, targets_base: Optional[torch.Tensor] = None
+                ) -> Union[torch.Tensor, Dict[str, torch.Tensor]]:
         """Forecast; while training (with targets) also return the weighted auxiliary flow loss.
+
+        `targets_base` is what the protocol adds to the forecast, given when the targets are a residual
+        (`--history week-residual`: the targets are `data - copy`, `targets_base` is the copy of one week earlier).
+        The flow loss then reads the future flow of the data itself, `targets + targets_base`, which continues the
+        input series; the flow of a residual would not (its first step would be a residual minus a reading).
 
         Returns:
             `prediction [B, T_out, N]`, or `{"prediction", "aux_loss"}` while training with the flow loss on.
@@ -175,7 +181,8 @@ class STVFM(nn.Module):
         prediction = prediction.float()
         if flow_forecast is None:
             return prediction
-        y = targets[..., 0] if targets.dim() == 4 else targets
+        y = targets if targets_base is None else targets + targets_base  # [B, T_out, N(, C)]: the data's own
+        y = y[..., 0] if y.dim() == 4 else y
         mask = None if targets_mask is None else (targets_mask[..., 0] if targets_mask.dim() == 4 else targets_mask)
         target_flow, flow_mask = future_flow(x[:, -1:], y, mask)
         aux = self.config.flow_loss_weight * flow_forecasting_loss(flow_forecast.float(), target_flow, flow_mask)
