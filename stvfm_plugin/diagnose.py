@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .errors import UserError, exit_status
-from .protocols import HISTORIES, RESIDUAL_LAG, week_copy
+from .protocols import HISTORIES, RESIDUAL_LAG, RESIDUAL_LEVEL, residual_base
 from .run_options import RunOptions
 
 
@@ -61,7 +61,7 @@ def scorer(runner):
 
     def score(prediction: torch.Tensor, batch: dict) -> torch.Tensor:
         if lag:
-            prediction = prediction + week_copy(batch["inputs"], lag, prediction)
+            prediction = prediction + residual_base(batch["inputs"], lag, prediction, runner.cfg.get(RESIDUAL_LEVEL))
         if runner.cfg.rescale:
             prediction = runner.scaler.inverse_transform(prediction)
         return (prediction - batch["targets"]).abs() * batch["targets_mask"].to(prediction.dtype)

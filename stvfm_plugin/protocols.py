@@ -71,6 +71,40 @@ def week_copy(inputs: torch.Tensor, lag: int, like: torch.Tensor) -> torch.Tenso
     return copy.to(device=like.device, dtype=like.dtype)
 
 
+#: the config entry of a `week-residual` run whose model adds a level taken from its input window back to its output
+#: (`own_level`): "mean" or "last"
+RESIDUAL_LEVEL = "residual_level"
+LEVELS = ("mean", "last")
+
+
+def own_level(model_config: Any) -> Optional[str]:
+    """The level a model takes from each series' input window and adds back to its output, by its config: RevIN's
+    window mean (`use_revin`; its last reading with `subtract_last`), N-HiTS's last reading (`naive_level`); else None."""
+    if getattr(model_config, "use_revin", False):
+        return "last" if getattr(model_config, "subtract_last", False) else "mean"
+    return "last" if getattr(model_config, "naive_level", False) else None
+
+
+def residual_base(inputs: torch.Tensor, lag: int, like: torch.Tensor, level: Optional[str] = None) -> torch.Tensor:
+    """What a `week-residual` model's output is added to: the copy of one week earlier (`week_copy`), less the level
+    the model adds back itself (`own_level`: each series' window mean or last reading). A RevIN model outputs
+    `g * std + mean` from a window it sees only normalised, so it could not cancel the mean to forecast a residual, and
+    N-HiTS starts its forecast from the last reading, which its pooled inputs do not show exactly; with the level taken
+    off the copy, such a forecast is `copy + g * std` (`copy + blocks`): the model forecasts the residual, and one that
+    learns nothing still forecasts the copy.
+
+    Shapes:
+        inputs [B, T, N(, C)] with T >= lag >= T_out, like [B, T_out, N(, C')] -> [B, T_out, N(, C')]
+    """
+    copy = week_copy(inputs, lag, like)  # [B, T_out, N(, C')]
+    if level is None:
+        return copy
+    if level not in LEVELS:
+        raise UserError(f"residual level {level!r}: choose one of {', '.join(LEVELS)}.")
+    window = inputs.mean(dim=1, keepdim=True) if level == "mean" else inputs[:, -1:]  # [B, 1, N(, C)]
+    return copy - week_copy(window.expand_as(inputs), lag, like)  # the level, repeated over the forecast steps
+
+
 #: a config's `null_val` that `bind_dataset` replaces by the dataset's (None would mean: every reading is data)
 FROM_DATASET = "from the dataset"
 

@@ -190,7 +190,7 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
     from .data.binding import bind_dataset, check_values, check_windows, ensure_dataset
     from .data.train_share import RecentShareDataset, train_share
-    from .protocols import RESIDUAL_LAG, fit_horizons, history_input_len, residual_lag
+    from .protocols import RESIDUAL_LAG, RESIDUAL_LEVEL, fit_horizons, history_input_len, own_level, residual_lag
 
     cfg = load_config(options.config)
     default_dir = default_ckpt_dir(cfg)
@@ -228,6 +228,12 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
         cfg._md5, cfg._serialized = "", {}
         logger.info(f"Override (--history {options.history}): the model forecasts the residual of the copy of the "
                     f"same steps {lag} steps earlier; its output is added to that copy")
+        level = own_level(cfg.model_config)
+        if level is not None:
+            cfg[RESIDUAL_LEVEL] = level
+            logger.info(f"Override (--history {options.history}): the model adds each series' window "
+                        f"{'mean' if level == 'mean' else 'last reading'} back to its output itself, so its output is "
+                        "added to the copy less that level: it forecasts the residual")
     if options.train_fraction is not None:
         share = train_share(info, options.train_fraction, cfg.input_len, cfg.output_len,
                             cfg.get("train_batch_size") or cfg.get("batch_size") or 1)

@@ -1330,7 +1330,7 @@ def test_a_week_of_history_trains_once_and_a_second_call_keeps_its_runs(workdir,
     synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=4, num_steps=24 * 7 * 6, step_minutes=60,
                                                               seed=1))
     command = [python(), "-m", "stvfm_plugin.leaderboard", "run", "--dataset", "Hourly", "--models", "STID",
-               "SeasonalWeek", "--epochs", "1", "--patience", "3", "--seeds", "1", "--history", history, "--threads",
+               "PatchTST", "NHiTS", "SeasonalWeek", "--epochs", "1", "--patience", "3", "--seeds", "1", "--history", history, "--threads",
                "1", "--max-minutes", "none", "--config-dir", str(REPO / "baselines_cfg")]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -1343,6 +1343,8 @@ def test_a_week_of_history_trains_once_and_a_second_call_keeps_its_runs(workdir,
     assert f"(`--history {history}`: every row, the naive references' windows too, reads a week of steps" in md
     assert ("every model forecasts the residual of that copy" in md) == (history == "week-residual")
     assert cfg.get("residual_lag") == (168 if history == "week-residual" else None)
+    assert ("- Levels the models add back under `week-residual`: NHiTS: the last reading; PatchTST: the window's mean "
+            "(RevIN). Such a model" in md) == (history == "week-residual")
 
 
 def test_few_shot_rows_get_their_table_and_figure_against_the_full_data_row(fixture_leaderboard, tmp_path):

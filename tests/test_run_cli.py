@@ -1037,18 +1037,52 @@ CFG = BasicTSForecastingConfig(model=Nought, model_config=NoughtConfig(), **traf
 """
 
 
-def test_a_model_that_learns_nothing_forecasts_the_copy_of_last_week_under_week_residual(workdir):
+#: A model that normalises each window and adds the window's mean back (RevIN, as PatchTST, iTransformer and GPT4TS),
+#: and learns nothing: it forecasts its window's mean
+NOUGHT_REVIN = NOUGHT.replace("    output_len: int = 12\n", "    output_len: int = 12\n    use_revin: bool = True\n").replace(
+    "return x[:, :self.output_len] * 0.0 * self.weight  # [B, T_out, N]",
+    "return x.mean(dim=1, keepdim=True).expand(-1, self.output_len, -1) + 0.0 * self.weight  # [B, T_out, N]")
+
+
+def test_the_baselines_that_add_a_level_of_their_window_back_are_the_revin_ones_and_nhits():
+    """`--history week-residual` takes that level off the copy: the window's mean for the models with `use_revin` on,
+    the last reading for N-HiTS's naive level (and RevIN's `subtract_last`)."""
+    from types import SimpleNamespace
+
+    from stvfm_plugin.baselines import BUILDERS
+    from stvfm_plugin.protocols import own_level, residual_base
+
+    levels = {m: own_level(build()[1]) for m, build in BUILDERS.items()}
+    assert {m: v for m, v in levels.items() if v} == {"PatchTST": "mean", "iTransformer": "mean", "GPT4TS": "mean",
+                                                      "NHiTS": "last"}
+    assert own_level(SimpleNamespace(use_revin=True, subtract_last=True)) == "last"
+    assert own_level(SimpleNamespace(use_revin=False, naive_level=False)) is None
+    inputs = torch.arange(2 * 6 * 3, dtype=torch.float32).reshape(2, 6, 3)  # [B, T, N]
+    like = torch.zeros(2, 2, 3)
+    copy = inputs[:, 2:4]  # lag 4: the same steps 4 earlier
+    assert torch.equal(residual_base(inputs, 4, like), copy)
+    assert torch.allclose(residual_base(inputs, 4, like, "mean"), copy - inputs.mean(dim=1, keepdim=True))
+    assert torch.equal(residual_base(inputs, 4, like, "last"), copy - inputs[:, -1:])
+    with pytest.raises(UserError, match="residual level 'median': choose one of mean, last."):
+        residual_base(inputs, 4, like, "median")
+
+
+@pytest.mark.parametrize("revin", [False, True], ids=["plain", "revin"])
+def test_a_model_that_learns_nothing_forecasts_the_copy_of_last_week_under_week_residual(workdir, revin):
+    """Also a model that adds its window's mean back (RevIN): its output is added to the copy less that mean."""
     from stvfm_plugin.data.synth import synth_dataset
     from stvfm_plugin.forecaster import Forecaster
     from stvfm_plugin.references import main as reference_main
 
     synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=5, num_steps=24 * 7 * 6, step_minutes=60,
                                                               seed=3, missing_share=0.0))
-    cfg = str(write_config(workdir, NOUGHT))
+    assert "use_revin" in NOUGHT_REVIN and "x.mean(dim=1" in NOUGHT_REVIN
+    cfg = str(write_config(workdir, NOUGHT_REVIN if revin else NOUGHT))
     assert main(["-c", cfg, "--dataset", "Hourly", "--history", "week-residual", "--run-dir", "r", "--threads", "1",
                  "--save-results"]) == 0
     assert json.loads((workdir / "r" / "run_options.json").read_text())["history"] == "week-residual"
-    assert json.loads((workdir / "r" / "cfg.json").read_text())["residual_lag"] == 168
+    run_cfg = json.loads((workdir / "r" / "cfg.json").read_text())
+    assert run_cfg["residual_lag"] == 168 and run_cfg.get("residual_level") == ("mean" if revin else None)
     inputs, prediction = (np.load(workdir / "r" / "test_results" / f"{k}.npy") for k in ("inputs", "prediction"))
     assert np.allclose(prediction, inputs[:, :12], atol=1e-3)  # [B, 12, N]: the same hours one week earlier
     assert reference_main(["--dataset", "Hourly", "--method", "SeasonalWeek", "--run-dir", "copy", "--history",

@@ -26,7 +26,7 @@ from easytorch.utils import get_logger, is_master, master_only
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..data.info import DatasetInfo
-from ..protocols import RESIDUAL_LAG, week_copy
+from ..protocols import RESIDUAL_LAG, RESIDUAL_LEVEL, residual_base
 from .builder import BoundModel, install
 from .metrics import honest
 
@@ -120,16 +120,17 @@ class BasicTS110Runner(BasicTSRunner):
     def _forward(self, model, data, step, epoch=None):
         """Evaluate with the bare model: BasicTS evaluates on rank 0 alone, through DDP, whose buffer broadcast then
         waits for ranks that are not there. Under `--history week-residual` (the config's `RESIDUAL_LAG`) the model
-        is given and forecasts the residual of the copy of one week earlier (`protocols.week_copy`), its
-        forecast is that copy plus its output; the loss, metrics and saved results see the forecast and the targets.
-        A model whose forward takes `targets_base` (ST-VFM: its flow loss reads the data's own flow) is given the copy."""
+        is given and forecasts the residual of the copy of one week earlier (`protocols.residual_base`: less the level
+        a model adds back itself, RevIN's window mean, N-HiTS's last reading), its forecast is that copy plus its output; the loss, metrics and saved results
+        see the forecast and the targets. A model whose forward takes `targets_base` (ST-VFM: its flow loss reads the
+        data's own flow) is given what its output is added to."""
         if self.status != RunnerStatus.TRAINING:
             model = self.bare_model
         lag = self.cfg.get(RESIDUAL_LAG)
         if not lag:
             return super()._forward(model, data, step, epoch)
         targets = data["targets"]
-        copy = week_copy(data["inputs"], lag, targets)  # [B, T_out, N(, C)]
+        copy = residual_base(data["inputs"], lag, targets, self.cfg.get(RESIDUAL_LEVEL))  # [B, T_out, N(, C)]
         data["targets"] = targets - copy  # what the model learns from (teacher forcing, its own likelihood)
         data["targets_base"] = copy
         forward_return = super()._forward(model, data, step, epoch)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 from typing import Dict, List, Optional
 
+from ..protocols import own_level
 from ..references import REFERENCES
 from .few_shot import few_shot_table, fraction_of
 from .rows import (
@@ -178,6 +180,7 @@ def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
          else "- Null value: none (every reading is scored)"),
         f"- Metrics: masked {', '.join(first.get('metrics', []))}, horizons {first.get('eval_horizons')}; "
         "model selection by validation MAE",
+        *own_level_line(rows, budget.get("history", "recent")),
         precision_line(rows),
         _budget_line(budget) + f"; seeds {', '.join(map(str, seeds))}",
         *converged_under_smaller_caps(rows, budget.get("max_minutes")),
@@ -196,6 +199,24 @@ def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
               f"trained were renamed to what they are under the new one (the earlier config is `{r['model']}:{r['as']}`)"
               for r in settings.get("relabelled", [])]
     return lines
+
+
+def own_level_line(rows: List[ModelRow], history: str) -> List[str]:
+    """Under `--history week-residual`, the rows whose model adds a level from its input window back to its output
+    (`protocols.own_level`): their output is added to the copy less that level. No line when there is none."""
+    levels: Dict[str, List[str]] = {}
+    for row in rows:
+        found = {own_level(SimpleNamespace(**(r.cfg.get("model_config") or {}))) for r in row.finished if r.cfg} - {None}
+        for level in sorted(found):
+            levels.setdefault(level, []).append(row.model)
+    if history != "week-residual" or not levels:
+        return []
+    named = {"mean": "the window's mean (RevIN)", "last": "the last reading"}
+    return ["- Levels the models add back under `week-residual`: " + "; ".join(
+        f"{', '.join(models)}: {named[level]}" for level, models in sorted(levels.items())) +
+        ". Such a model adds this level from its input window to its output itself (RevIN sees its window only "
+        "normalised, so it could not cancel it); its output is added to the copy less that level, so that it forecasts "
+        "the residual, and one that learns nothing still scores as SeasonalWeek"]
 
 
 def precision_line(rows: List[ModelRow]) -> str:
