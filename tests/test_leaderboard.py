@@ -1047,9 +1047,36 @@ def test_every_row_of_the_committed_leaderboard_script_is_a_valid_config():
     assert "STVFM:pretrained=False" in ablations and "GPT4TS:llm_layers=0" in ablations
     rows = orders[1] + ablations
     budget = Budget(dataset="LosLoop", models=rows, seeds=[1], epochs=1, patience=1, config_dir=str(REPO / "baselines_cfg"),
-                    overrides=_overrides(re.findall(r"--set (\S+)", text), rows))
+                    overrides=_overrides(re.findall(r"--set ([A-Za-z]\S*)", text), rows))
     for row in rows:
         train_command_of(budget, row)
+
+
+@pytest.mark.parametrize("choice", [None, "", "# chosen on validation\nmodel_config.patch_size=2"])
+def test_the_grids_st_vfm_rows_wait_for_the_tunings_committed_choice_and_train_with_it(tmp_path, choice):
+    script = (REPO / "benchmarks" / "leaderboard.sh").read_text()
+    block = script[script.index("\nCHOSEN=()"):script.index("\nMODELS=${ROWS:-$MODELS}")]
+    if choice is not None:
+        (tmp_path / "benchmarks" / "results" / "tune" / "TaxiNYC").mkdir(parents=True)
+        (tmp_path / "benchmarks" / "results" / "tune" / "TaxiNYC" / "chosen.txt").write_text(choice)
+    head = (f"set -euo pipefail\nREPO={tmp_path}\nDATASET=TaxiNYC\nFIRST_ABLATIONS='STVFM:pretrained=False "
+            "STVFM:vfm_layers=0'\nMODELS=\"STID iTransformer STVFM $FIRST_ABLATIONS\"\n")
+    proc = subprocess.run(["bash", "-c", head + block + '\necho "$MODELS"\necho "${CHOSEN[*]:-}"'], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    *said, models, chosen = proc.stdout.splitlines()
+    if choice is None:
+        assert models.split() == ["STID", "iTransformer"] and chosen == ""
+        assert "ST-VFM's rows wait for the tuning's choice" in said[0]
+        return
+    assert models.split() == ["STID", "iTransformer", "STVFM", "STVFM:pretrained=False", "STVFM:vfm_layers=0"]
+    assert chosen == ("--set STVFM:model_config.patch_size=2" if choice else "")
+    rows = models.split()
+    budget = Budget(dataset="LosLoop", models=rows, seeds=[1], epochs=1, patience=1, config_dir=str(REPO / "baselines_cfg"),
+                    overrides=_overrides(chosen.split()[1::2], rows))
+    for row in rows[2:]:  # the full model and its ablations alike
+        command = train_command_of(budget, row)
+        assert ("model_config.patch_size=2" in command) == bool(choice)
 
 
 def _tune_rows(stage: str, **env: str) -> list[str]:
@@ -1419,7 +1446,7 @@ def test_every_few_shot_row_of_the_committed_script_is_a_valid_row():
                      if not line.lstrip().startswith("#"))
     assert "MODELS=${ROWS:-$MODELS}" in text
     budget = Budget(dataset="SZTaxi", models=rows, seeds=[1], epochs=1, patience=1, config_dir=str(REPO / "baselines_cfg"),
-                    overrides=_overrides(re.findall(r"--set (\S+)", text), rows))
+                    overrides=_overrides(re.findall(r"--set ([A-Za-z]\S*)", text), rows))
     from stvfm_plugin.leaderboard.runs import train_command
 
     for row in rows:  # a model's config takes every override; a reference has none
