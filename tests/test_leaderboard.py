@@ -1498,3 +1498,20 @@ def test_the_protocol_says_which_precision_every_row_used():
                     row("STVFM:precision_scope=backbone", {"precision": "bf16", "precision_scope": "backbone"})]
     assert precision_line(half).startswith("- Precision: fp32 for every row but STVFM:precision=bf16: bf16 (model); "
                                            "STVFM:precision_scope=backbone: bf16 (backbone) (autocast of")
+
+
+def test_the_protocol_names_the_trained_rows_scaler_when_a_naive_reference_ranks_first():
+    """A naive reference's run has no scaler: the protocol list reads the trained rows' config (TaxiNYC, where the copy
+    of last week ranks first, once said "Scaler: None")."""
+    from stvfm_plugin.leaderboard.markdown import protocol_lines
+
+    common = {"dataset_name": "Grid", "null_val": -1.0, "metrics": ["MAE"], "eval_horizons": [3],
+              "dataset_params": {"input_len": 168, "output_len": 12}}
+    reference = ModelRow("SeasonalWeek", [SeedRun(1, "finished", cfg=dict(common))], rank=1)
+    model = ModelRow("STID", [SeedRun(1, "finished", cfg={**common, "scaler": {"name": "ZScoreScalerFixed"},
+                                                         "norm_each_channel": False})], rank=2)
+    settings = {"budget": {"dataset": "Grid", "seeds": [1], "budget": "convergence", "epochs": 100, "patience": 10,
+                           "history": "week-residual"}, "dataset_meta": {}, "device": "cpu"}
+    lines = protocol_lines(settings, [reference, model])
+    assert "- Scaler: ZScoreScalerFixed (norm_each_channel=False, fitted on the training split); metrics in data units " \
+           "(rescale=True)" in lines

@@ -152,7 +152,8 @@ def per_horizon_table(rows: List[ModelRow]) -> List[str]:
 def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
     """The protocol's list: dataset, raw files, split, windows, scaler, null value, metrics, budget, device."""
     budget, dataset, seeds = settings["budget"], settings["budget"]["dataset"], settings["budget"]["seeds"]
-    first = next((r.cfg for row in rows for r in row.finished if r.cfg), {})
+    # a trained row's config (a naive reference's has no scaler) when there is one
+    first = next((r.cfg for row in sorted(rows, key=lambda row: row.is_reference) for r in row.finished if r.cfg), {})
     params = first.get("dataset_params", {})
     meta = settings.get("dataset_meta") or dataset_meta(dataset)
     split = meta.get("split_lengths")
