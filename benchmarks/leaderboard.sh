@@ -59,24 +59,28 @@ case $DATASET in
            LEAVE_OUT=(--leave-out "StemGNN=not trainable here: at 168 steps in it has 206.7 M parameters and one training step (batch 64) took 273 s on one core, about 4 hours an epoch") ;;
   *) MODELS="$REFERENCES STID DLinear StemGNN STVFM $FIRST_ABLATIONS NHiTS STLLM GWNet iTransformer PatchTST DeepAR GPT4TS $LATER_ABLATIONS" ;;
 esac
+# ROWS (benchmarks/few_shot.sh) replaces the list: other rows under the same budget, protocol and report
+MODELS=${ROWS:-$MODELS}
 # ST-VFM's rows on the grid train with the tuning's choice (benchmarks/tune.sh TaxiNYC grid, validation only): its
 # overrides, one KEY=VALUE a line (`model_config.patch_size=2`; # comments; an empty file: the committed config), in
-# results/tune/TaxiNYC/chosen.txt, for the full model and its ablations alike. Until that file is committed they wait.
+# results/tune/TaxiNYC/chosen.txt, for the full model, its ablations and its few-shot rows alike. Until that file is
+# committed they wait (the few-shot rows are refused).
 CHOSEN=()
-if [ "$DATASET" = TaxiNYC ] && [ -z "${ROWS:-}" ]; then
+if [ "$DATASET" = TaxiNYC ] && [[ " $MODELS" == *" STVFM"* ]]; then
   CHOICE=$REPO/benchmarks/results/tune/TaxiNYC/chosen.txt
   if [ -f "$CHOICE" ]; then
     while read -r ITEM || [ -n "$ITEM" ]; do
       case $ITEM in ''|'#'*) ;; *) CHOSEN+=(--set "STVFM:$ITEM") ;; esac
     done < "$CHOICE"
     echo "ST-VFM's rows: the tuning's choice (${CHOICE#"$REPO"/}): ${CHOSEN[*]:-the committed config}"
+  elif [ -n "${ROWS:-}" ]; then
+    echo "error: ST-VFM's rows on $DATASET need the tuning's choice, ${CHOICE#"$REPO"/}, which is not there yet" >&2
+    exit 2
   else
     MODELS=${MODELS/ STVFM $FIRST_ABLATIONS/}
     echo "ST-VFM's rows wait for the tuning's choice (${CHOICE#"$REPO"/} is not there yet): not trained in this call"
   fi
 fi
-# ROWS (benchmarks/few_shot.sh) replaces the list: other rows under the same budget, protocol and report
-MODELS=${ROWS:-$MODELS}
 # shellcheck disable=SC2086  # the model lists are word lists on purpose
 "$PY" -m stvfm_plugin.leaderboard run --dataset "$DATASET" \
   --models $MODELS \

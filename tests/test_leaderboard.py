@@ -1052,17 +1052,22 @@ def test_every_row_of_the_committed_leaderboard_script_is_a_valid_config():
         train_command_of(budget, row)
 
 
-@pytest.mark.parametrize("choice", [None, "", "# chosen on validation\nmodel_config.patch_size=2"])
-def test_the_grids_st_vfm_rows_wait_for_the_tunings_committed_choice_and_train_with_it(tmp_path, choice):
+def _grid_choice(tmp_path: Path, choice, rows: str = "") -> subprocess.CompletedProcess:
+    """leaderboard.sh's block that hands the grid tuning's choice to ST-VFM's rows, run on its own (nothing trained)."""
     script = (REPO / "benchmarks" / "leaderboard.sh").read_text()
-    block = script[script.index("\nCHOSEN=()"):script.index("\nMODELS=${ROWS:-$MODELS}")]
+    block = script[script.index("\nMODELS=${ROWS:-$MODELS}"):script.index("\n# shellcheck disable=SC2086")]
     if choice is not None:
-        (tmp_path / "benchmarks" / "results" / "tune" / "TaxiNYC").mkdir(parents=True)
+        (tmp_path / "benchmarks" / "results" / "tune" / "TaxiNYC").mkdir(parents=True, exist_ok=True)
         (tmp_path / "benchmarks" / "results" / "tune" / "TaxiNYC" / "chosen.txt").write_text(choice)
     head = (f"set -euo pipefail\nREPO={tmp_path}\nDATASET=TaxiNYC\nFIRST_ABLATIONS='STVFM:pretrained=False "
-            "STVFM:vfm_layers=0'\nMODELS=\"STID iTransformer STVFM $FIRST_ABLATIONS\"\n")
-    proc = subprocess.run(["bash", "-c", head + block + '\necho "$MODELS"\necho "${CHOSEN[*]:-}"'], capture_output=True,
+            f"STVFM:vfm_layers=0'\nMODELS=\"STID iTransformer STVFM $FIRST_ABLATIONS\"\nROWS='{rows}'\n")
+    return subprocess.run(["bash", "-c", head + block + '\necho "$MODELS"\necho "${CHOSEN[*]:-}"'], capture_output=True,
                           text=True, timeout=60)
+
+
+@pytest.mark.parametrize("choice", [None, "", "# chosen on validation\nmodel_config.patch_size=2"])
+def test_the_grids_st_vfm_rows_wait_for_the_tunings_committed_choice_and_train_with_it(tmp_path, choice):
+    proc = _grid_choice(tmp_path, choice)
     assert proc.returncode == 0, proc.stderr
     *said, models, chosen = proc.stdout.splitlines()
     if choice is None:
@@ -1077,6 +1082,18 @@ def test_the_grids_st_vfm_rows_wait_for_the_tunings_committed_choice_and_train_w
     for row in rows[2:]:  # the full model and its ablations alike
         command = train_command_of(budget, row)
         assert ("model_config.patch_size=2" in command) == bool(choice)
+
+
+def test_the_grids_few_shot_st_vfm_rows_take_the_same_choice_and_are_refused_without_it(tmp_path):
+    rows = "STVFM:train_fraction=0.1 STID:train_fraction=0.1"
+    refused = _grid_choice(tmp_path, None, rows)
+    assert refused.returncode == 2
+    assert "error: ST-VFM's rows on TaxiNYC need the tuning's choice, benchmarks/results/tune/TaxiNYC/chosen.txt" \
+        in refused.stderr
+    without = _grid_choice(tmp_path, None, "STID:train_fraction=0.1")  # no ST-VFM row: nothing asked
+    assert without.returncode == 0 and without.stdout.splitlines() == ["STID:train_fraction=0.1", ""]
+    taken = _grid_choice(tmp_path, "model_config.patch_size=2", rows)
+    assert taken.returncode == 0 and taken.stdout.splitlines()[-2:] == [rows, "--set STVFM:model_config.patch_size=2"]
 
 
 def _tune_rows(stage: str, **env: str) -> list[str]:
