@@ -1116,7 +1116,10 @@ def test_every_row_of_the_tuning_script_is_a_valid_config_named_as_the_committed
     assert len(stage_a) == 7 and "STVFM" in stage_a and stage_b[:2] == ["STVFM:pretrained=False", "STVFM:vfm_layers=0"]
     assert stage_b[3] == ("STVFM:train_backbone_norms=False,use_flow_branch=False,use_cross_prompt=False,"
                           "flow_loss_weight=0,vfm_layers=0")
-    budget = Budget(dataset="LosLoop", models=stage_a + stage_b, seeds=[1], epochs=1, patience=1,
+    grid = _tune_rows("grid")
+    assert grid == ["STVFM", "STVFM:patch_size=2", "STVFM:patch_size=4", "STVFM:patch_size=1",
+                    "STVFM:center_tokens=True"]
+    budget = Budget(dataset="LosLoop", models=stage_a + stage_b + grid[1:], seeds=[1], epochs=1, patience=1,
                     config_dir=str(REPO / "baselines_cfg"))
     for row in budget.models:
         train_command_of(budget, row)
