@@ -231,8 +231,8 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
         level = own_level(cfg.model_config)
         if level is not None:
             cfg[RESIDUAL_LEVEL] = level
-            logger.info(f"Override (--history {options.history}): the model adds each series' window "
-                        f"{'mean' if level == 'mean' else 'last reading'} back to its output itself, so its output is "
+            logger.info(f"Override (--history {options.history}): the model adds each series' "
+                        f"{'window mean' if level == 'mean' else 'last reading'} back to its output itself, so its output is "
                         "added to the copy less that level: it forecasts the residual")
     if options.train_fraction is not None:
         share = train_share(info, options.train_fraction, cfg.input_len, cfg.output_len,
