@@ -17,7 +17,7 @@ from torch.optim.lr_scheduler import MultiStepLR
 
 from .errors import UserError
 from .basicts_compat.losses import LikelihoodLoss
-from .protocols import traffic_protocol
+from .protocols import patches_for, traffic_protocol
 
 #: training length of the generic configs (early stopping on validation MAE usually ends them sooner); the
 #: leaderboard sets its own budget
@@ -68,11 +68,12 @@ def _itransformer() -> tuple:
 def _patchtst() -> tuple:
     # PatchTST paper (Nie et al., ICLR 2023), its larger-dataset setting: 3 layers, d_model 128, 16 heads,
     # d_ff 256, dropout 0.2, Adam lr 1e-4 ... patch 16 / stride 8 are for 336-step inputs: with 12 steps,
-    # patch 4 / stride 2 (6 patches, the paper's patch-to-input ratio kept close).
+    # patch 4 / stride 2 (6 patches); longer inputs (--history week) get `protocols.patches_for` theirs.
     from basicts.models.PatchTST import PatchTSTConfig
     from basicts.models.PatchTST import PatchTSTForForecasting as PatchTST
-    return PatchTST, PatchTSTConfig(input_len=12, output_len=12, num_features=None, patch_len=4,
-                                    patch_stride=2, hidden_size=128, n_heads=16, intermediate_size=256,
+    patch_len, patch_stride = patches_for(12)
+    return PatchTST, PatchTSTConfig(input_len=12, output_len=12, num_features=None, patch_len=patch_len,
+                                    patch_stride=patch_stride, hidden_size=128, n_heads=16, intermediate_size=256,
                                     num_layers=3, attn_dropout=0.2, fc_dropout=0.2), \
         dict(lr=1e-4, weight_decay=0.0), 64
 
@@ -95,11 +96,13 @@ def _gwnet() -> tuple:
 
 def _gpt4ts() -> tuple:
     # GPT4TS paper (Zhou et al., NeurIPS 2023): GPT-2, first 6 layers, norms and position embeddings trained,
-    # RevIN, patch embedding in, linear out; patch 4 / stride 2 for 12-step inputs (paper: 16 / 8 for 336+).
+    # RevIN, patch embedding in, linear out; patch 4 / stride 2 for 12-step inputs (paper: 16 / 8 for 336+; longer
+    # inputs get `protocols.patches_for` theirs).
     # The paper has no 12 -> 12 traffic setting: Adam lr 1e-3, batch 64, as ST-LLM on traffic.
     from .models.gpt4ts import GPT4TS, GPT4TSConfig
+    patch_len, patch_stride = patches_for(12)
     return GPT4TS, GPT4TSConfig(input_len=12, output_len=12, num_features=None, backbone="gpt2",
-                                llm_layers=6, patch_len=4, patch_stride=2), dict(lr=1e-3, weight_decay=0.0), 64
+                                llm_layers=6, patch_len=patch_len, patch_stride=patch_stride), dict(lr=1e-3, weight_decay=0.0), 64
 
 
 def _stllm() -> tuple:

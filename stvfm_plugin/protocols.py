@@ -159,3 +159,45 @@ def fit_horizons(cfg) -> Optional[str]:
                         f"{', '.join(map(str, beyond))}, beyond output_len={output_len}. Choose horizons of at most "
                         f"{output_len} (--set eval_horizons=[...]).")
     return None
+
+
+#: the patching of the longest inputs (PatchTST's paper: patch 16, stride 8, for 336 steps and more)
+LONGEST_PATCHES = (16, 8)
+
+
+def patches_for(input_len: int) -> tuple:
+    """`(patch_len, patch_stride)` of the patch models (PatchTST, GPT4TS) for `input_len` steps in: a patch of two
+    strides, the stride about a 21st of the input, between 2 (patch 4 / stride 2: 12 steps in, the traffic protocol)
+    and 8 (the paper's 16 / 8, from 168 steps in). With the end padding both models add, that is 6 patches for 12
+    steps, 21 for a week of hours and 42 for 336 steps, the paper's count."""
+    stride = min(LONGEST_PATCHES[1], max(2, input_len // 21))
+    return 2 * stride, stride
+
+
+def fit_patches(cfg, built_input_len: Optional[int], user_keys) -> Optional[str]:
+    """Make a patch model's patches follow the run's input length, before anything is trained.
+
+    A config whose patching is `patches_for` its own input length (the baseline configs) gets `patches_for` the run's
+    input length when that changed (`--history week`: 168 hours in); patch 4 / stride 2 on a week would make 83
+    patches, whose attention over 256 series did not fit in 24 GB at batch 64. Patching the user set (`--set
+    model_config.patch_len=...` or `patch_stride`), or a config's own other choice, is kept.
+
+    Returns:
+        A log line when the patching was changed, else None.
+    """
+    model_config = cfg.get("model_config")
+    input_len = cfg.get("input_len")
+    if model_config is None or input_len is None or built_input_len is None or input_len == built_input_len:
+        return None
+    keys = ("patch_len", "patch_stride")
+    if not all(hasattr(model_config, k) for k in keys) or any(f"model_config.{k}" in user_keys for k in keys):
+        return None
+    if (model_config.patch_len, model_config.patch_stride) != patches_for(built_input_len):
+        return None
+    patch_len, stride = patches_for(input_len)
+    if (patch_len, stride) == (model_config.patch_len, model_config.patch_stride):
+        return None
+    model_config.patch_len, model_config.patch_stride = patch_len, stride
+    return (f"model_config.patch_len = {patch_len}, model_config.patch_stride = {stride}: the patches follow the "
+            f"{input_len} steps in ({(input_len - patch_len) // stride + 2} patches with the end padding; "
+            "--set model_config.patch_len=... / patch_stride=... to choose others)")

@@ -190,9 +190,11 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
     from .data.binding import bind_dataset, check_values, check_windows, ensure_dataset
     from .data.train_share import RecentShareDataset, train_share
-    from .protocols import RESIDUAL_LAG, RESIDUAL_LEVEL, fit_horizons, history_input_len, own_level, residual_lag
+    from .protocols import (RESIDUAL_LAG, RESIDUAL_LEVEL, fit_horizons, fit_patches, history_input_len, own_level,
+                            residual_lag)
 
     cfg = load_config(options.config)
+    built_input_len = cfg.get("input_len")
     default_dir = default_ckpt_dir(cfg)
     if options.dataset:
         set_top_level(cfg, "dataset_name", options.dataset)
@@ -221,6 +223,10 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
             logger.info(f"Override (--history {options.history}): {line}")
     for line in bind_dataset(cfg, info):
         logger.info(line)
+    patches = fit_patches(cfg, built_input_len, {key for key, _ in options.overrides})
+    if patches:
+        logger.info(f"Override: {patches}")
+        cfg._md5, cfg._serialized = "", {}
     check_windows(cfg, info)
     lag = residual_lag(options.history, info.step_minutes, cfg.output_len)
     if lag is not None:

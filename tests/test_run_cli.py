@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -942,6 +943,50 @@ def test_history_week_gives_every_model_and_reference_a_week_in(workdir, capsys)
     assert main(["-c", str(cfg), "--dataset", "Hourly", "--history", "week", "--set", "input_len=24"]) == 2
     assert "--history week sets input_len (168 steps); drop --set input_len" in capsys.readouterr().err
 
+
+
+@pytest.mark.parametrize("input_len, expected", [(12, (4, 2)), (48, (4, 2)), (96, (8, 4)), (168, (16, 8)),
+                                                 (336, (16, 8)), (720, (16, 8))])
+def test_patches_follow_the_input_from_the_traffic_protocols_to_the_papers(input_len, expected):
+    from stvfm_plugin.protocols import patches_for
+
+    assert patches_for(input_len) == expected
+
+
+def test_a_week_in_gives_the_patch_models_the_papers_patches_unless_the_user_chose_them(workdir, capsys):
+    from stvfm_plugin.data.synth import synth_dataset
+
+    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=4, num_steps=24 * 7 * 6, step_minutes=60,
+                                                              seed=1))
+    assert main(["-c", str(CONFIGS / "PatchTST.py"), "--dataset", "Hourly", "--history", "week", "--run-dir", "p",
+                 "--set", "num_epochs=1", "--no-test", "--threads", "1"]) == 0
+    model_config = json.loads((workdir / "p" / "cfg.json").read_text())["model_config"]
+    assert (model_config["patch_len"], model_config["patch_stride"]) == (16, 8)
+    logged = capsys.readouterr().err + "".join(p.read_text() for p in (workdir / "p").glob("training_log_*.log"))
+    assert ("Override: model_config.patch_len = 16, model_config.patch_stride = 8: the patches follow the 168 steps in "
+            "(21 patches with the end padding") in logged
+    from stvfm_plugin.run import describe_run
+    from stvfm_plugin.run_options import RunOptions
+
+    spec = describe_run(RunOptions(config=CONFIGS / "PatchTST.py", dataset="Hourly", history="week",
+                                   overrides=[("model_config.patch_len", 8)]), logging.getLogger("t"))
+    model_config = spec.cfg.model_config
+    assert (model_config.patch_len, model_config.patch_stride) == (8, 2)  # the user's patch, the config's stride
+
+
+def test_a_configs_own_patching_is_kept_and_recent_history_changes_nothing():
+    from stvfm_plugin.baselines import baseline_config
+    from stvfm_plugin.protocols import fit_patches
+
+    cfg = baseline_config("PatchTST")
+    cfg.model_config.patch_len, cfg.model_config.patch_stride = 6, 3  # not the rule's for 12 steps: the config's choice
+    cfg.input_len = 168
+    assert fit_patches(cfg, 12, set()) is None and (cfg.model_config.patch_len, cfg.model_config.patch_stride) == (6, 3)
+    cfg = baseline_config("GPT4TS")
+    assert fit_patches(cfg, 12, set()) is None  # the same input length: nothing to follow
+    cfg.input_len = 168
+    assert "patch_len = 16" in fit_patches(cfg, 12, set())
+    assert fit_patches(baseline_config("STID"), 12, set()) is None  # no patches
 
 def test_the_mape_note_samples_every_node_not_an_aliased_few():
     from stvfm_plugin.mape import TARGET_SAMPLE, sample_targets

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import UserError
-from ..protocols import history_input_len
+from ..protocols import fit_patches, history_input_len
 from ..files import read_json
 from .rows import SETTINGS_KEYS
 from .runs import Budget, run_dir, split_variant
@@ -39,7 +39,9 @@ def row_settings(budget: Budget, row: str) -> dict:
     base, changes = split_variant(row)
     overrides = (budget.overrides.get(base, []) if base != row else []) + budget.overrides.get(row, []) + changes
     cfg = load_config(budget.config_path(row))
-    apply_overrides(cfg, [parse_override(item) for item in [f"dataset_name={budget.dataset}"] + overrides])
+    built_input_len = cfg.get("input_len")
+    parsed = [parse_override(item) for item in [f"dataset_name={budget.dataset}"] + overrides]
+    apply_overrides(cfg, parsed)
     prepared = (dataset_folder(budget.dataset) / META_FILE).is_file()
     if prepared:
         info = DatasetInfo.load(budget.dataset)
@@ -47,14 +49,19 @@ def row_settings(budget: Budget, row: str) -> dict:
         if week is not None:  # as the run applies --history (`run.describe_run`)
             apply_overrides(cfg, [("input_len", week)])
         bind_dataset(cfg, info)
+        fit_patches(cfg, built_input_len, {key for key, _ in parsed})  # as the run does
     settings = kept_settings(json.loads(str(cfg)))
-    return settings if prepared or budget.history == "recent" else _without(settings, "input_len")
+    return settings if prepared or budget.history == "recent" else _without(settings, LENGTH_KEYS)
 
 
-def _without(settings: dict, key: str) -> dict:
-    """`settings` without `key` at any depth: a length the dataset decides (a week of its steps) is not compared
-    where the dataset is not prepared here."""
-    return {k: _without(v, key) if isinstance(v, dict) else v for k, v in settings.items() if k != key}
+#: settings that follow the input length, which a `--history` other than `recent` takes from the dataset
+LENGTH_KEYS = ("input_len", "patch_len", "patch_stride")
+
+
+def _without(settings: dict, keys: Tuple[str, ...]) -> dict:
+    """`settings` without `keys` at any depth: a length the dataset decides (a week of its steps), and what follows
+    it, is not compared where the dataset is not prepared here."""
+    return {k: _without(v, keys) if isinstance(v, dict) else v for k, v in settings.items() if k not in keys}
 
 
 def _differences(then: dict, now: dict, prefix: str = "") -> List[str]:
