@@ -48,15 +48,23 @@ case $DATASET in
            LATER_ABLATIONS="GPT4TS:pretrained=False GPT4TS:llm_layers=0 STLLM:pretrained=False STLLM:llm_layers=0,unfrozen_layers=0" ;;
   SZTaxi|TaxiNYC) FIRST_ABLATIONS="STVFM:pretrained=False STVFM:vfm_layers=0" LATER_ABLATIONS="" ;;
 esac
-# The grid's order: the baselines first, while benchmarks/tune.sh TaxiNYC grid chooses ST-VFM's cells per token on
-# validation (its rows and ablations train with the chosen config, after the tuning). StemGNN is not trained on the
-# grid: at 168 steps in it has 206.7 M parameters (its spectral blocks grow with the square of the input length) and
-# one training step of batch 64 took 273 s on one core (52 steps an epoch: about 4 hours per epoch, weeks to converge;
-# measured 2026-12-07, benchmarks/README "Grids"); its row says so (--leave-out).
+# The grid's order: the baselines that train in hours an epoch's worth first (STID to iTransformer), while
+# benchmarks/tune.sh TaxiNYC grid chooses ST-VFM's cells per token on validation; then ST-VFM's rows and ablations,
+# with the chosen config; then DeepAR and PatchTST, about half an hour per epoch each on one core and 12-15 GB
+# (results/cost/TaxiNYC.md, `benchmarks/step_cost.py`). On a CPU three models are left out (--leave-out; their rows
+# say why): at 168 steps in, StemGNN has 206.7 M parameters (one step of batch 64: 273 s, about 4 hours an epoch),
+# and GWNet and GPT4TS pass 16 GB at their batch of 64 (GWNet at batch 16: 181 minutes an epoch). With a GPU
+# (GPUS=0 bash benchmarks/leaderboard.sh TaxiNYC) GWNet and GPT4TS are trained too, last.
 LEAVE_OUT=()
 case $DATASET in
-  TaxiNYC) MODELS="$REFERENCES STID DLinear NHiTS GWNet STLLM PatchTST DeepAR GPT4TS iTransformer STVFM $FIRST_ABLATIONS"
-           LEAVE_OUT=(--leave-out "StemGNN=not trainable here: at 168 steps in it has 206.7 M parameters and one training step (batch 64) took 273 s on one core, about 4 hours an epoch") ;;
+  TaxiNYC) MODELS="$REFERENCES STID DLinear NHiTS STLLM iTransformer STVFM $FIRST_ABLATIONS DeepAR PatchTST"
+           LEAVE_OUT=(--leave-out "StemGNN=not trainable here: at 168 steps in it has 206.7 M parameters and one training step (batch 64) took 273 s on one core, about 4 hours an epoch")
+           if [ "${GPUS:-cpu}" = cpu ]; then
+             LEAVE_OUT+=(--leave-out "GWNet=not trainable on a CPU here: at 168 steps in, a training step of batch 64 passed 16 GB; at batch 16, 52 s a step, about 3 hours an epoch on one core (results/cost/TaxiNYC.md); on a GPU: GPUS=0 bash benchmarks/leaderboard.sh TaxiNYC"
+                         --leave-out "GPT4TS=not trainable on a CPU here: at 168 steps in (21 patches of each of 256 series), a training step of batch 64 passed 16 GB (results/cost/TaxiNYC.md); on a GPU: GPUS=0 bash benchmarks/leaderboard.sh TaxiNYC")
+           else
+             MODELS="$MODELS GWNet GPT4TS"
+           fi ;;
   *) MODELS="$REFERENCES STID DLinear StemGNN STVFM $FIRST_ABLATIONS NHiTS STLLM GWNet iTransformer PatchTST DeepAR GPT4TS $LATER_ABLATIONS" ;;
 esac
 # ROWS (benchmarks/few_shot.sh) replaces the list: other rows under the same budget, protocol and report
@@ -81,17 +89,27 @@ if [ "$DATASET" = TaxiNYC ] && [[ " $MODELS" == *" STVFM"* ]]; then
     echo "ST-VFM's rows wait for the tuning's choice (${CHOICE#"$REPO"/} is not there yet): not trained in this call"
   fi
 fi
+# GPT4TS and ST-LLM run on the language model these machines have (all-MiniLM-L6-v2, first 2 layers; ST-LLM trains
+# the attention of its last one); each model's settings are passed only when one of its rows is in this call
+MODEL_SETS=(--set GPT4TS:model_config.backbone=all-minilm-l6-v2 --set GPT4TS:model_config.llm_layers=2
+            --set STLLM:model_config.backbone=all-minilm-l6-v2 --set STLLM:model_config.llm_layers=2
+            --set STLLM:model_config.unfrozen_layers=1
+)
+BASES=" "
+for ROW in $MODELS; do BASES="$BASES${ROW%%:*} "; done
+SETS=()
+for ((i = 1; i < ${#MODEL_SETS[@]}; i += 2)); do
+  if [[ $BASES == *" ${MODEL_SETS[i]%%:*} "* ]]; then SETS+=(--set "${MODEL_SETS[i]}"); fi
+done
 # shellcheck disable=SC2086  # the model lists are word lists on purpose
-"$PY" -m stvfm_plugin.leaderboard run --dataset "$DATASET" \
+"$PY" -m stvfm_plugin.leaderboard run --dataset "$DATASET" -g "${GPUS:-cpu}" \
   --models $MODELS \
   --budget convergence --epochs 100 --patience 10 "${PROTOCOL[@]}" --seeds 1 2 3 --skip-seeds-after-cap \
   "${LEAVE_OUT[@]}" "${CHOSEN[@]}" \
   --threads "${THREADS:-1}" \
   --config-dir "$REPO/baselines_cfg" --out "$WORK/leaderboard/$DATASET" \
   --report-dir "$REPO/benchmarks/results/$DATASET" \
-  --set GPT4TS:model_config.backbone=all-minilm-l6-v2 --set GPT4TS:model_config.llm_layers=2 \
-  --set STLLM:model_config.backbone=all-minilm-l6-v2 --set STLLM:model_config.llm_layers=2 \
-  --set STLLM:model_config.unfrozen_layers=1
+  "${SETS[@]}"
 # The grid's map figure (issue 45): ST-VFM's seed-1 run of the report forecasts the 12 hours after the data's last
 # reading; `forecast --plot` draws, per channel, the last observed frame, the forecast at steps 1, 6 and 12 and the
 # interval's width

@@ -188,8 +188,10 @@ class Batches:
         x = np.stack([self.data[s:s + self.input_len] for s in starts])
         y = np.stack([self.data[s + self.input_len:s + span] for s in starts])
         ts = np.stack([self.stamps[s:s + self.input_len] for s in starts])
+        ts_out = np.stack([self.stamps[s + self.input_len:s + span] for s in starts])
         return {"inputs": torch.from_numpy(x), "inputs_timestamps": torch.from_numpy(ts),
-                "targets": torch.from_numpy(y), "targets_mask": torch.ones(y.shape, dtype=torch.bool)}
+                "targets": torch.from_numpy(y), "targets_timestamps": torch.from_numpy(ts_out),
+                "targets_mask": torch.ones(y.shape, dtype=torch.bool)}
 
 
 def forward_kwargs(model: torch.nn.Module, batch: Dict[str, torch.Tensor], train: bool) -> dict:

@@ -1041,15 +1041,55 @@ def test_every_row_of_the_committed_leaderboard_script_is_a_valid_config():
                      if not line.lstrip().startswith("#"))
     ablations = [row for group in re.findall(r'_ABLATIONS="([^"]*)"', text) for row in group.split()]
     orders = [[m for m in group.split() if not m.startswith("$")] for group in re.findall(r'MODELS="([^"]*)"', text)]
-    assert len(orders) == 2 and len(orders[1]) == 11  # the road sets: every model
-    assert set(orders[1]) - set(orders[0]) == {"StemGNN"} and set(orders[0]) <= set(orders[1])  # the grid: all but one
+    assert len(orders) == 3 and len(orders[2]) == 11  # the grid on a CPU, what a GPU adds there, the road sets: all
+    grid = orders[0] + orders[1]
+    assert set(orders[2]) - set(grid) == {"StemGNN"} and set(grid) <= set(orders[2])  # the grid: all but one
     assert "--models $MODELS" in text
     assert "STVFM:pretrained=False" in ablations and "GPT4TS:llm_layers=0" in ablations
-    rows = orders[1] + ablations
+    rows = orders[2] + ablations
     budget = Budget(dataset="LosLoop", models=rows, seeds=[1], epochs=1, patience=1, config_dir=str(REPO / "baselines_cfg"),
                     overrides=_overrides(re.findall(r"--set ([A-Za-z]\S*)", text), rows))
     for row in rows:
         train_command_of(budget, row)
+
+
+@pytest.mark.parametrize("gpus", ["", "cpu", "0"])
+def test_the_grid_leaves_out_on_a_cpu_the_models_it_cannot_train_there_and_trains_them_on_a_gpu(gpus):
+    """leaderboard.sh's choice of the grid's rows, run on its own (nothing trained)."""
+    script = (REPO / "benchmarks" / "leaderboard.sh").read_text()
+    block = script[script.index("\nLEAVE_OUT=()"):script.index("\n# ROWS (benchmarks/few_shot.sh)")]
+    head = (f"set -euo pipefail\nDATASET=TaxiNYC\nREFERENCES='SeasonalWeek'\nFIRST_ABLATIONS='STVFM:vfm_layers=0'\n"
+            + (f"GPUS={gpus}\n" if gpus else ""))
+    proc = subprocess.run(["bash", "-c", head + block + '\necho "$MODELS"\nprintf "%s\\n" "${LEAVE_OUT[@]}"'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    models, *leave_out = proc.stdout.splitlines()
+    left = {item.split("=", 1)[0]: item.split("=", 1)[1] for item in leave_out if item != "--leave-out"}
+    on_gpu = gpus == "0"
+    assert set(left) == ({"StemGNN"} if on_gpu else {"StemGNN", "GWNet", "GPT4TS"})
+    assert models.split()[-2:] == (["GWNet", "GPT4TS"] if on_gpu else ["DeepAR", "PatchTST"])
+    assert set(models.split()) | set(left) >= {"STID", "DLinear", "NHiTS", "STLLM", "iTransformer", "STVFM", "DeepAR",
+                                               "PatchTST", "GWNet", "GPT4TS", "StemGNN"}
+    if not on_gpu:
+        assert "passed 16 GB" in left["GWNet"] and "results/cost/TaxiNYC.md" in left["GPT4TS"]
+
+
+@pytest.mark.parametrize("models, expected", [
+    ("STID GPT4TS:train_fraction=0.1 NHiTS", ["GPT4TS:model_config.backbone=all-minilm-l6-v2",
+                                             "GPT4TS:model_config.llm_layers=2"]),
+    ("STID STLLM", ["STLLM:model_config.backbone=all-minilm-l6-v2", "STLLM:model_config.llm_layers=2",
+                    "STLLM:model_config.unfrozen_layers=1"]),
+    ("STID NHiTS", []),
+])
+def test_the_script_passes_a_models_settings_only_when_one_of_its_rows_is_in_the_call(models, expected):
+    """The leaderboard refuses a --set for a model with no row (a typo's guard); a grid call on a CPU leaves GPT4TS
+    out, and the few-shot calls name few models."""
+    script = (REPO / "benchmarks" / "leaderboard.sh").read_text()
+    block = script[script.index("\nMODEL_SETS=("):script.index("\n# shellcheck disable=SC2086  # the model lists")]
+    proc = subprocess.run(["bash", "-c", f"set -euo pipefail\nMODELS='{models}'\n" + block
+                           + '\nprintf "%s\\n" "${SETS[@]}"'], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stdout.splitlines() if line and line != "--set"] == expected
 
 
 def _grid_choice(tmp_path: Path, choice, rows: str = "") -> subprocess.CompletedProcess:
@@ -1501,6 +1541,17 @@ def test_a_left_out_model_is_a_row_with_its_reason_that_no_call_trains_and_no_in
     shutil.copytree(workdir / "report", copy)
     assert main(["report", "--dataset", "Tiny", "--report-dir", str(copy), "--out", str(workdir / "nowhere")]) == 0
     assert (copy / "leaderboard.md").read_text() == md
+
+
+def test_the_other_rows_of_a_left_out_model_are_left_out_with_it(tiny_dataset, workdir, capsys):
+    from stvfm_plugin.leaderboard.cli import _budget, build_parser
+
+    args = build_parser().parse_args(["run", "--dataset", "Tiny", "--models", "Persistence", "STID:train_fraction=0.5",
+                                      "--leave-out", "STID=one step takes 273 s", "--config-dir",
+                                      str(REPO / "baselines_cfg")])
+    budget = _budget(args)
+    assert budget.models == ["Persistence"]
+    assert budget.left_out == {"STID": "one step takes 273 s", "STID:train_fraction=0.5": "one step takes 273 s"}
 
 
 def test_the_protocol_says_which_precision_every_row_used():

@@ -283,10 +283,13 @@ def _budget(args: argparse.Namespace) -> Budget:
         raise UserError(f"--seeds {' '.join(map(str, args.seeds))}: give distinct whole numbers from 0 to "
                         f"{2 ** 32 - 1}.")
     left_out = _left_out(getattr(args, "leave_out", []))
-    models = [m for m in (args.models or MODELS + applicable_references(args.dataset)) if m not in left_out]
     both = sorted(set(args.models or []) & set(left_out))
     if both:
         raise UserError(f"{', '.join(both)}: in --models and in --leave-out; name a model in one of them.")
+    for row in args.models or []:  # a left-out model's other rows (ablations, few-shot shares) are left out with it
+        if split_variant(row)[0] in left_out:
+            left_out[row] = left_out[split_variant(row)[0]]
+    models = [m for m in (args.models or MODELS + applicable_references(args.dataset)) if m not in left_out]
     return Budget(dataset=args.dataset, models=models, seeds=list(args.seeds),
                   epochs=epochs, patience=args.patience if convergence else 0,
                   overrides=_overrides(args.set, list(args.models)), config_dir=args.config_dir,
