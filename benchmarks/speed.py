@@ -145,9 +145,10 @@ def busy_neighbour(on: bool):
 
 # ---- measuring ------------------------------------------------------------------------------------
 
-def _read_status_kb(key: str) -> Optional[int]:
+def _read_status_kb(key: str, pid: str = "self") -> Optional[int]:
+    """A `/proc/<pid>/status` entry in kB (`VmRSS`, `VmHWM`), or None where there is none."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])

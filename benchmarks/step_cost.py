@@ -73,17 +73,6 @@ def measure_one(model: str, dataset: str, history: str, overrides: Sequence[str]
             "trainable_params": sum(p.numel() for p in trainable), "patches": patches, "overrides": list(overrides)}
 
 
-def _rss_gb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024 ** 2
-    except OSError:
-        pass
-    return 0.0
-
-
 def measure(model: str, args: argparse.Namespace, overrides: List[str], echo) -> dict:
     """One row (a model, or `MODEL:KEY=VALUE,...`) in a child process, stopped above `--max-gb` (the parent's side)."""
     name = model.partition(":")[0]
@@ -91,10 +80,13 @@ def measure(model: str, args: argparse.Namespace, overrides: List[str], echo) ->
                "--threads", str(args.threads), "--min-seconds", str(args.min_seconds)]
     for override in overrides:
         command += ["--set", f"{name}:{override}"]
+    sys.path.insert(0, str(HERE))
+    from speed import _read_status_kb
+
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak, over = 0.0, False
     while child.poll() is None:
-        peak = max(peak, _rss_gb(child.pid))
+        peak = max(peak, (_read_status_kb("VmRSS", str(child.pid)) or 0) / 1024 ** 2)
         if peak > args.max_gb:
             child.kill()
             over = True
@@ -168,8 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="leaderboard rows: MODEL (baselines_cfg/MODEL.py) or MODEL:KEY=VALUE[,KEY=VALUE...]")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="MODEL:KEY=VALUE",
                         help="an override of one model's config, as the leaderboard's --set (repeatable)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per model (default 1, as the leaderboard)")
-    parser.add_argument("--min-seconds", type=float, default=8.0, help="timed training after the first step (default 8)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per model (default 1, as the leaderboard)")
+    parser.add_argument("--min-seconds", type=float, default=8.0,
+                        help="timed training after the first step (default 8)")
     parser.add_argument("--max-gb", type=float, default=16.0,
                         help="stop a model whose resident memory passes this (default 16)")
     parser.add_argument("--out", help="the Markdown report to write (default: print it)")

@@ -102,7 +102,8 @@ def _gpt4ts() -> tuple:
     from .models.gpt4ts import GPT4TS, GPT4TSConfig
     patch_len, patch_stride = patches_for(12)
     return GPT4TS, GPT4TSConfig(input_len=12, output_len=12, num_features=None, backbone="gpt2",
-                                llm_layers=6, patch_len=patch_len, patch_stride=patch_stride), dict(lr=1e-3, weight_decay=0.0), 64
+                                llm_layers=6, patch_len=patch_len, patch_stride=patch_stride), \
+        dict(lr=1e-3, weight_decay=0.0), 64
 
 
 def _stllm() -> tuple:

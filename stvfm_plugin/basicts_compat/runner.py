@@ -122,8 +122,8 @@ class BasicTS110Runner(BasicTSRunner):
         waits for ranks that are not there. Under `--history week-residual` (the config's `RESIDUAL_LAG`) the model
         is given and forecasts the residual of the copy of one week earlier (`protocols.residual_base`: less the level
         a model adds back itself, RevIN's window mean, N-HiTS's last reading), its forecast is that copy plus its
-        output; the loss, metrics and saved results see the forecast and the targets. A model whose forward takes `targets_base` (ST-VFM: its flow loss reads the
-        data's own flow) is given what its output is added to."""
+        output; the loss, metrics and saved results see the forecast and the targets. A model whose forward takes
+        `targets_base` (ST-VFM: its flow loss reads the data's own flow) is given what its output is added to."""
         if self.status != RunnerStatus.TRAINING:
             model = self.bare_model
         lag = self.cfg.get(RESIDUAL_LAG)

@@ -49,7 +49,7 @@ def row_settings(budget: Budget, row: str) -> dict:
         if week is not None:  # as the run applies --history (`run.describe_run`)
             apply_overrides(cfg, [("input_len", week)])
         bind_dataset(cfg, info)
-        fit_patches(cfg, built_input_len, {key for key, _ in parsed})  # as the run does
+    fit_patches(cfg, built_input_len, {key for key, _ in parsed})  # as the run does, after any change of input_len
     settings = kept_settings(json.loads(str(cfg)))
     return settings if prepared or budget.history == "recent" else _without(settings, LENGTH_KEYS)
 
