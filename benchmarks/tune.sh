@@ -37,9 +37,9 @@ case $STAGE in
   *) echo "error: STAGE is a, b or grid" >&2; exit 2 ;;
 esac
 # the leaderboard's protocol of the dataset (benchmarks/leaderboard.sh): the grid reads a week and forecasts the
-# residual of last week's copy, with no time cap
+# residual of the median of the same hours in the last three weeks, with no time cap
 case $DATASET in
-  TaxiNYC) PROTOCOL=(--history week-residual --max-minutes none) ;;
+  TaxiNYC) PROTOCOL=(--history weeks-residual --max-minutes none) ;;
   *) PROTOCOL=(--max-minutes 90) ;;
 esac
 # shellcheck source=benchmarks/setup.sh

@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .errors import UserError, exit_status
-from .protocols import HISTORIES, RESIDUAL_LAG, RESIDUAL_LEVEL, residual_base
+from .protocols import HISTORIES, MODEL_INPUT_LEN, RESIDUAL_LAG, RESIDUAL_LEVEL, RESIDUAL_WEEKS, residual_base
 from .run_options import RunOptions
 
 
@@ -39,29 +39,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def validation_batches(runner) -> List[dict]:
-    """The validation split as the model sees it: normalised inputs, timestamps, targets in data units, mask."""
+    """The validation split as the model sees it: normalised inputs, timestamps, targets in data units, mask; and the
+    whole window (`window`), which a `weeks-residual` run's base reads beyond the model's last week."""
     from basicts.utils.mask import null_val_mask
 
+    reads = runner.cfg.get(MODEL_INPUT_LEN)
     batches = []
     for data in runner.val_data_loader:
         inputs_mask = null_val_mask(data["inputs"], runner.cfg.null_val)  # [B, T, N(, C)], before nulls become 0
         data = runner.taskflow.preprocess(runner, data)
         targets = runner.scaler.inverse_transform(data["targets"], data["targets_mask"]) if runner.cfg.rescale \
             else data["targets"]
-        batches.append({"inputs": data["inputs"], "inputs_timestamps": data.get("inputs_timestamps"),
+        seen = slice(-reads, None) if reads else slice(None)  # the steps the model reads
+        stamps = data.get("inputs_timestamps")
+        batches.append({"inputs": data["inputs"][:, seen], "window": data["inputs"],
+                        "inputs_timestamps": None if stamps is None else stamps[:, seen],
                         "targets": targets, "targets_mask": data["targets_mask"],
-                        "inputs_mask": inputs_mask[..., 0] if inputs_mask.dim() == 4 else inputs_mask})
+                        "inputs_mask": (inputs_mask[..., 0] if inputs_mask.dim() == 4 else inputs_mask)[:, seen]})
     return batches
 
 
 def scorer(runner):
     """(prediction, batch) -> absolute errors in data units, 0 where not scored (BasicTS's masked MAE sums these); a
-    `week-residual` run's output is added to its copy of last week first, as in the run."""
+    residual run's output is added to its copy of last week (the median of the last weeks') first, as in the run."""
     lag = runner.cfg.get(RESIDUAL_LAG)
 
     def score(prediction: torch.Tensor, batch: dict) -> torch.Tensor:
         if lag:
-            prediction = prediction + residual_base(batch["inputs"], lag, prediction, runner.cfg.get(RESIDUAL_LEVEL))
+            prediction = prediction + residual_base(batch["window"], lag, prediction, runner.cfg.get(RESIDUAL_LEVEL),
+                                                    runner.cfg.get(RESIDUAL_WEEKS) or 1,
+                                                    runner.cfg.get(MODEL_INPUT_LEN))
         if runner.cfg.rescale:
             prediction = runner.scaler.inverse_transform(prediction)
         return (prediction - batch["targets"]).abs() * batch["targets_mask"].to(prediction.dtype)

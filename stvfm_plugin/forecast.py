@@ -19,13 +19,13 @@ from .data.layout import channels_as_series
 from .errors import UserError, exit_status
 
 EPILOG = """examples:
-  python -m stvfm_plugin.forecast checkpoints/STID/<md5>/<time> --out forecast.csv --plot forecast.png
+  python -m stvfm_plugin.forecast checkpoints/STID/MyCity_100_12_12/<md5>/<time> --out forecast.csv --plot forecast.png
   python -m stvfm_plugin.forecast RUN --data latest.csv --end "2012-03-08 00:55" --coverage 0.9
 
 --data: readings in the layout `prepare` takes: a header of sensor ids (matched by id, in any column order) or no
 header (the training's sensor order), at least input_len rows, empty cells for missing readings; the time of the last
 row from --end or a leading timestamp column. --out: one row per time, sensor and step (time, sensor, step, forecast,
-lower, upper)."""
+lower, upper; on data with channels, one per channel too, named in a `channel` column after `sensor`)."""
 
 #: sensors the terminal table and the plot show by default (the busiest: the readings that moved most lately)
 SHOWN = 4

@@ -121,7 +121,7 @@ class Forecaster:
         limit = max(0.5, self.dataset.missing_share)
         if missing.all() or missing.mean() > limit:
             raise UserError(f"{what}: {int(missing.sum())} of the {missing.size} readings of the last {self.input_len} "
-                            f"rows (the window the model reads) are missing ({100 * missing.mean():.0f} %, more than "
+                            f"rows (the run's window) are missing ({100 * missing.mean():.0f} %, more than "
                             f"{100 * limit:.0f} %): a forecast from so little would look as sure as any other. Give "
                             "more complete readings.")
         low, high = self.training_range()
@@ -212,8 +212,8 @@ class Forecaster:
             raise UserError(f"the readings have {readings.shape[1] if readings.ndim > 1 else 1} sensors; the run was "
                             f"trained on {self.dataset.num_nodes}.")
         if len(readings) < self.input_len:
-            raise UserError(f"{len(readings)} rows of readings; the model reads the last {self.input_len}: give at least "
-                            f"{self.input_len} rows.")
+            raise UserError(f"{len(readings)} rows of readings; the run's window is the last {self.input_len}: give at "
+                            f"least {self.input_len} rows.")
         window = readings[-self.input_len:]
         null = self.dataset.null_val  # a missing reading as the run's test saw it: the null value (None: NaN, masked)
         return np.where(np.isfinite(window), window, null if null is not None else np.nan)

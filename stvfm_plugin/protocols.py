@@ -24,13 +24,19 @@ HORIZONS = (3, 6, 12)
 #: protocol); `week` = one week of steps, so that every model sees the same hour of last week (hourly data's strongest
 #: signal: a copy of last week beats every 12-step model on TaxiNYC); `week-residual` = a week in, and every model
 #: forecasts the residual of that copy: its output is added to the readings of the same hours one week earlier
-#: (`week_copy`), so a model that learns nothing forecasts the copy itself
-HISTORIES = ("recent", "week", "week-residual")
+#: (`week_copy`), so a model that learns nothing forecasts the copy itself; `weeks-residual` = the same, but the model's
+#: output is added to the median of the same hours in each of the last `BASE_WEEKS` weeks (a copy that one unusual week
+#: does not move); its windows span those weeks, of which the model reads the last one (`MODEL_INPUT_LEN`)
+HISTORIES = ("recent", "week", "week-residual", "weeks-residual")
+RESIDUAL_HISTORIES = ("week-residual", "weeks-residual")
 MINUTES_PER_WEEK = 7 * 24 * 60
+#: the weeks whose same hours `weeks-residual` takes the median of
+BASE_WEEKS = 3
 
 
 def history_input_len(history: str, step_minutes: int) -> Optional[int]:
-    """The input length `history` asks for at this step (None: the config's own)."""
+    """The length of the windows `history` asks for at this step (None: the config's own): what the data loader cuts,
+    which the model reads all of except under `weeks-residual` (`model_input_len`)."""
     if history == "recent":
         return None
     if history not in HISTORIES:
@@ -38,7 +44,46 @@ def history_input_len(history: str, step_minutes: int) -> Optional[int]:
     if step_minutes > 24 * 60 or MINUTES_PER_WEEK % step_minutes:
         raise UserError(f"--history {history}: a week is not a whole number of {step_minutes}-minute steps of at most a "
                         "day; use --history recent (and --set input_len=N).")
-    return MINUTES_PER_WEEK // step_minutes
+    week = MINUTES_PER_WEEK // step_minutes
+    return BASE_WEEKS * week if history == "weeks-residual" else week
+
+
+def model_input_len(history: str, step_minutes: int) -> Optional[int]:
+    """The steps of each window the model reads, where that is fewer than the window (`weeks-residual`: the last
+    week of it), else None."""
+    if history != "weeks-residual":
+        return None
+    return history_input_len(history, step_minutes) // BASE_WEEKS
+
+
+#: the config entry of a run whose model reads only the last steps of each window (`weeks-residual`): how many
+MODEL_INPUT_LEN = "model_input_len"
+#: the config entry of a `weeks-residual` run: the weeks whose same hours its model's output is added to the median of
+RESIDUAL_WEEKS = "residual_weeks"
+
+
+def apply_history(cfg, history: str, step_minutes: int) -> List[str]:
+    """Give the config the windows `history` asks for (the run, and the leaderboard's stale-settings check, alike):
+    `input_len` (the model's too), and under `weeks-residual` the model's own, shorter input length.
+
+    Returns:
+        One line per change, for the log.
+    """
+    from .config_tools import apply_overrides
+
+    window = history_input_len(history, step_minutes)
+    if window is None:
+        return []
+    lines = apply_overrides(cfg, [("input_len", window)])
+    reads = model_input_len(history, step_minutes)
+    if reads is not None:
+        cfg[MODEL_INPUT_LEN] = reads
+        if hasattr(cfg.model_config, "input_len"):
+            cfg.model_config.input_len = reads
+        cfg._md5, cfg._serialized = "", {}
+        lines.append(f"windows of {window} steps, of which the model reads the last {reads} (model_config.input_len = "
+                     f"{reads})")
+    return lines
 
 
 #: the config entry of a `week-residual` run: the steps back of the copy its model's output is added to
@@ -46,12 +91,14 @@ RESIDUAL_LAG = "residual_lag"
 
 
 def residual_lag(history: str, step_minutes: int, output_len: int) -> Optional[int]:
-    """The steps back of the copy every model's output is added to (`week-residual`: a week), else None."""
-    if history != "week-residual":
+    """The steps back of the copy every model's output is added to (`week-residual`, `weeks-residual`: a week), else
+    None."""
+    if history not in RESIDUAL_HISTORIES:
         return None
-    lag = history_input_len(history, step_minutes)
+    history_input_len(history, step_minutes)  # refuses a step that does not divide a week
+    lag = MINUTES_PER_WEEK // step_minutes
     if output_len > lag:
-        raise UserError(f"--history week-residual: a {output_len}-step forecast reaches beyond the week it copies "
+        raise UserError(f"--history {history}: a {output_len}-step forecast reaches beyond the week it copies "
                         f"({lag} steps); forecast at most {lag} steps, or use --history week.")
     return lag
 
@@ -85,23 +132,27 @@ def own_level(model_config: Any) -> Optional[str]:
     return "last" if getattr(model_config, "naive_level", False) else None
 
 
-def residual_base(inputs: torch.Tensor, lag: int, like: torch.Tensor, level: Optional[str] = None) -> torch.Tensor:
-    """What a `week-residual` model's output is added to: the copy of one week earlier (`week_copy`), less the level
-    the model adds back itself (`own_level`: each series' window mean or last reading). A RevIN model outputs
+def residual_base(inputs: torch.Tensor, lag: int, like: torch.Tensor, level: Optional[str] = None, weeks: int = 1,
+                  model_len: Optional[int] = None) -> torch.Tensor:
+    """What a residual model's output is added to: the copy of one week earlier (`week_copy`; with `weeks` > 1 the
+    median of the copies 1 .. `weeks` lags earlier), less the level the model adds back itself (`own_level`: each
+    series' window mean or last reading, over the `model_len` last steps the model reads). A RevIN model outputs
     `g * std + mean` from a window it sees only normalised, so it could not cancel the mean to forecast a residual, and
     N-HiTS starts its forecast from the last reading, which its pooled inputs do not show exactly; with the level taken
     off the copy, such a forecast is `copy + g * std` (`copy + blocks`): the model forecasts the residual, and one that
     learns nothing still forecasts the copy.
 
     Shapes:
-        inputs [B, T, N(, C)] with T >= lag >= T_out, like [B, T_out, N(, C')] -> [B, T_out, N(, C')]
+        inputs [B, T, N(, C)] with T >= weeks * lag >= T_out, like [B, T_out, N(, C')] -> [B, T_out, N(, C')]
     """
-    copy = week_copy(inputs, lag, like)  # [B, T_out, N(, C')]
+    copies = torch.stack([week_copy(inputs, k * lag, like) for k in range(1, weeks + 1)])  # [weeks, B, T_out, N(, C')]
+    copy = copies.median(dim=0).values if weeks > 1 else copies[0]  # [B, T_out, N(, C')]
     if level is None:
         return copy
     if level not in LEVELS:
         raise UserError(f"residual level {level!r}: choose one of {', '.join(LEVELS)}.")
-    window = inputs.mean(dim=1, keepdim=True) if level == "mean" else inputs[:, -1:]  # [B, 1, N(, C)]
+    seen = inputs[:, -(model_len or inputs.shape[1]):]  # [B, T_model, N(, C)]: what the model reads
+    window = seen.mean(dim=1, keepdim=True) if level == "mean" else seen[:, -1:]  # [B, 1, N(, C)]
     return copy - week_copy(window.expand_as(inputs), lag, like)  # the level, repeated over the forecast steps
 
 
@@ -186,7 +237,7 @@ def fit_patches(cfg, built_input_len: Optional[int], user_keys) -> Optional[str]
         A log line when the patching was changed, else None.
     """
     model_config = cfg.get("model_config")
-    input_len = cfg.get("input_len")
+    input_len = cfg.get(MODEL_INPUT_LEN) or cfg.get("input_len")
     if model_config is None or input_len is None or built_input_len is None or input_len == built_input_len:
         return None
     keys = ("patch_len", "patch_stride")

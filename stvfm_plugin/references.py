@@ -3,6 +3,8 @@
     Persistence     every future step repeats the last input reading (the last one not missing, per sensor)
     SeasonalDay     each future step copies the reading one day earlier
     SeasonalWeek    each future step copies the reading one week earlier
+    SeasonalMedian  each future step is the median of the readings one, two and three weeks earlier (`protocols.
+                    BASE_WEEKS`): what a `weeks-residual` model's output is added to
     HistoricalMean  the training split's mean per sensor and time of week (time of day where a slot of the week
                     never occurs in training, the sensor's mean where neither does)
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -25,7 +28,7 @@ import numpy as np
 
 from .channel_metrics import per_channel
 from .errors import UserError, exit_status
-from .protocols import HISTORIES, history_input_len
+from .protocols import BASE_WEEKS, HISTORIES, history_input_len
 from .basicts_compat.null_value import basicts_null_val
 from .records import RunState, StopReason
 
@@ -34,6 +37,7 @@ REFERENCES: Dict[str, str] = {
     "Persistence": "the last input reading, repeated",
     "SeasonalDay": "the reading one day earlier",
     "SeasonalWeek": "the reading one week earlier",
+    "SeasonalMedian": f"the median of the readings 1 to {BASE_WEEKS} weeks earlier",
     "HistoricalMean": "the training mean per sensor and time of week",
 }
 
@@ -125,6 +129,19 @@ def reference_forecasts(method: str, series: np.ndarray, split_lengths: Sequence
                             f"before the test split's first forecast ({future.min()} steps of history, {period} needed).")
         source = future - period
         return np.where(missing[source], persistence[:, None], series[source]), targets
+    if method == "SeasonalMedian":
+        if not steps_per_day:
+            raise UserError(f"{method} needs a step of a day or less (the dataset's steps do not divide a day).")
+        week = 7 * steps_per_day
+        if future.min() - BASE_WEEKS * week < 0:
+            raise UserError(f"{method}: the data do not reach {BASE_WEEKS} weeks before the test split's first forecast "
+                            f"({future.min()} steps of history, {BASE_WEEKS * week} needed).")
+        copies = np.stack([series[future - k * week] for k in range(1, BASE_WEEKS + 1)])  # [K, W, H, N]
+        copies[np.stack([missing[future - k * week] for k in range(1, BASE_WEEKS + 1)])] = np.nan
+        with warnings.catch_warnings():  # a step whose copies are all missing is NaN here: persistence below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(copies, axis=0)  # [W, H, N]: of the copies not missing
+        return np.where(np.isnan(median), persistence[:, None], median), targets
     if method == "HistoricalMean":
         if not steps_per_day or timestamps is None:
             raise UserError("HistoricalMean needs time-of-day stamps (a step of a day or less).")
@@ -171,7 +188,7 @@ def applicable_references(dataset: str, input_len: int = 12) -> List[str]:
     day = info.steps_per_day
     first = info.split_lengths.get("train", 0) + info.split_lengths.get("val", 0) + input_len
     reach = {"Persistence": True, "SeasonalDay": bool(day) and first >= day, "SeasonalWeek": bool(day) and first >= 7 * day,
-             "HistoricalMean": bool(day)}
+             "SeasonalMedian": bool(day) and first >= BASE_WEEKS * 7 * day, "HistoricalMean": bool(day)}
     return [name for name in REFERENCES if reach[name]]
 
 

@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how much history the model reads: recent (the config's input_len, default), week (one "
                              "week of steps, e.g. 168 hourly: every model then sees the same hour last week) or "
                              "week-residual (a week in, and the model forecasts the residual of the copy of one week "
-                             "earlier: its output is added to that copy)")
+                             "earlier: its output is added to that copy) or weeks-residual (the same, added to the "
+                             "median of the copies one, two and three weeks earlier: windows of three weeks, of which "
+                             "the model reads the last)")
     parser.add_argument("--train-fraction", type=float, metavar="F",
                         help="train on the most recent share F of the training split (0 < F <= 1, e.g. 0.1: the few-"
                              "shot setting); the scaler is fitted on it, validation and test are unchanged")
@@ -190,8 +192,8 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
     from .data.binding import bind_dataset, check_values, check_windows, ensure_dataset
     from .data.train_share import RecentShareDataset, train_share
-    from .protocols import (RESIDUAL_LAG, RESIDUAL_LEVEL, fit_horizons, fit_patches, history_input_len, own_level,
-                            residual_lag)
+    from .protocols import (BASE_WEEKS, MODEL_INPUT_LEN, RESIDUAL_LAG, RESIDUAL_LEVEL, RESIDUAL_WEEKS, apply_history,
+                            fit_horizons, fit_patches, history_input_len, own_level, residual_lag)
 
     cfg = load_config(options.config)
     built_input_len = cfg.get("input_len")
@@ -218,9 +220,8 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     if week is not None and any(key == "input_len" for key, _ in options.overrides):
         raise UserError(f"--history {options.history} sets input_len ({week} steps); drop --set input_len, or use "
                         "--history recent.")
-    if week is not None:
-        for line in apply_overrides(cfg, [("input_len", week)]):
-            logger.info(f"Override (--history {options.history}): {line}")
+    for line in apply_history(cfg, options.history, info.step_minutes):
+        logger.info(f"Override (--history {options.history}): {line}")
     for line in bind_dataset(cfg, info):
         logger.info(line)
     patches = fit_patches(cfg, built_input_len, {key for key, _ in options.overrides})
@@ -232,8 +233,14 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     if lag is not None:
         cfg[RESIDUAL_LAG] = lag
         cfg._md5, cfg._serialized = "", {}
-        logger.info(f"Override (--history {options.history}): the model forecasts the residual of the copy of the "
-                    f"same steps {lag} steps earlier; its output is added to that copy")
+        if cfg.get(MODEL_INPUT_LEN):
+            cfg[RESIDUAL_WEEKS] = BASE_WEEKS
+            logger.info(f"Override (--history {options.history}): the model forecasts the residual of the median of "
+                        f"the same steps {lag}, {2 * lag}, ... {BASE_WEEKS * lag} steps earlier; its output is added to "
+                        "that median")
+        else:
+            logger.info(f"Override (--history {options.history}): the model forecasts the residual of the copy of the "
+                        f"same steps {lag} steps earlier; its output is added to that copy")
         level = own_level(cfg.model_config)
         if level is not None:
             cfg[RESIDUAL_LEVEL] = level

@@ -42,7 +42,8 @@ class RunOptions:
                 "spread; the default, closest to nominal coverage on the committed sets) or recent."})
     history: str = field(default="recent", metadata={
         "help": "How much history every model reads (`protocols.HISTORIES`): recent = the config's input_len, week = "
-                "one week of steps, week-residual = a week, forecasting the residual of the copy of one week earlier."})
+                "one week of steps, week-residual = a week, forecasting the residual of the copy of one week earlier, weeks-residual = the same "
+                "with the median of the copies 1-3 weeks earlier (windows of 3 weeks, the model reads the last)."})
     train_fraction: Optional[float] = field(default=None, metadata={
         "help": "Train on the most recent share of the training split (the part next to validation; the scaler is "
                 "fitted on it; validation and test unchanged). None: all of it."})

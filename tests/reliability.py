@@ -248,7 +248,7 @@ LEADERBOARD_DISK = "nothing: no leaderboard folder"
 LEADERBOARD: List[Case] = [Case(args, message, LEADERBOARD_DISK) for args, message in [
     (("--models", "NotAModel"), "No model 'NotAModel': no config baselines_cfg/NotAModel.py (known: STVFM, STID, "
                                 "StemGNN, GWNet, GPT4TS, STLLM, iTransformer, PatchTST, DLinear, NHiTS, DeepAR, and the "
-                                "naive references Persistence, SeasonalDay, SeasonalWeek, HistoricalMean)."),
+                                "naive references Persistence, SeasonalDay, SeasonalWeek, SeasonalMedian, HistoricalMean)."),
     (("--models", "STID", "--seeds", "1", "1"), "--seeds 1 1: give distinct whole numbers from 0 to 4294967295."),
     (("--models", "STID", "--seeds", "-1"), "--seeds -1: give distinct whole numbers from 0 to 4294967295."),
     (("--models", "STID:nonexistent=1"), "STID:nonexistent=1: --set model_config.nonexistent: STIDConfig has no field "
@@ -279,8 +279,8 @@ FORECAST: List[Case] = [Case(args, message, FORECAST_DISK, setup) for args, mess
     (("--data", "missing.csv"), "--data missing.csv: 1 of the run's sensors missing (s3). Its header must name each of "
                                 "the run's 4 sensors once, in any order (or give no header and the training's order).",
      "a header without one of the sensors"),
-    (("--data", "short.csv", "--end", "2024-01-02T00:00"), "5 rows of readings; the model reads the last 12: give at "
-                                                           "least 12 rows.", "5 rows"),
+    (("--data", "short.csv", "--end", "2024-01-02T00:00"), "5 rows of readings; the run's window is the last 12: give "
+                                                           "at least 12 rows.", "5 rows"),
     (("--data", "text.csv", "--end", "2024-01-02T00:00"), "text.csv: non-numeric cell 'n/a' at row 3, column 1. Fix the "
                                                           "file, or leave a missing reading's cell empty.",
      "a cell `n/a`"),
@@ -299,7 +299,7 @@ FORECAST: List[Case] = [Case(args, message, FORECAST_DISK, setup) for args, mess
     (("--data", "twice.csv"), "--data twice.csv: 1 time stamp on more than one row (first 2024-01-03 23:40:00, rows 21, "
                               "22); keep one row per stamp, or pass --repeats first|last|mean|sum|max to combine them by "
                               "that rule.", "a stamp on two rows"),
-    (("--data", "empty.csv"), "--data empty.csv: 48 of the 48 readings of the last 12 rows (the window the model reads) "
+    (("--data", "empty.csv"), "--data empty.csv: 48 of the 48 readings of the last 12 rows (the run's window) "
                               "are missing (100 %, more than 50 %): a forecast from so little would look as sure as any "
                               "other. Give more complete readings.", "no reading in the window"),
     (("--data", "inf.csv"), "--data inf.csv: an infinite reading (inf) at row 24 for sensor s1; leave a missing "

@@ -35,11 +35,13 @@ def test_token_stats_and_natural_image():
     assert image.shape == (1, 3, 28, 28) and image.mean().abs() < 1e-5 and image.std() == pytest.approx(1.0, abs=0.05)
 
 
-@pytest.mark.parametrize("history", ["recent", "week-residual"])
+@pytest.mark.parametrize("history", ["recent", "week-residual", "weeks-residual"])
 def test_diagnose_a_trained_run_reproduces_its_validation_mae(workdir, history):
+    """Also under `weeks-residual`, whose model reads only the last week of each window."""
     from stvfm_plugin.data.synth import SynthOptions, synth_dataset
 
-    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=12, num_steps=24 * 7 * 7, step_minutes=60,
+    weeks = 17 if history == "weeks-residual" else 7  # validation needs a window of three weeks and 12 steps
+    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=12, num_steps=24 * 7 * weeks, step_minutes=60,
                                                               seed=1))
     cfg = write_config(workdir, STVFM_TINY)
     where = ["--dataset", "Hourly", "--history", history]

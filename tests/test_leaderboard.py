@@ -1410,14 +1410,16 @@ def test_a_mape_without_any_target_to_divide_by_is_no_damage(tmp_path):
         check_summary(tmp_path / "seed-1.json", {**summary, "metrics": {"overall": {"MAE": 1.0, "RMSE": float("nan")}}})
 
 
-@pytest.mark.parametrize("history", ["week", "week-residual"])
+@pytest.mark.parametrize("history", ["week", "week-residual", "weeks-residual"])
 def test_a_week_of_history_trains_once_and_a_second_call_keeps_its_runs(workdir, history):
     from stvfm_plugin.data.synth import SynthOptions, synth_dataset
 
-    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=4, num_steps=24 * 7 * 6, step_minutes=60,
+    weeks = 16 if history == "weeks-residual" else 6  # each split holds a window of three weeks and 12 steps
+    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=4, num_steps=24 * 7 * weeks, step_minutes=60,
                                                               seed=1))
+    reference = "SeasonalMedian" if history == "weeks-residual" else "SeasonalWeek"
     command = [python(), "-m", "stvfm_plugin.leaderboard", "run", "--dataset", "Hourly", "--models", "STID",
-               "PatchTST", "NHiTS", "SeasonalWeek", "--epochs", "1", "--patience", "3", "--seeds", "1", "--history", history, "--threads",
+               "PatchTST", "NHiTS", reference, "--epochs", "1", "--patience", "3", "--seeds", "1", "--history", history, "--threads",
                "1", "--max-minutes", "none", "--config-dir", str(REPO / "baselines_cfg")]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -1427,11 +1429,20 @@ def test_a_week_of_history_trains_once_and_a_second_call_keeps_its_runs(workdir,
     assert again.returncode == 0, again.stderr[-3000:]
     assert "STID seed 1: finished before, skipped" in again.stdout or "skipped" in again.stdout
     md = (workdir / "leaderboard" / "Hourly" / "report" / "leaderboard.md").read_text()
-    assert f"(`--history {history}`: every row, the naive references' windows too, reads a week of steps" in md
-    assert ("every model forecasts the residual of that copy" in md) == (history == "week-residual")
-    assert cfg.get("residual_lag") == (168 if history == "week-residual" else None)
-    assert ("- Levels the models add back under `week-residual`: NHiTS: the last reading; PatchTST: the window's mean "
-            "(RevIN). Such a model" in md) == (history == "week-residual")
+    if history == "weeks-residual":
+        assert ("(`--history weeks-residual`: every row, the naive references' windows too, is given windows of 3 weeks, "
+                "of which each model reads the last week" in md)
+        assert ("every model forecasts the residual of the median of the same hours 1 to 3 weeks earlier: its output is "
+                "added to that median, so a model that learns nothing scores as SeasonalMedian)" in md)
+        assert cfg["dataset_params"]["input_len"] == 504 and cfg["residual_weeks"] == 3
+    else:
+        assert f"(`--history {history}`: every row, the naive references' windows too, reads a week of steps" in md
+        assert ("every model forecasts the residual of that copy: its output is added to the readings of the same hours "
+                "one week earlier, so a model that learns nothing scores as SeasonalWeek)" in md) == (history != "week")
+    assert cfg.get("residual_lag") == (None if history == "week" else 168)
+    assert (f"- Levels the models add back under `{history}`: NHiTS: the last reading; PatchTST: the window's mean "
+            "(RevIN). Such a model" in md) == (history != "week")
+    assert ("still scores as " + reference in md) == (history != "week")
 
 
 def test_few_shot_rows_get_their_table_and_figure_against_the_full_data_row(fixture_leaderboard, tmp_path):

@@ -52,6 +52,23 @@ def test_seasonal_week_needs_a_week_of_history():
         reference_forecasts("SeasonalWeek", _series(), [8, 4, 4], 2, 1, 0.0, DAY, None)
 
 
+def test_seasonal_median_takes_the_median_of_the_last_three_weeks_and_skips_missing_copies():
+    week = 7 * DAY
+    series = _series(days=28)
+    series[-4 + 2 - 2 * week, 0] = 1e6  # an unusual week: the median is not moved by it
+    start = len(series) - 4  # test split: the last 4 steps; windows of 2 + 2 steps
+    series[start + 2 - week, 1] = 0.0  # sensor 1, first forecast step: one copy missing, the median of the other two
+    series[start + 3 - np.array([1, 2, 3]) * week, 1] = 0.0  # second step: every copy missing, persistence
+    pred, _ = reference_forecasts("SeasonalMedian", series, [start - 8, 8, 4], 2, 2, 0.0, DAY, None)
+    copies = [series[start + 2 - k * week, 0] for k in (1, 2, 3)]
+    assert pred[0, 0, 0] == np.median(copies) == series[start + 2 - week, 0]  # of (a, 1e6, a - 2 weeks): a
+    assert pred[0, 0, 1] == np.mean([series[start + 2 - k * week, 1] for k in (2, 3)])
+    assert pred[0, 1, 1] == series[start + 1, 1]  # persistence
+    with pytest.raises(UserError, match=r"SeasonalMedian: the data do not reach 3 weeks before the test split's first "
+                                        r"forecast \(14 steps of history, 84 needed\)"):
+        reference_forecasts("SeasonalMedian", _series(), [8, 4, 4], 2, 1, 0.0, DAY, None)
+
+
 def test_historical_mean_per_time_of_week_with_time_of_day_fallback():
     series = _series(days=9, nodes=1)
     train = 8 * DAY  # days 0..7: every weekday once, day 0 and day 7 share a weekday
@@ -154,3 +171,5 @@ def test_report_flags_models_behind_the_best_reference_and_never_takes_one_as_th
     assert reference_flags([_row("STVFM", 3.0), _row("STID", 3.6)]) == []  # no reference row: nothing is said
     _rank(ahead := [_row("STID", 3.0), _row("Persistence", 4.0)])
     assert reference_flags(ahead)[-1] == "Every ranked model beats Persistence."
+    _rank(alone := [_row("SeasonalWeek", 3.5), _row("Persistence", 4.0), ModelRow("STID", [])])
+    assert reference_flags(alone)[-1] == "No trained model has a test result yet."  # not "every ranked model beats it"

@@ -913,6 +913,30 @@ def test_a_week_of_history_is_a_week_of_steps(step, expected):
     assert history_input_len("week", step) == expected and history_input_len("recent", step) is None
 
 
+@pytest.mark.parametrize("step, week", [(60, 168), (15, 672), (1440, 7)])
+def test_weeks_residual_windows_span_three_weeks_of_which_the_model_reads_the_last(step, week):
+    from stvfm_plugin.protocols import history_input_len, model_input_len, residual_lag
+
+    assert history_input_len("weeks-residual", step) == 3 * week and model_input_len("weeks-residual", step) == week
+    assert residual_lag("weeks-residual", step, 1) == week
+    assert all(model_input_len(h, step) is None for h in ("recent", "week", "week-residual"))
+
+
+@pytest.mark.parametrize("level", [None, "mean", "last"])
+def test_the_weeks_residual_base_is_the_median_of_the_copies_less_the_level_of_what_the_model_reads(level):
+    from stvfm_plugin.protocols import residual_base
+
+    torch.manual_seed(0)
+    inputs = torch.randn(2, 12, 3, 1)  # [B, T, N, C]: three "weeks" of 4 steps
+    like = torch.zeros(2, 2, 3, 1)
+    copies = torch.stack([inputs[:, 12 - 4 * k:12 - 4 * k + 2] for k in (1, 2, 3)])  # [3, B, 2, N, C]
+    seen = inputs[:, -4:]  # the last week: what the model reads
+    level_of = {None: 0, "mean": seen.mean(dim=1, keepdim=True), "last": seen[:, -1:]}[level]
+    expected = copies.median(dim=0).values - level_of
+    assert torch.allclose(residual_base(inputs, 4, like, level, weeks=3, model_len=4), expected)
+    assert not torch.allclose(copies.median(dim=0).values, copies[0])  # the median is not the last week's copy here
+
+
 @pytest.mark.parametrize("step", [10080, 11])
 def test_a_week_that_is_no_whole_number_of_steps_is_refused(step):
     from stvfm_plugin.protocols import history_input_len
@@ -1112,31 +1136,44 @@ def test_the_baselines_that_add_a_level_of_their_window_back_are_the_revin_ones_
         residual_base(inputs, 4, like, "median")
 
 
+@pytest.mark.parametrize("history, reference, weeks", [("week-residual", "SeasonalWeek", 1),
+                                                       ("weeks-residual", "SeasonalMedian", 3)])
 @pytest.mark.parametrize("revin", [False, True], ids=["plain", "revin"])
-def test_a_model_that_learns_nothing_forecasts_the_copy_of_last_week_under_week_residual(workdir, revin):
-    """Also a model that adds its window's mean back (RevIN): its output is added to the copy less that mean."""
+def test_a_model_that_learns_nothing_forecasts_its_base_under_a_residual_history(workdir, revin, history, reference,
+                                                                                 weeks):
+    """`week-residual`: the copy of last week; `weeks-residual`: the median of the copies one to three weeks earlier,
+    from windows of three weeks of which the model reads the last. Also a model that adds its window's mean back
+    (RevIN): its output is added to the base less that mean (the mean of the week it reads: over the whole window the
+    forecast would not be the base)."""
     from stvfm_plugin.data.synth import synth_dataset
     from stvfm_plugin.forecaster import Forecaster
     from stvfm_plugin.references import main as reference_main
 
-    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=5, num_steps=24 * 7 * 6, step_minutes=60,
-                                                              seed=3, missing_share=0.0))
+    week = 168
+    synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=5, num_steps=24 * 7 * (6 if weeks == 1 else 16),
+                                                              step_minutes=60, seed=3, missing_share=0.0))
     assert "use_revin" in NOUGHT_REVIN and "x.mean(dim=1" in NOUGHT_REVIN
     cfg = str(write_config(workdir, NOUGHT_REVIN if revin else NOUGHT))
-    assert main(["-c", cfg, "--dataset", "Hourly", "--history", "week-residual", "--run-dir", "r", "--threads", "1",
+    assert main(["-c", cfg, "--dataset", "Hourly", "--history", history, "--run-dir", "r", "--threads", "1",
                  "--save-results"]) == 0
-    assert json.loads((workdir / "r" / "run_options.json").read_text())["history"] == "week-residual"
+    assert json.loads((workdir / "r" / "run_options.json").read_text())["history"] == history
     run_cfg = json.loads((workdir / "r" / "cfg.json").read_text())
-    assert run_cfg["residual_lag"] == 168 and run_cfg.get("residual_level") == ("mean" if revin else None)
+    assert run_cfg["residual_lag"] == week and run_cfg.get("residual_level") == ("mean" if revin else None)
+    assert run_cfg["dataset_params"]["input_len"] == weeks * week and run_cfg["model_config"]["input_len"] == week
+    assert run_cfg.get("residual_weeks") == (weeks if weeks > 1 else None)
+    assert run_cfg.get("model_input_len") == (week if weeks > 1 else None)
     inputs, prediction = (np.load(workdir / "r" / "test_results" / f"{k}.npy") for k in ("inputs", "prediction"))
-    assert np.allclose(prediction, inputs[:, :12], atol=1e-3)  # [B, 12, N]: the same hours one week earlier
-    assert reference_main(["--dataset", "Hourly", "--method", "SeasonalWeek", "--run-dir", "copy", "--history",
-                           "week"]) == 0
-    scored = [json.loads((workdir / d / "test_metrics.json").read_text())["overall"]["MAE"] for d in ("r", "copy")]
+    assert inputs.shape[1] == week  # what the model read
+    if weeks == 1:
+        assert np.allclose(prediction, inputs[:, :12], atol=1e-3)  # [B, 12, N]: the same hours one week earlier
+    assert reference_main(["--dataset", "Hourly", "--method", reference, "--run-dir", "base", "--history",
+                           history]) == 0
+    scored = [json.loads((workdir / d / "test_metrics.json").read_text())["overall"]["MAE"] for d in ("r", "base")]
     assert scored[0] == pytest.approx(scored[1], rel=1e-4)
-    readings, _ = Forecaster.load(workdir / "r").latest()  # the forecast command: last week's copy too
-    assert np.allclose(Forecaster.load(workdir / "r").forecast()["forecast"].to_numpy().reshape(12, 5),
-                       readings[:12], atol=1e-3)
+    readings, _ = Forecaster.load(workdir / "r").latest()  # the forecast command: the base too
+    assert readings.shape[0] == weeks * week
+    base = np.median(np.stack([readings[len(readings) - k * week:][:12] for k in range(1, weeks + 1)]), axis=0)
+    assert np.allclose(Forecaster.load(workdir / "r").forecast()["forecast"].to_numpy().reshape(12, 5), base, atol=1e-3)
     # under `week` the same model forecasts the training mean: the residual is what makes it the copy
     assert main(["-c", cfg, "--dataset", "Hourly", "--history", "week", "--run-dir", "w", "--threads", "1"]) == 0
     plain = json.loads((workdir / "w" / "test_metrics.json").read_text())["overall"]["MAE"]

@@ -26,7 +26,7 @@ from easytorch.utils import get_logger, is_master, master_only
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..data.info import DatasetInfo
-from ..protocols import RESIDUAL_LAG, RESIDUAL_LEVEL, residual_base
+from ..protocols import MODEL_INPUT_LEN, RESIDUAL_LAG, RESIDUAL_LEVEL, RESIDUAL_WEEKS, residual_base
 from .builder import BoundModel, install
 from .metrics import honest
 
@@ -121,8 +121,9 @@ class BasicTS110Runner(BasicTSRunner):
         """Evaluate with the bare model: BasicTS evaluates on rank 0 alone, through DDP, whose buffer broadcast then
         waits for ranks that are not there. Under `--history week-residual` (the config's `RESIDUAL_LAG`) the model
         is given and forecasts the residual of the copy of one week earlier (`protocols.residual_base`: less the level
-        a model adds back itself, RevIN's window mean, N-HiTS's last reading), its forecast is that copy plus its
-        output; the loss, metrics and saved results see the forecast and the targets. A model whose forward takes
+        a model adds back itself, RevIN's window mean, N-HiTS's last reading; under `weeks-residual` the median of the
+        last weeks' copies, and the model reads only the last `MODEL_INPUT_LEN` steps of its window), its forecast is
+        that copy plus its output; the loss, metrics and saved results see the forecast and the targets. A model whose forward takes
         `targets_base` (ST-VFM: its flow loss reads the data's own flow) is given what its output is added to."""
         if self.status != RunnerStatus.TRAINING:
             model = self.bare_model
@@ -130,7 +131,13 @@ class BasicTS110Runner(BasicTSRunner):
         if not lag:
             return super()._forward(model, data, step, epoch)
         targets = data["targets"]
-        copy = residual_base(data["inputs"], lag, targets, self.cfg.get(RESIDUAL_LEVEL))  # [B, T_out, N(, C)]
+        reads = self.cfg.get(MODEL_INPUT_LEN)
+        copy = residual_base(data["inputs"], lag, targets, self.cfg.get(RESIDUAL_LEVEL),
+                             self.cfg.get(RESIDUAL_WEEKS) or 1, reads)  # [B, T_out, N(, C)]
+        if reads:  # `weeks-residual`: the window spans the weeks of the median; the model reads the last of them
+            for key in ("inputs", "inputs_timestamps", "inputs_mask"):  # what the model and the saved results see
+                if data.get(key) is not None:
+                    data[key] = data[key][:, -reads:]  # [B, T_model, ...]
         data["targets"] = targets - copy  # what the model learns from (teacher forcing, its own likelihood)
         data["targets_base"] = copy
         forward_return = super()._forward(model, data, step, epoch)

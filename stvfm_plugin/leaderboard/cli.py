@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="config override for one model (or all:KEY=VALUE), recorded in the report")
         p.add_argument("--history", choices=HISTORIES, default="recent",
                        help="how much history every row reads, the naive references' windows too: recent (each "
-                            "config's input_len, default) or week (one week of steps)")
+                            "config's input_len, default), week (one week of steps), week-residual (a week, every "
+                            "model forecasting the residual of the copy of one week earlier) or weeks-residual (the "
+                            "residual of the median of the copies one to three weeks earlier; models read the last week)")
         p.add_argument("--threads", type=int, metavar="N",
                        help="torch CPU threads of each run (default: $OMP_NUM_THREADS, else every core)")
         p.add_argument("--config-dir", default="baselines_cfg", help="folder of the configs (default baselines_cfg)")

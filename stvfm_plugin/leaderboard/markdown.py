@@ -7,7 +7,7 @@ import math
 from types import SimpleNamespace
 from typing import Dict, List, Optional
 
-from ..protocols import own_level
+from ..protocols import BASE_WEEKS, own_level
 from ..references import REFERENCES
 from .few_shot import few_shot_table, fraction_of
 from .rows import (
@@ -168,13 +168,7 @@ def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
                           + json.dumps((meta.get("source") or {}).get("synthetic")) + ")"),
         "- Split (chronological): " + (", ".join(f"{k} {v}" for k, v in split.items()) if split else "see meta.json"),
         f"- Input / output lengths: {params.get('input_len')} -> {params.get('output_len')}"
-        + (f" (`--history {budget['history']}`: every row, the naive references' windows too, reads a week of steps, "
-           "so that each sees the same hours of last week" + ("; every model forecasts the residual of that copy: its "
-                                                              "output is added to the readings of the same hours one "
-                                                              "week earlier, so a model that learns nothing scores as "
-                                                              "SeasonalWeek" if budget["history"] == "week-residual"
-                                                              else "") + ")"
-           if budget.get("history", "recent") != "recent" else ""),
+        + history_note(budget.get("history", "recent")),
         f"- Scaler: {first.get('scaler', {}).get('name')} (norm_each_channel={first.get('norm_each_channel')}, "
         "fitted on the training split); metrics in data units (rescale=True)",
         (f"- Null value: {first.get('null_val')} (masked in loss and metrics)" if _is_marker(first.get("null_val"))
@@ -202,22 +196,45 @@ def protocol_lines(settings: dict, rows: List[ModelRow]) -> List[str]:
     return lines
 
 
+#: what a residual protocol's models forecast the residual of, and the reference that scores as a model learning nothing
+RESIDUAL_BASES = {"week-residual": ("that copy: its output is added to the readings of the same hours one week earlier",
+                                    "SeasonalWeek"),
+                  "weeks-residual": (f"the median of the same hours 1 to {BASE_WEEKS} weeks earlier: its output is "
+                                     "added to that median", "SeasonalMedian")}
+
+
+def history_note(history: str) -> str:
+    """What `--history` gave every row, for the protocol's input / output line (nothing for `recent`)."""
+    if history == "recent":
+        return ""
+    if history == "weeks-residual":
+        read = (f" (`--history weeks-residual`: every row, the naive references' windows too, is given windows of "
+                f"{BASE_WEEKS} weeks, of which each model reads the last week, so that it sees the same hours of last week")
+    else:
+        read = (f" (`--history {history}`: every row, the naive references' windows too, reads a week of steps, so that "
+                "each sees the same hours of last week")
+    if history not in RESIDUAL_BASES:
+        return read + ")"
+    base, reference = RESIDUAL_BASES[history]
+    return read + f"; every model forecasts the residual of {base}, so a model that learns nothing scores as {reference})"
+
+
 def own_level_line(rows: List[ModelRow], history: str) -> List[str]:
-    """Under `--history week-residual`, the rows whose model adds a level from its input window back to its output
+    """Under a residual `--history`, the rows whose model adds a level from its input window back to its output
     (`protocols.own_level`): their output is added to the copy less that level. No line when there is none."""
     levels: Dict[str, List[str]] = {}
     for row in rows:
         found = {own_level(SimpleNamespace(**(r.cfg.get("model_config") or {}))) for r in row.finished if r.cfg} - {None}
         for level in sorted(found):
             levels.setdefault(level, []).append(row.model)
-    if history != "week-residual" or not levels:
+    if history not in RESIDUAL_BASES or not levels:
         return []
     named = {"mean": "the window's mean (RevIN)", "last": "the last reading"}
-    return ["- Levels the models add back under `week-residual`: " + "; ".join(
+    return [f"- Levels the models add back under `{history}`: " + "; ".join(
         f"{', '.join(models)}: {named[level]}" for level, models in sorted(levels.items())) +
         ". Such a model adds this level from its input window to its output itself (RevIN sees its window only "
         "normalised, so it could not cancel it); its output is added to the copy less that level, so that it forecasts "
-        "the residual, and one that learns nothing still scores as SeasonalWeek"]
+        "the residual, and one that learns nothing still scores as " + RESIDUAL_BASES[history][1]]
 
 
 def precision_line(rows: List[ModelRow]) -> str:
@@ -316,13 +333,17 @@ def reference_flags(rows: List[ModelRow]) -> List[str]:
         return []
     best = min(references, key=lambda r: r.mean("overall", "MAE"))
     floor = best.mean("overall", "MAE")
-    behind = [r for r in rows if r.rank and not r.is_reference and r.mean("overall", "MAE") >= floor]
+    ranked = [r for r in rows if r.rank and not r.is_reference]
+    behind = [r for r in ranked if r.mean("overall", "MAE") >= floor]
     lines = ["", "Naive references (trained on nothing, scored on the same test windows and masks): "
              + ", ".join(f"{r.model} {r.mean('overall', 'MAE'):.3f} ({REFERENCES[r.model]})" for r in references)
              + f". The best is {best.model}."]
-    lines.append("**Not better than the best naive reference: " + ", ".join(
-        f"{r.model} ({r.mean('overall', 'MAE'):.3f})" for r in behind) + ".**" if behind
-        else f"Every ranked model beats {best.model}.")
+    if not ranked:
+        lines.append("No trained model has a test result yet.")
+    else:
+        lines.append("**Not better than the best naive reference: " + ", ".join(
+            f"{r.model} ({r.mean('overall', 'MAE'):.3f})" for r in behind) + ".**" if behind
+            else f"Every ranked model beats {best.model}.")
     return lines
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import UserError
-from ..protocols import fit_patches, history_input_len
+from ..protocols import apply_history, fit_patches
 from ..files import read_json
 from .rows import SETTINGS_KEYS
 from .runs import Budget, run_dir, split_variant
@@ -45,9 +45,7 @@ def row_settings(budget: Budget, row: str) -> dict:
     prepared = (dataset_folder(budget.dataset) / META_FILE).is_file()
     if prepared:
         info = DatasetInfo.load(budget.dataset)
-        week = history_input_len(budget.history, info.step_minutes)
-        if week is not None:  # as the run applies --history (`run.describe_run`)
-            apply_overrides(cfg, [("input_len", week)])
+        apply_history(cfg, budget.history, info.step_minutes)  # as the run applies --history (`run.describe_run`)
         bind_dataset(cfg, info)
     fit_patches(cfg, built_input_len, {key for key, _ in parsed})  # as the run does, after any change of input_len
     settings = kept_settings(json.loads(str(cfg)))

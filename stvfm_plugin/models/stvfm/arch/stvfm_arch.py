@@ -163,7 +163,8 @@ class STVFM(nn.Module):
         """Forecast; while training (with targets) also return the weighted auxiliary flow loss.
 
         `targets_base` is what the protocol adds to the forecast, given when the targets are a residual
-        (`--history week-residual`: the targets are `data - copy`, `targets_base` is the copy of one week earlier).
+        (`--history week-residual`: the targets are `data - copy`, `targets_base` is the copy of one week earlier;
+        `weeks-residual`: the median of the copies one to three weeks earlier).
         The flow loss then reads the future flow of the data itself, `targets + targets_base`, which continues the
         input series; the flow of a residual would not (its first step would be a residual minus a reading).
 
