@@ -39,6 +39,7 @@ def measure_one(model: str, dataset: str, history: str, overrides: Sequence[str]
     from speed import Batches, _read_status_kb, training_step
     from stvfm_plugin.config_tools import parse_override
     from stvfm_plugin.models.factory import build_model
+    from stvfm_plugin.protocols import MODEL_INPUT_LEN
     from stvfm_plugin.run import describe_run, flush_denormals
     from stvfm_plugin.run_options import RunOptions
 
@@ -50,7 +51,9 @@ def measure_one(model: str, dataset: str, history: str, overrides: Sequence[str]
                          overrides=[parse_override(o) for o in overrides])
     spec = describe_run(options, log)
     cfg, info = spec.cfg, spec.dataset
-    batches = Batches(info.folder, cfg.input_len, cfg.output_len)
+    reads = cfg.get(MODEL_INPUT_LEN) or cfg.input_len  # `weeks-residual`: the model reads the last week of its window
+    batches = Batches(info.folder, reads, cfg.output_len)
+    windows = len(batches.data) - cfg.input_len - cfg.output_len + 1  # the run's windows: every start of its window
     net = build_model(cfg, info)
     net.train()
     trainable = [p for p in net.parameters() if p.requires_grad]
@@ -66,9 +69,9 @@ def measure_one(model: str, dataset: str, history: str, overrides: Sequence[str]
     model_config = cfg.model_config
     patches = ({"patch_len": model_config.patch_len, "patch_stride": model_config.patch_stride}
                if hasattr(model_config, "patch_len") and hasattr(model_config, "patch_stride") else {})
-    return {"model": model, "input_len": cfg.input_len, "batch_size": cfg.batch_size,
-            "series": int(batches.data.shape[1]), "windows_per_epoch": batches.windows_per_epoch,
-            "steps_per_epoch": math.ceil(batches.windows_per_epoch / cfg.batch_size), "first_step_s": first,
+    return {"model": model, "input_len": reads, "batch_size": cfg.batch_size,
+            "series": int(batches.data.shape[1]), "windows_per_epoch": windows,
+            "steps_per_epoch": math.ceil(windows / cfg.batch_size), "first_step_s": first,
             "step_s": step_s, "timed_steps": steps, "peak_gb": (_read_status_kb("VmHWM") or 0) / 1024 ** 2,
             "trainable_params": sum(p.numel() for p in trainable), "patches": patches, "overrides": list(overrides)}
 
@@ -152,9 +155,11 @@ def report(rows: List[dict], args: argparse.Namespace, command: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from stvfm_plugin.protocols import HISTORIES
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True, help="prepared dataset (under the working directory's datasets/)")
-    parser.add_argument("--history", default="recent", choices=("recent", "week", "week-residual"),
+    parser.add_argument("--history", default="recent", choices=HISTORIES,
                         help="the protocol's history (as basicts.run --history)")
     parser.add_argument("--models", nargs="+", default=[],
                         help="leaderboard rows: MODEL (baselines_cfg/MODEL.py) or MODEL:KEY=VALUE[,KEY=VALUE...]")
