@@ -48,12 +48,16 @@ def history_input_len(history: str, step_minutes: int) -> Optional[int]:
     return BASE_WEEKS * week if history == "weeks-residual" else week
 
 
+def residual_weeks(history: str) -> Optional[int]:
+    """The weeks whose copies a residual history takes the median of (`weeks-residual`: `BASE_WEEKS`), else None."""
+    return BASE_WEEKS if history == "weeks-residual" else None
+
+
 def model_input_len(history: str, step_minutes: int) -> Optional[int]:
     """The steps of each window the model reads, where that is fewer than the window (`weeks-residual`: the last
     week of it), else None."""
-    if history != "weeks-residual":
-        return None
-    return history_input_len(history, step_minutes) // BASE_WEEKS
+    weeks = residual_weeks(history)
+    return None if weeks is None else history_input_len(history, step_minutes) // weeks
 
 
 #: the config entry of a run whose model reads only the last steps of each window (`weeks-residual`): how many

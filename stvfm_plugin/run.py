@@ -192,8 +192,8 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     from .config_tools import apply_overrides, default_ckpt_dir, load_config, refresh, set_top_level
     from .data.binding import bind_dataset, check_values, check_windows, ensure_dataset
     from .data.train_share import RecentShareDataset, train_share
-    from .protocols import (BASE_WEEKS, MODEL_INPUT_LEN, RESIDUAL_LAG, RESIDUAL_LEVEL, RESIDUAL_WEEKS, apply_history,
-                            fit_horizons, fit_patches, history_input_len, own_level, residual_lag)
+    from .protocols import (RESIDUAL_LAG, RESIDUAL_LEVEL, RESIDUAL_WEEKS, apply_history, fit_horizons, fit_patches,
+                            history_input_len, own_level, residual_lag, residual_weeks)
 
     cfg = load_config(options.config)
     built_input_len = cfg.get("input_len")
@@ -233,10 +233,11 @@ def describe_run(options: RunOptions, logger: logging.Logger) -> RunSpec:
     if lag is not None:
         cfg[RESIDUAL_LAG] = lag
         cfg._md5, cfg._serialized = "", {}
-        if cfg.get(MODEL_INPUT_LEN):
-            cfg[RESIDUAL_WEEKS] = BASE_WEEKS
+        weeks = residual_weeks(options.history)
+        if weeks is not None:
+            cfg[RESIDUAL_WEEKS] = weeks
             logger.info(f"Override (--history {options.history}): the model forecasts the residual of the median of "
-                        f"the same steps {lag}, {2 * lag}, ... {BASE_WEEKS * lag} steps earlier; its output is added to "
+                        f"the same steps {lag}, {2 * lag}, ... {weeks * lag} steps earlier; its output is added to "
                         "that median")
         else:
             logger.info(f"Override (--history {options.history}): the model forecasts the residual of the copy of the "

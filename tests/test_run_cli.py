@@ -915,8 +915,9 @@ def test_a_week_of_history_is_a_week_of_steps(step, expected):
 
 @pytest.mark.parametrize("step, week", [(60, 168), (15, 672), (1440, 7)])
 def test_weeks_residual_windows_span_three_weeks_of_which_the_model_reads_the_last(step, week):
-    from stvfm_plugin.protocols import history_input_len, model_input_len, residual_lag
+    from stvfm_plugin.protocols import history_input_len, model_input_len, residual_lag, residual_weeks
 
+    assert residual_weeks("weeks-residual") == 3 and residual_weeks("week-residual") is None
     assert history_input_len("weeks-residual", step) == 3 * week and model_input_len("weeks-residual", step) == week
     assert residual_lag("weeks-residual", step, 1) == week
     assert all(model_input_len(h, step) is None for h in ("recent", "week", "week-residual"))
