@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validation_batches(runner) -> List[dict]:
     """The validation split as the model sees it: normalised inputs, timestamps, targets in data units, mask; and the
-    whole window (`window`), which a `weeks-residual` run's base reads beyond the model's last week."""
+    whole window (`window`, and which of its readings are not missing, `window_mask`), which a `weeks-residual` run's
+    base reads beyond the model's last week."""
     from basicts.utils.mask import null_val_mask
 
     reads = runner.cfg.get(MODEL_INPUT_LEN)
@@ -52,7 +53,7 @@ def validation_batches(runner) -> List[dict]:
             else data["targets"]
         seen = slice(-reads, None) if reads else slice(None)  # the steps the model reads
         stamps = data.get("inputs_timestamps")
-        batches.append({"inputs": data["inputs"][:, seen], "window": data["inputs"],
+        batches.append({"inputs": data["inputs"][:, seen], "window": data["inputs"], "window_mask": inputs_mask,
                         "inputs_timestamps": None if stamps is None else stamps[:, seen],
                         "targets": targets, "targets_mask": data["targets_mask"],
                         "inputs_mask": (inputs_mask[..., 0] if inputs_mask.dim() == 4 else inputs_mask)[:, seen]})
@@ -68,7 +69,7 @@ def scorer(runner):
         if lag:
             prediction = prediction + residual_base(batch["window"], lag, prediction, runner.cfg.get(RESIDUAL_LEVEL),
                                                     runner.cfg.get(RESIDUAL_WEEKS) or 1,
-                                                    runner.cfg.get(MODEL_INPUT_LEN))
+                                                    runner.cfg.get(MODEL_INPUT_LEN), batch["window_mask"])
         if runner.cfg.rescale:
             prediction = runner.scaler.inverse_transform(prediction)
         return (prediction - batch["targets"]).abs() * batch["targets_mask"].to(prediction.dtype)

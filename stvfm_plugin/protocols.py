@@ -117,9 +117,15 @@ def week_copy(inputs: torch.Tensor, lag: int, like: torch.Tensor) -> torch.Tenso
     """
     t, t_out = inputs.shape[1], like.shape[1]
     copy = inputs[:, t - lag:t - lag + t_out]  # [B, T_out, N(, C)]: the same steps one lag earlier
-    if copy.dim() == 4:
-        copy = copy[..., :like.shape[-1]] if like.dim() == 4 else copy[..., 0]  # the forecast channels
-    return copy.to(device=like.device, dtype=like.dtype)
+    return forecast_channels(copy, like).to(device=like.device, dtype=like.dtype)
+
+
+def forecast_channels(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The channels of `x` that the forecast `like` holds: its first `C'`, or the first alone of a forecast without a
+    channel axis. Shapes: x [B, T, N(, C)] -> [B, T, N(, C')]"""
+    if x.dim() == 4:
+        return x[..., :like.shape[-1]] if like.dim() == 4 else x[..., 0]
+    return x
 
 
 #: the config entry of a `week-residual` run whose model adds a level taken from its input window back to its output
@@ -137,7 +143,7 @@ def own_level(model_config: Any) -> Optional[str]:
 
 
 def residual_base(inputs: torch.Tensor, lag: int, like: torch.Tensor, level: Optional[str] = None, weeks: int = 1,
-                  model_len: Optional[int] = None) -> torch.Tensor:
+                  model_len: Optional[int] = None, observed: Optional[torch.Tensor] = None) -> torch.Tensor:
     """What a residual model's output is added to: the copy of one week earlier (`week_copy`; with `weeks` > 1 the
     median of the copies 1 .. `weeks` lags earlier), less the level the model adds back itself (`own_level`: each
     series' window mean or last reading, over the `model_len` last steps the model reads). A RevIN model outputs
@@ -146,18 +152,58 @@ def residual_base(inputs: torch.Tensor, lag: int, like: torch.Tensor, level: Opt
     off the copy, such a forecast is `copy + g * std` (`copy + blocks`): the model forecasts the residual, and one that
     learns nothing still forecasts the copy.
 
+    With `observed` (False where an input reading is missing), a missing reading is no copy, as in the naive references
+    `SeasonalWeek` / `SeasonalMedian`: the median is taken of the copies that were read (of two, their mean), and a step
+    with none falls back to the series' last reading of the window (`copy_base`).
+
     Shapes:
-        inputs [B, T, N(, C)] with T >= weeks * lag >= T_out, like [B, T_out, N(, C')] -> [B, T_out, N(, C')]
+        inputs, observed [B, T, N(, C)] with T >= weeks * lag >= T_out, like [B, T_out, N(, C')] -> [B, T_out, N(, C')]
     """
     copies = torch.stack([week_copy(inputs, k * lag, like) for k in range(1, weeks + 1)])  # [weeks, B, T_out, N(, C')]
-    copy = copies.median(dim=0).values if weeks > 1 else copies[0]  # [B, T_out, N(, C')]
+    read = None if observed is None else forecast_channels(observed, like).to(like.device).bool()  # [B, T, N(, C')]
+    t, t_out = inputs.shape[1], like.shape[1]
+    seen = None if read is None else torch.stack([read[:, t - k * lag:t - k * lag + t_out]
+                                                  for k in range(1, weeks + 1)])  # [weeks, B, T_out, N(, C')]
+    if seen is not None and not bool(seen.all()):
+        series = forecast_channels(inputs, like).to(device=like.device, dtype=like.dtype)  # [B, T, N(, C')]
+        copy = copy_base(copies, seen, last_readings(series, read, like))
+    else:
+        copy = copies.median(dim=0).values if weeks > 1 else copies[0]  # [B, T_out, N(, C')]
     if level is None:
         return copy
     if level not in LEVELS:
         raise UserError(f"residual level {level!r}: choose one of {', '.join(LEVELS)}.")
-    seen = inputs[:, -(model_len or inputs.shape[1]):]  # [B, T_model, N(, C)]: what the model reads
-    window = seen.mean(dim=1, keepdim=True) if level == "mean" else seen[:, -1:]  # [B, 1, N(, C)]
+    tail = inputs[:, -(model_len or inputs.shape[1]):]  # [B, T_model, N(, C)]: what the model reads
+    window = tail.mean(dim=1, keepdim=True) if level == "mean" else tail[:, -1:]  # [B, 1, N(, C)]
     return copy - week_copy(window.expand_as(inputs), lag, like)  # the level, repeated over the forecast steps
+
+
+def last_readings(window: torch.Tensor, observed: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Each series' last reading of the window that is not missing (the window's last value where all are missing),
+    repeated over the forecast steps of `like`.
+
+    Shapes:
+        window, observed [B, T, N(, C')] -> [B, T_out, N(, C')]
+    """
+    steps = torch.arange(window.shape[1], device=window.device).view(1, -1, *[1] * (window.dim() - 2))  # [1, T, 1..]
+    last = torch.where(observed, steps, -1).amax(dim=1, keepdim=True)  # [B, 1, N(, C')]: -1 where none read
+    values = window.gather(1, last.clamp(min=0))  # [B, 1, N(, C')]
+    values = torch.where(last >= 0, values, window[:, -1:])
+    return values.expand(-1, like.shape[1], *values.shape[2:])
+
+
+def copy_base(copies: torch.Tensor, seen: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """The median of the copies that were read (the mean of the middle two of an even count), `fallback` where none
+    was.
+
+    Shapes:
+        copies, seen [K, B, T_out, ...], fallback [B, T_out, ...] -> [B, T_out, ...]
+    """
+    count = seen.sum(dim=0, keepdim=True)  # [1, B, T_out, ...]
+    ordered = torch.where(seen, copies, torch.inf).sort(dim=0).values  # [K, ...]: the copies read first, in order
+    low = ordered.gather(0, ((count - 1) // 2).clamp(min=0))  # [1, ...]
+    high = ordered.gather(0, (count // 2).clamp(max=copies.shape[0] - 1))
+    return torch.where(count[0] > 0, (low[0] + high[0]) / 2, fallback)
 
 
 #: a config's `null_val` that `bind_dataset` replaces by the dataset's (None would mean: every reading is data)

@@ -938,6 +938,37 @@ def test_the_weeks_residual_base_is_the_median_of_the_copies_less_the_level_of_w
     assert not torch.allclose(copies.median(dim=0).values, copies[0])  # the median is not the last week's copy here
 
 
+@pytest.mark.parametrize("weeks", [1, 3])
+def test_a_missing_reading_is_no_copy_in_the_residual_base(weeks):
+    """As in the naive references: the median of the copies that were read (of two, their mean), else the series' last
+    reading of the window; with every reading there, exactly the base without a mask."""
+    from stvfm_plugin.protocols import residual_base
+
+    torch.manual_seed(0)
+    inputs = torch.randn(2, 12, 3, 2)  # [B, T, N, C]: three "weeks" of 4 steps, two channels
+    like = torch.zeros(2, 2, 3)  # the forecast of channel 0
+    observed = torch.ones_like(inputs, dtype=torch.bool)
+    assert torch.equal(residual_base(inputs, 4, like, weeks=weeks, observed=observed), residual_base(inputs, 4, like,
+                                                                                                      weeks=weeks))
+    x = inputs[..., 0]  # [B, T, N]
+    observed[0, 8, 0, 0] = False  # series 0, forecast step 1: its copy one week back is missing
+    observed[0, 4, 0, 0] = observed[0, 0, 0, 0] = weeks == 1  # under 3 weeks: all three missing
+    observed[1, 9, 1, 0] = observed[1, 5, 1, 0] = False  # window 1, series 1, step 2: weeks 1 and 2 missing
+    observed[0, 11, 2, 0] = observed[0, 10, 2, 0] = False  # series 2's last readings: not a copy of the forecast
+    observed[0, 8, 0, 1] = False  # channel 1: not forecast
+    base = residual_base(inputs, 4, like, weeks=weeks, observed=observed)
+    expected = residual_base(inputs, 4, like, weeks=weeks)
+    expected[0, 0, 0] = x[0, 11, 0]  # no copy read: the last reading
+    expected[1, 1, 1] = x[1, 1, 1] if weeks == 3 else x[1, 11, 1]  # the one copy read (week 3), else the last reading
+    assert torch.equal(base, expected)
+    observed[0, 4, 0, 0] = observed[0, 0, 0, 0] = True  # under 3 weeks, two copies read: their mean
+    if weeks == 3:
+        assert torch.allclose(residual_base(inputs, 4, like, weeks=3, observed=observed)[0, 0, 0],
+                              (x[0, 4, 0] + x[0, 0, 0]) / 2)
+    observed[0, :, 0, 0] = False  # nothing of the series read: the window's last value (the scaler's mean there)
+    assert residual_base(inputs, 4, like, weeks=weeks, observed=observed)[0, 0, 0] == x[0, 11, 0]
+
+
 @pytest.mark.parametrize("step", [10080, 11])
 def test_a_week_that_is_no_whole_number_of_steps_is_refused(step):
     from stvfm_plugin.protocols import history_input_len
@@ -1139,20 +1170,21 @@ def test_the_baselines_that_add_a_level_of_their_window_back_are_the_revin_ones_
 
 @pytest.mark.parametrize("history, reference, weeks", [("week-residual", "SeasonalWeek", 1),
                                                        ("weeks-residual", "SeasonalMedian", 3)])
-@pytest.mark.parametrize("revin", [False, True], ids=["plain", "revin"])
-def test_a_model_that_learns_nothing_forecasts_its_base_under_a_residual_history(workdir, revin, history, reference,
-                                                                                 weeks):
+@pytest.mark.parametrize("revin, missing", [(False, 0.0), (True, 0.0), (False, 0.05)], ids=["plain", "revin", "missing"])
+def test_a_model_that_learns_nothing_forecasts_its_base_under_a_residual_history(workdir, revin, missing, history,
+                                                                                 reference, weeks):
     """`week-residual`: the copy of last week; `weeks-residual`: the median of the copies one to three weeks earlier,
     from windows of three weeks of which the model reads the last. Also a model that adds its window's mean back
     (RevIN): its output is added to the base less that mean (the mean of the week it reads: over the whole window the
-    forecast would not be the base)."""
+    forecast would not be the base). With readings missing, a missing reading is no copy, in the run as in the
+    reference (the median of the copies read, else the last reading)."""
     from stvfm_plugin.data.synth import synth_dataset
     from stvfm_plugin.forecaster import Forecaster
     from stvfm_plugin.references import main as reference_main
 
     week = 168
     synth_dataset(workdir / "datasets", "Hourly", SynthOptions(num_nodes=5, num_steps=24 * 7 * (6 if weeks == 1 else 16),
-                                                              step_minutes=60, seed=3, missing_share=0.0))
+                                                              step_minutes=60, seed=3, missing_share=missing))
     assert "use_revin" in NOUGHT_REVIN and "x.mean(dim=1" in NOUGHT_REVIN
     cfg = str(write_config(workdir, NOUGHT_REVIN if revin else NOUGHT))
     assert main(["-c", cfg, "--dataset", "Hourly", "--history", history, "--run-dir", "r", "--threads", "1",
@@ -1165,16 +1197,23 @@ def test_a_model_that_learns_nothing_forecasts_its_base_under_a_residual_history
     assert run_cfg.get("model_input_len") == (week if weeks > 1 else None)
     inputs, prediction = (np.load(workdir / "r" / "test_results" / f"{k}.npy") for k in ("inputs", "prediction"))
     assert inputs.shape[1] == week  # what the model read
-    if weeks == 1:
-        assert np.allclose(prediction, inputs[:, :12], atol=1e-3)  # [B, 12, N]: the same hours one week earlier
+    if weeks == 1:  # [B, 12, N]: the same hours one week earlier, where they were read
+        read = ~np.isnan(inputs[:, :12])
+        assert np.allclose(prediction[read], inputs[:, :12][read], atol=1e-3) and read.all() == (missing == 0)
     assert reference_main(["--dataset", "Hourly", "--method", reference, "--run-dir", "base", "--history",
                            history]) == 0
     scored = [json.loads((workdir / d / "test_metrics.json").read_text())["overall"]["MAE"] for d in ("r", "base")]
     assert scored[0] == pytest.approx(scored[1], rel=1e-4)
-    readings, _ = Forecaster.load(workdir / "r").latest()  # the forecast command: the base too
+    forecaster = Forecaster.load(workdir / "r")
+    readings, _ = forecaster.latest()  # the forecast command: the base too
     assert readings.shape[0] == weeks * week
-    base = np.median(np.stack([readings[len(readings) - k * week:][:12] for k in range(1, weeks + 1)]), axis=0)
-    assert np.allclose(Forecaster.load(workdir / "r").forecast()["forecast"].to_numpy().reshape(12, 5), base, atol=1e-3)
+    readings = np.where(readings == forecaster.dataset.null_val, np.nan, readings)  # [T, N]
+    copies = np.stack([readings[len(readings) - k * week:][:12] for k in range(1, weeks + 1)])  # [weeks, 12, N]
+    last = np.array([series[~np.isnan(series)][-1] for series in readings.T])  # [N]: each series' last reading
+    none_read = np.isnan(copies).all(axis=0)  # [12, N]
+    base = np.where(none_read, last, np.nanmedian(np.where(none_read, 0.0, copies), axis=0))  # [12, N]
+    assert missing == 0 or np.isnan(readings).any()
+    assert np.allclose(forecaster.forecast()["forecast"].to_numpy().reshape(12, 5), base, atol=1e-3)
     # under `week` the same model forecasts the training mean: the residual is what makes it the copy
     assert main(["-c", cfg, "--dataset", "Hourly", "--history", "week", "--run-dir", "w", "--threads", "1"]) == 0
     plain = json.loads((workdir / "w" / "test_metrics.json").read_text())["overall"]["MAE"]

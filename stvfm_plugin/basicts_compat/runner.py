@@ -122,9 +122,10 @@ class BasicTS110Runner(BasicTSRunner):
         waits for ranks that are not there. Under `--history week-residual` (the config's `RESIDUAL_LAG`) the model
         is given and forecasts the residual of the copy of one week earlier (`protocols.residual_base`: less the level
         a model adds back itself, RevIN's window mean, N-HiTS's last reading; under `weeks-residual` the median of the
-        last weeks' copies, and the model reads only the last `MODEL_INPUT_LEN` steps of its window), its forecast is
-        that copy plus its output; the loss, metrics and saved results see the forecast and the targets. A model whose forward takes
-        `targets_base` (ST-VFM: its flow loss reads the data's own flow) is given what its output is added to."""
+        last weeks' copies, and the model reads only the last `MODEL_INPUT_LEN` steps of its window; a missing reading
+        is no copy, as in the naive references), its forecast is that copy plus its output; the loss, metrics and
+        saved results see the forecast and the targets. A model whose forward takes `targets_base` (ST-VFM: its flow
+        loss reads the data's own flow) is given what its output is added to."""
         if self.status != RunnerStatus.TRAINING:
             model = self.bare_model
         lag = self.cfg.get(RESIDUAL_LAG)
@@ -133,7 +134,7 @@ class BasicTS110Runner(BasicTSRunner):
         targets = data["targets"]
         reads = self.cfg.get(MODEL_INPUT_LEN)
         copy = residual_base(data["inputs"], lag, targets, self.cfg.get(RESIDUAL_LEVEL),
-                             self.cfg.get(RESIDUAL_WEEKS) or 1, reads)  # [B, T_out, N(, C)]
+                             self.cfg.get(RESIDUAL_WEEKS) or 1, reads, data.get("inputs_mask"))  # [B, T_out, N(, C)]
         if reads:  # `weeks-residual`: the window spans the weeks of the median; the model reads the last of them
             for key in ("inputs", "inputs_timestamps", "inputs_mask"):  # what the model and the saved results see
                 if data.get(key) is not None:
