@@ -142,6 +142,8 @@ PREPARE_GRID: List[Case] = [Case(args, message, PREPARE_DISK, setup) for args, m
                         "(rows x columns, cells numbered row-major).", ""),
     (("--data", "stamps.h5"), "stamps.h5: 199 time stamps for 200 rows of readings.",
      "`data` [200, 2, 6, 5] and a `date` array of 199 stamps"),
+    (("--data", "windows"), "windows is a folder: give a signal file, or a folder of sliding windows holding train.npz, "
+                            "val.npz, test.npz (val.npz, test.npz not there).", "a folder holding only `train.npz`"),
 ]]
 
 SYNTH_BASE = "python -m stvfm_plugin.data synth --name S"

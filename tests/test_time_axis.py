@@ -190,6 +190,83 @@ def test_an_ambiguous_grid_shape_asks_for_its_axes(workdir, capsys):
     assert meta("C")["grid_shape"] == [3, 9] and meta("C")["channels"]["names"] == ["0", "1", "2"]  # side by side
 
 
+def sliding_windows(series: np.ndarray, x_offsets, y_offsets) -> tuple:
+    """Windows one step apart as DCRNN's and ST-SSL's scripts cut them: `x` [S, Tx, ...], `y` [S, Ty, ...]."""
+    x_offsets, y_offsets = np.asarray(x_offsets), np.asarray(y_offsets)
+    nows = range(-x_offsets.min(), len(series) - y_offsets.max())
+    return np.stack([series[t + x_offsets] for t in nows]), np.stack([series[t + y_offsets] for t in nows])
+
+
+def save_windows(path, x, y, x_offsets, y_offsets) -> None:
+    np.savez_compressed(path, x=x, y=y, x_offsets=np.reshape(x_offsets, (-1, 1)),
+                        y_offsets=np.reshape(y_offsets, (-1, 1)))
+
+
+# ST-SSL's inputs: the last 4 hours and the same hours +- 2 of the three days before; one hour ahead
+STSSL_X = np.sort(np.concatenate([*[np.arange(-24 * d - 1, -24 * d + 4) for d in (1, 2, 3)], np.arange(-3, 1)]))
+
+
+def test_st_ssl_windows_of_a_grid_prepare_as_the_series_they_slide_over(workdir, capsys):
+    """A folder of `train.npz` / `val.npz` / `test.npz` windows (ST-SSL's NYCBike1 layout: `[S, T, H * W, 2]`, the
+    inputs skipping steps) is read back as the one series; `--grid` states the grid the file does not."""
+    rng = np.random.default_rng(2)
+    series = rng.poisson(5, size=(400, 6 * 5, 2)).astype(float)  # [L, H * W, C], cells row-major
+    x, y = sliding_windows(series, STSSL_X, [1])
+    Path("stssl").mkdir()
+    for name, part in (("train", slice(0, 200)), ("val", slice(200, 250)), ("test", slice(250, None))):
+        save_windows(f"stssl/{name}.npz", x[part], y[part], STSSL_X, [1])
+    assert data_main(["prepare", "--data", "stssl", "--name", "S", "--step-minutes", "60", "--grid", "6x5",
+                      "--channels", "0,1", "--null-value", "none"]) == 0
+    err = capsys.readouterr().err
+    assert (f"train.npz, val.npz, test.npz: 200 + 50 + {len(x) - 250} sliding windows of 20 steps (offsets -73 to 1), "
+            "read back as the one series they slide over: 400 steps of 30 nodes, 2 channels") in err
+    found = meta("S")
+    assert found["grid_shape"] == [6, 10] and found["node_ids"][:3] == ["r0c0@0", "r0c0@1", "r0c1@0"]
+    assert [f["file"] for f in found["source"]["files"]] == ["train.npz", "val.npz", "test.npz"]
+    signal = np.concatenate([np.load(f"datasets/S/{s}_data.npy") for s in ("train", "val", "test")])
+    assert np.array_equal(signal, series.reshape(400, 60))  # every step, cell and channel, node-major
+
+
+def test_dcrnn_windows_in_one_file_prepare_and_say_which_channel_they_keep(workdir, capsys):
+    series = np.random.default_rng(3).normal(60, 5, size=(300, 7, 2))  # channel 1: DCRNN's time of day
+    x, y = sliding_windows(series, np.arange(-11, 1), np.arange(1, 13))
+    save_windows("train.npz", x, y, np.arange(-11, 1), np.arange(1, 13))
+    assert data_main(["prepare", "--data", "train.npz", "--name", "D", "--step-minutes", "5"]) == 0
+    assert "channel 0 of 2 kept (--channels 0,1,... keeps more" in capsys.readouterr().err
+    assert np.array_equal(np.concatenate([np.load(f"datasets/D/{s}_data.npy") for s in ("train", "val", "test")]),
+                          series[..., 0].astype(np.float32))  # the layout stores float32
+    assert meta("D")["node_ids"] is None  # no ids and no grid: nodes by their index
+
+
+@pytest.mark.parametrize("case", ["shuffled", "gap between files", "files of other windows", "no overlap"])
+def test_windows_that_are_not_one_series_are_refused(workdir, capsys, case):
+    series = np.arange(200 * 3, dtype=float).reshape(200, 3)
+    x_offsets, y_offsets = (np.array([-4, -2, 0]), np.array([2])) if case == "no overlap" else (np.arange(-3, 1), [1])
+    x, y = sliding_windows(series, x_offsets, y_offsets)
+    Path("w").mkdir()
+    cut = {"train": slice(0, 100), "val": slice(100, 150), "test": slice(150, None)}
+    if case == "gap between files":
+        cut["val"] = slice(101, 150)  # one window left out
+    if case == "shuffled":
+        x[[10, 11]], y[[10, 11]] = x[[11, 10]], y[[11, 10]]
+    for name, part in cut.items():
+        other = case == "files of other windows" and name == "test"
+        save_windows(f"w/{name}.npz", x[part][:, 1:] if other else x[part], y[part],
+                     x_offsets[1:] if other else x_offsets, y_offsets)
+    assert data_main(["prepare", "--data", "w", "--name", "W", "--step-minutes", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    expected = {
+        "shuffled": "window 9 (offset -2) and another window disagree about step 10 of the series: these are not "
+                    "windows one step apart, in order, of one series (or the files do not follow each other).",
+        "gap between files": "window 99 (offset -2) and another window disagree about step 100 of the series",
+        "files of other windows": "the files' windows take different steps (x_offsets / y_offsets differ); give files "
+                                  "cut from one series with one window.",
+        "no overlap": "no two steps of a window are one step apart (offsets -4, -2, 0, 2), so nothing shows that the "
+                      "windows are one step apart."}[case]
+    assert err.startswith("error: w/train.npz, w/val.npz, w/test.npz: ") and expected in err
+    assert not Path("datasets/W").exists()
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/taxi_nyc is absent (the real TaxiNYC files)")
 def test_the_taxinyc_files_are_refused_as_published_and_the_preset_prepares_them(workdir, capsys):
     assert data_main(["prepare", "--data", str(SHARED / "NYC14_Taxi_M16x8_T60_InOut.h5"), "--name", "T"]) == 2
@@ -229,6 +306,8 @@ def test_bad_grid_input_is_one_line_and_writes_nothing(workdir, capsys, case):
     with h5py.File("stamps.h5", "w") as f:
         f["data"] = np.ones((200, 2, 6, 5))
         f["date"] = np.array([(T0 + dt.timedelta(hours=h)).strftime("%Y%m%d%H").encode() for h in range(199)])
+    Path("windows").mkdir()
+    save_windows("windows/train.npz", *sliding_windows(np.ones((50, 3)), np.arange(-3, 1), [1]), np.arange(-3, 1), [1])
     before = sorted(p.name for p in workdir.iterdir())
     code = data_main(reliability.PREPARE_BASE.split()[3:] + list(case.args))
     err = capsys.readouterr().err

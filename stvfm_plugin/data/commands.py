@@ -53,6 +53,7 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
                             f"the file has time stamps (or use a preset: {', '.join(PRESETS)}).")
         signal = readers.read_signal(Path(args.data), args.format, args.key, channels, args.header, args.grid_axes)
         data, node_ids = signal.values, signal.ids
+        notes.extend(signal.notes)
         header = _ids_in_first_row(args, data.shape[1]) if node_ids is None and args.header is None else None
         if header:
             data, node_ids = data[1:], header
@@ -69,7 +70,7 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
         adj = _read_graph(args, data.shape[1], node_ids, notes)
         coords = graphs.read_coords(Path(args.coords), node_ids) if args.coords else None
         spec = DatasetSpec(name=args.name, step_minutes=args.step_minutes or 0,
-                           source={"files": raw_files([args.data, args.graph, args.coords])},
+                           source={"files": raw_files([*_data_files(Path(args.data)), args.graph, args.coords])},
                            node_ids=[str(i) for i in node_ids] if node_ids is not None else None)
     spec.null_val = null_val
     if args.missing_marker is not None:
@@ -78,6 +79,8 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
         data = np.where(np.isfinite(data), data, null_val)
     if args.grid:
         signal.grid_shape = _stated_grid(args.grid, data.shape[1], signal.grid_shape)
+        if node_ids is None:  # a signal without ids: its columns are the grid's cells
+            node_ids = spec.node_ids = readers.cell_ids(*signal.grid_shape)
     if signal.grid_shape is not None:
         spec.grid_shape = signal.grid_shape
         coords = graphs.grid_coords(*signal.grid_shape) if coords is None else coords  # the cells' centres
@@ -117,6 +120,11 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
              "as missing: left out of the loss and the metrics. If they are real readings (e.g. zero counts), prepare "
              "again with --null-value none (or --null-value X for another marker) --overwrite.")
     return folder
+
+
+def _data_files(path: Path) -> List[Path]:
+    """The raw files of `--data`: the file, or a folder's window files."""
+    return [path / name for name in readers.WINDOW_FILES] if path.is_dir() else [path]
 
 
 def _ids_in_first_row(args: argparse.Namespace, num_nodes: int) -> Optional[list[str]]:
@@ -337,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help=f"raw files -> {DATASETS_ROOT}/<NAME>/")
     p.add_argument("--preset", help=f"a standard dataset: {', '.join(PRESETS)}")
     p.add_argument("--src", help="folder holding the preset's raw files")
-    p.add_argument("--data", help="signal file: CSV (time x nodes, optional header), .npz/.npy, .h5")
+    p.add_argument("--data", help="signal file: CSV (time x nodes, optional header), .npz/.npy, .h5; or sliding windows "
+                                  "(an .npz of x, y, x_offsets, y_offsets, or a folder of train/val/test.npz: DCRNN's, "
+                                  "ST-SSL's), read back as the series they slide over")
     p.add_argument("--format", choices=["csv", "npz", "h5"], help="signal format (default: from the suffix)")
     p.add_argument("--key", help="array name inside an .npz / key of an .h5 table")
     p.add_argument("--channels", help="channels of a [L, N, C] array, e.g. 0 or 0,2 (default 0)")

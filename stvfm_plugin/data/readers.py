@@ -1,4 +1,4 @@
-"""Readers for raw spatio-temporal signals: CSV, NumPy (`.npy`/`.npz`) and HDF5 tables."""
+"""Readers for raw spatio-temporal signals: CSV, NumPy (`.npy`/`.npz`), HDF5 tables and files of sliding windows."""
 from __future__ import annotations
 
 import csv
@@ -64,6 +64,7 @@ class RawSignal:
     digit_stamps: bool = field(default=False, metadata={
         "help": "The stamps come from a grid file's stamp array, where compact digits (YYYYMMDDHH) are dates."})
     grid_shape: Optional[Tuple[int, int]] = field(default=None, metadata={"help": "H, W of a grid signal."})
+    notes: List[str] = field(default_factory=list, metadata={"help": "What the reader made of the file, for the log."})
 
 
 #: names of the stamp array beside the readings in an `.npz` / `.h5` file (ST-ResNet's family: `date`)
@@ -74,10 +75,11 @@ def read_signal(path: Path, fmt: Optional[str] = None, key: Optional[str] = None
                 channels: Optional[Sequence[int]] = None, header: Optional[bool] = None,
                 grid_axes: Optional[str] = None, known_ids: Optional[Sequence[str]] = None,
                 null_hint: Optional[str] = None) -> RawSignal:
-    """A signal file of any format `prepare` takes (CSV, `.npy` / `.npz`, HDF5), with its ids and time stamps.
+    """A signal file of any format `prepare` takes (CSV, `.npy` / `.npz`, HDF5, sliding windows), with its ids and time
+    stamps.
 
     Args:
-        path: The file.
+        path: The file, or a folder of window files (`WINDOW_FILES`).
         fmt: csv | npz | h5 (None: from the suffix).
         key: Array name in an `.npz`, or key in an `.h5`.
         channels: Channels to keep of a `[L, N, C]` signal.
@@ -88,6 +90,8 @@ def read_signal(path: Path, fmt: Optional[str] = None, key: Optional[str] = None
         null_hint: How a message about a non-numeric CSV cell says to mark a missing reading (None: prepare's way).
     """
     path = Path(path)
+    if path.is_dir():
+        return read_window_files(path, channels)
     fmt = fmt or {".csv": "csv", ".npz": "npz", ".npy": "npz", ".h5": "h5", ".hdf5": "h5"}.get(path.suffix.lower())
     if fmt == "csv":
         hint = {"null_hint": null_hint} if null_hint else {}
@@ -208,6 +212,8 @@ def read_array_signal(path: Path, key: Optional[str] = None, channels: Optional[
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded as archive:
             keys = list(archive.keys())
+            if key is None and set(WINDOW_KEYS) <= set(keys):
+                return _window_signal([path], channels)
             stamp_key = next((k for k in keys if k.lower() in STAMP_KEYS and k != key), None)
             if key is None:
                 rest = [k for k in keys if k != stamp_key]
@@ -234,6 +240,102 @@ def _numeric_signal(array: np.ndarray, stamps: Optional[list], channels: Optiona
         channels = range(array.shape[2]) if channels is None else channels  # a grid keeps every channel by default
     return RawSignal(select_channels(array.astype(np.float64, copy=False), channels, what), ids, stamps,
                      digit_stamps=True, grid_shape=grid)
+
+
+#: the arrays of a file of sliding windows (DCRNN's `generate_training_data.py` and ST-SSL's `train.npz` / `val.npz` /
+#: `test.npz`): inputs `x` [samples, steps, nodes(, channels)], targets `y`, and each step's offset from the window's
+#: "now" (`x_offsets`, `y_offsets`; ST-SSL's inputs skip steps: the last hours and the same hours of earlier days)
+WINDOW_KEYS = ("x", "y", "x_offsets", "y_offsets")
+#: a folder of window files: the splits in time order
+WINDOW_FILES = ("train.npz", "val.npz", "test.npz")
+
+
+def read_window_files(folder: Path, channels: Optional[Sequence[int]] = None) -> RawSignal:
+    """A folder holding `train.npz`, `val.npz` and `test.npz` of sliding windows, read back as the one series they
+    slide over (`windows_as_series`)."""
+    files = [folder / name for name in WINDOW_FILES]
+    absent = [f.name for f in files if not f.is_file()]
+    if absent:
+        raise UserError(f"{folder} is a folder: give a signal file, or a folder of sliding windows holding "
+                        f"{', '.join(WINDOW_FILES)} ({', '.join(absent)} not there).")
+    return _window_signal(files, channels)
+
+
+def _window_signal(files: Sequence[Path], channels: Optional[Sequence[int]]) -> RawSignal:
+    parts = []
+    for path in files:
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if not set(WINDOW_KEYS) <= set(archive.keys()):
+                    raise UserError(f"{path} holds arrays {list(archive.keys())}, not sliding windows "
+                                    f"({', '.join(WINDOW_KEYS)}).")
+                parts.append({k: archive[k] for k in WINDOW_KEYS})
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise UserError(f"{path} is not a readable NumPy file ({type(e).__name__}: {str(e)[:120]}).") from None
+    what = ", ".join(map(str, files))
+    offsets = [np.concatenate([np.ravel(p["x_offsets"]), np.ravel(p["y_offsets"])]) for p in parts]
+    if any(not np.array_equal(o, offsets[0]) for o in offsets[1:]):
+        raise UserError(f"{what}: the files' windows take different steps (x_offsets / y_offsets differ); give files "
+                        "cut from one series with one window.")
+    windows = [np.concatenate([p["x"], p["y"]], axis=1) for p in parts]  # [S_i, Tx + Ty, N(, C)] each
+    if any(w.shape[2:] != windows[0].shape[2:] for w in windows):
+        raise UserError(f"{what}: the files' windows hold different nodes or channels "
+                        f"({', '.join(str(list(w.shape[2:])) for w in windows)}).")
+    series = windows_as_series(np.concatenate(windows), offsets[0], what)
+    counts = " + ".join(f"{len(w):,}" for w in windows)
+    note = (f"{', '.join(p.name for p in files)}: {counts} sliding windows of {len(offsets[0])} steps (offsets {int(offsets[0].min())} to "
+            f"{int(offsets[0].max())}), read back as the one series they slide over: {len(series):,} steps of "
+            f"{series.shape[1]} nodes" + (f", {series.shape[2]} channels" if series.ndim == 3 else "") +
+            "; the file has no time stamps and no grid: give --step-minutes (and --start), and --grid HxW if the "
+            "nodes are the cells of a grid in row-major order")
+    if series.ndim == 3 and channels is None:
+        note += (f"; channel 0 of {series.shape[2]} kept (--channels 0,1,... keeps more: DCRNN's files hold the time of "
+                 "day as channel 1, ST-SSL's the second flow)")
+    values = select_channels(series.astype(np.float64, copy=False), channels, what)
+    return RawSignal(values, notes=[note])
+
+
+def windows_as_series(windows: np.ndarray, offsets: np.ndarray, what: str) -> np.ndarray:
+    """The series that windows cut one step apart slide over: each window's step `j` is the series at the window's
+    "now" plus `offsets[j]`, and window `s + 1`'s "now" is window `s`'s plus one step. Every step the windows hold twice
+    must agree (so the windows are one step apart, in order, and the files follow each other), and every step of the
+    series must be held.
+
+    Shapes:
+        windows [S, J, N(, C)], offsets [J] -> [S - 1 + span, N(, C)], span = max(offsets) - min(offsets) + 1
+    """
+    if not np.all(np.isfinite(offsets)) or not np.all(offsets == np.round(offsets)):
+        raise UserError(f"{what}: the offsets are not whole numbers of steps.")
+    offsets = offsets.astype(np.int64)
+    if len(offsets) != windows.shape[1] or len(np.unique(offsets)) != len(offsets):
+        raise UserError(f"{what}: {windows.shape[1]} steps a window but {len(offsets)} offsets, "
+                        f"{len(np.unique(offsets))} distinct; the offsets must name each step once.")
+    if not np.isin(offsets + 1, offsets).any():
+        raise UserError(f"{what}: no two steps of a window are one step apart (offsets "
+                        f"{', '.join(map(str, offsets))}), so nothing shows that the windows are one step apart.")
+    first = int(offsets.min())
+    series = np.zeros((len(windows) - 1 + int(offsets.max()) - first + 1, *windows.shape[2:]), dtype=windows.dtype)
+    held = np.zeros(len(series), dtype=bool)
+    starts = np.arange(len(windows))
+    for j, offset in enumerate(offsets):
+        at = starts + offset - first  # [S]: the series step of each window's step j
+        seen = held[at]
+        old, new = series[at[seen]], windows[seen, j]
+        same = old == new
+        if np.issubdtype(windows.dtype, np.floating):
+            same |= np.isnan(old) & np.isnan(new)  # a missing reading, missing in both
+        differ = ~same
+        if differ.any():
+            window = int(np.flatnonzero(seen)[np.flatnonzero(differ.reshape(len(new), -1).any(axis=1))[0]])
+            raise UserError(f"{what}: window {window:,} (offset {offset}) and another window disagree about step "
+                            f"{int(at[window]):,} of the series: these are not windows one step apart, in order, of one "
+                            "series (or the files do not follow each other).")
+        series[at] = windows[:, j]
+        held[at] = True
+    if not held.all():
+        raise UserError(f"{what}: no window holds step {int(np.flatnonzero(~held)[0]):,} of the series they slide over; "
+                        "give more windows.")
+    return series
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -288,7 +390,12 @@ def grid_signal(array: np.ndarray, axes: Optional[str], what: str) -> tuple[np.n
         array = np.moveaxis(array, 1, -1)
     height, width = array.shape[1:3]
     cells = array.reshape(array.shape[0], height * width, array.shape[3])  # [T, H*W, C], row-major cells
-    return cells, (int(height), int(width)), [f"r{r}c{c}" for r in range(height) for c in range(width)]
+    return cells, (int(height), int(width)), cell_ids(height, width)
+
+
+def cell_ids(height: int, width: int) -> List[str]:
+    """The ids of a grid's cells, row-major: `r<row>c<column>`, from 0."""
+    return [f"r{r}c{c}" for r in range(height) for c in range(width)]
 
 
 def select_channels(array: np.ndarray, channels: Optional[Sequence[int]], what: str) -> np.ndarray:
