@@ -96,7 +96,8 @@ def read_readings(path: Path, forecaster, repeats: Optional[str] = None, fill_ga
     if signal.stamps is None:
         return values, None
     what = f"--data {path}"
-    stamps = [time_axis.parse_stamp(v, f"{what}, stamp {i + 1}", signal.digit_stamps) for i, v in enumerate(signal.stamps)]
+    stamps = time_axis.read_stamps(signal.stamps, what, signal.digit_stamps, forecaster.dataset.step_minutes,
+                                   forecaster.dataset.digit_stamps)  # ten digits read as the run's data were
     stamps, offset = time_axis.to_wall_clock(stamps, what, time_axis.parse_offset(forecaster.dataset.utc_offset))
     values, first, report = time_axis.regular_axis(
         stamps, values, what, step_minutes=forecaster.dataset.step_minutes, repeats=repeats, fill_gaps=fill_gaps,

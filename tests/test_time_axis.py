@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from stvfm_plugin.data.commands import main as data_main
-from stvfm_plugin.data.time_axis import parse_stamps, regular_axis
+from stvfm_plugin.data.info import DatasetInfo
+from stvfm_plugin.data.time_axis import parse_stamps, read_stamps, regular_axis
 from stvfm_plugin.errors import UserError
 
 import reliability
@@ -78,7 +79,10 @@ def test_time_zones_follow_one_rule():
         parse_stamps(["2024-01-01T00:00Z", "2024-01-01T01:00"], "f")
     with pytest.raises(UserError, match="outside the years 1000-9000"):
         parse_stamps(["9999-12-31"], "--end")
-    assert parse_stamps([b"2014010123"], "f", digits=True)[0] == [dt.datetime(2014, 1, 1, 23)]
+    assert parse_stamps([b"2014010123"], "f", digits=True, rule="hours")[0] == [dt.datetime(2014, 1, 1, 23)]
+    assert parse_stamps([b"2014010100", b"2014010123"], "f", digits=True)[0][1] == dt.datetime(2014, 1, 1, 23)
+    with pytest.raises(UserError, match="f: its stamps end in 23 to 23, never 00 nor above 23"):
+        parse_stamps([b"2014010123"], "f", digits=True)  # one stamp cannot tell an hour from a slot
 
 
 # ---- prepare: stamps wherever the input has them ----------------------------------------------------------
@@ -149,6 +153,51 @@ def grid_file(path: Path, hours, layout: str = "TCHW") -> np.ndarray:
         f["data"] = data if layout == "TCHW" else np.moveaxis(data, 1, -1)
         f["date"] = np.array([(T0 + dt.timedelta(hours=h)).strftime("%Y%m%d%H").encode() for h in hours])
     return data
+
+
+def slot_file(path: Path, days: int, per_day: int, slots=None) -> np.ndarray:
+    """An ST-ResNet TaxiBJ / BikeNYC-style file: `date` YYYYMMDD and the slot of the day, 01 to `per_day`."""
+    slots = list(range(1, per_day + 1)) if slots is None else list(slots)
+    data = np.random.default_rng(4).poisson(5, size=(days * len(slots), 2, 6, 5)).astype(float)
+    with h5py.File(path, "w") as f:
+        f["data"] = data
+        f["date"] = np.array([f"{(T0 + dt.timedelta(days=d)):%Y%m%d}{slot:02d}".encode()
+                              for d in range(days) for slot in slots])
+    return data
+
+
+@pytest.mark.parametrize("per_day, step", [(48, 30), (24, 60)], ids=["TaxiBJ", "BikeNYC"])
+def test_st_resnet_slot_stamps_read_as_slots_of_the_day(workdir, capsys, per_day, step):
+    """ST-ResNet's `date` arrays count the slots of a day from 01 (slot 01 at midnight; TaxiBJ's 48th is 23:30): read
+    as hours, `2013070124` would be refused and `...01` an hour late."""
+    data = slot_file(Path("bj.h5"), 6, per_day)
+    assert data_main(["prepare", "--data", "bj.h5", "--name", "BJ", "--null-value", "none"]) == 0
+    assert (f"bj.h5: stamps read as ST-ResNet's slots of the day, YYYYMMDD and 01 to {per_day} (slot 01 at midnight, "
+            f"{step} minutes each); --digit-stamps hours reads them as hours") in capsys.readouterr().err
+    found = meta("BJ")
+    assert found["start_time"] == "2024-01-01T00:00:00" and found["frequency (minutes)"] == step
+    assert found["time_axis"]["digit_stamps"] == "slots" and found["time_axis"]["filled_steps"] == 0
+    assert found["shape"] == [6 * per_day, 60] and DatasetInfo.load("BJ").digit_stamps == "slots"
+    assert np.array_equal(np.concatenate([np.load(f"datasets/BJ/{s}_data.npy") for s in ("train", "val", "test")]),
+                          np.moveaxis(data, 1, -1).reshape(len(data), 60).astype(np.float32))
+    last = read_stamps([f"20240101{per_day}".encode()], "f", True, step, "slots")  # what `forecast --data` reads
+    assert last == [dt.datetime(2024, 1, 1, 23, 60 - step)]
+
+
+def test_ten_digit_stamps_that_could_be_hours_or_slots_are_refused_until_stated(workdir, capsys):
+    slot_file(Path("open.h5"), 6, 24, slots=range(6, 23))  # 06 to 22 every day: hours or slots alike
+    assert data_main(["prepare", "--data", "open.h5", "--name", "O"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: open.h5: its stamps end in 06 to 22, never 00 nor above 23: hours of the day (YYYYMMDDHH) that never "
+        "reach midnight, or ST-ResNet's slots of the day (YYYYMMDD and 01 to T, slot 01 at midnight) that never reach "
+        "the last one. Say which with --digit-stamps hours or --digit-stamps slots.")
+    for rule, first in (("hours", "2024-01-01T06:00:00"), ("slots", "2024-01-01T05:00:00")):
+        assert data_main(["prepare", "--data", "open.h5", "--name", rule, "--digit-stamps", rule, "--step-minutes",
+                          "60", "--fill-gaps", "--null-value", "-1"]) == 0
+        assert meta(rule)["start_time"] == first and DatasetInfo.load(rule).digit_stamps == rule
+    frame(range(0, 60 * 50, 60)).to_csv("hourly.csv")
+    assert data_main(["prepare", "--data", "hourly.csv", "--name", "C", "--digit-stamps", "slots"]) == 2
+    assert "--digit-stamps slots: the stamps of hourly.csv are not ten digits" in capsys.readouterr().err
 
 
 def test_a_grid_file_with_repeats_and_gaps_is_refused_then_prepared_with_the_explicit_options(workdir, capsys):

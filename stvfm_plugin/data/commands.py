@@ -14,7 +14,7 @@ from ..errors import UserError, exit_status
 from . import graph as graphs
 from . import readers, time_axis
 from .graph import EDGE_FORMATS, graph_format
-from .info import DATASETS_ROOT, DatasetInfo, describe_dataset
+from .info import DATASETS_ROOT, MINUTES_PER_DAY, DatasetInfo, describe_dataset
 from .layout import (DatasetSpec, channels_as_series, check_ratios, missing_share, raw_files,
                      read_meta, write_dataset)
 from .presets import PRESETS, load_preset, resolve_preset
@@ -195,7 +195,12 @@ def _time_axis(args: argparse.Namespace, spec: DatasetSpec, signal: readers.RawS
         spec.utc_offset = start_offset
         return data
     what = Path(args.data).name if args.data else f"{spec.source.get('preset')} files"
-    stamps, offset = time_axis.parse_stamps(signal.stamps, what, digits=signal.digit_stamps)
+    texts = time_axis.ten_digit_stamps(signal.stamps) if signal.digit_stamps else None
+    if args.digit_stamps and not texts:
+        raise UserError(f"--digit-stamps {args.digit_stamps}: the stamps of {what} are not ten digits (YYYYMMDDHH, or "
+                        "YYYYMMDD and a slot); drop --digit-stamps.")
+    rule = (args.digit_stamps or time_axis.digit_rule(texts, what, args.step_minutes)) if texts else None
+    stamps, offset = time_axis.parse_stamps(signal.stamps, what, signal.digit_stamps, args.step_minutes, rule)
     data, first, report = time_axis.regular_axis(
         stamps, data, what, step_minutes=args.step_minutes, null_val=spec.null_val, repeats=axis.repeats,
         fill_gaps=axis.fill_gaps, sort=axis.sort, utc_offset=offset)
@@ -211,6 +216,11 @@ def _time_axis(args: argparse.Namespace, spec: DatasetSpec, signal: readers.RawS
                             f"({first.isoformat(sep=' ')}); drop --start (the stamps give the start).")
     spec.start, spec.step_minutes, spec.utc_offset = first, report.step_minutes, offset
     spec.time_axis = report.to_meta()
+    if rule == "slots":  # what `forecast --data` reads a newer file of the same source by (`DatasetInfo.digit_stamps`)
+        spec.time_axis["digit_stamps"] = rule
+        notes.append(f"{what}: stamps read as ST-ResNet's slots of the day, YYYYMMDD and 01 to "
+                     f"{MINUTES_PER_DAY // report.step_minutes:02d} (slot 01 at midnight, {report.step_minutes} minutes "
+                     "each)" + ("" if args.digit_stamps else "; --digit-stamps hours reads them as hours"))
     notes.extend(f"{what}: {line}" for line in report.lines())
     return data
 
@@ -373,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="insert the steps missing from the time stamps as missing readings (the null value, masked; "
                         "default: refuse gaps)")
     p.add_argument("--sort-time", action="store_true", help="sort rows out of time order (default: refuse them)")
+    p.add_argument("--digit-stamps", choices=time_axis.DIGIT_RULES,
+                   help="ten-digit stamps of a grid file: hours (YYYYMMDDHH, 00-23) or slots (ST-ResNet's TaxiBJ / "
+                        "BikeNYC: YYYYMMDD and the slot of the day, 01 to T, slot 01 at midnight); default: told by "
+                        "the stamps (a 00 is an hour, above 23 a slot)")
     p.add_argument("--grid-axes", choices=readers.GRID_AXES,
                    help="axis order of a grid array: THW, TCHW (channels first) or THWC (channels last); default: "
                         "[T, N(, C)] for 2-3 axes, detected from the shape for 4")

@@ -60,6 +60,9 @@ class DatasetInfo:
     missing_share: float = field(default=0.0, metadata={"help": "Share of the readings equal to the null value."})
     channel_names: Optional[Tuple[str, ...]] = field(default=None, metadata={
         "help": "Channels of a signal prepared one series per (node, channel), node-major; None: one channel."})
+    digit_stamps: str = field(default="hours", metadata={
+        "help": "How ten-digit stamps of a grid file read (`time_axis.DIGIT_RULES`), as the data's were read: a newer "
+                "file of `forecast --data` is read alike."})
     stated_floor: Optional[object] = field(default="from the data", metadata={
         "help": "The lowest value a reading can take, as `prepare --floor` stated it (None: no floor); absent: the "
                 "training split tells (`floor`)."})
@@ -87,6 +90,7 @@ class DatasetInfo:
             node_ids=tuple(map(str, meta["node_ids"])) if meta.get("node_ids") else None,
             utc_offset=meta.get("utc_offset"), missing_share=float(meta.get("missing_share") or 0.0),
             stated_floor=meta.get("floor", "from the data"),
+            digit_stamps=(meta.get("time_axis") or {}).get("digit_stamps", "hours"),
             channel_names=tuple((meta.get("channels") or {}).get("names") or ()) or None)
 
     # ---- calendar features ---------------------------------------------------------------------

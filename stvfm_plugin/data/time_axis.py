@@ -24,6 +24,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..errors import UserError
+from .info import MINUTES_PER_DAY
 
 #: how rows that share a stamp can be combined (`--repeats`)
 REPEAT_RULES = ("first", "last", "mean", "sum", "max")
@@ -76,13 +77,73 @@ def looks_like_stamp(text: str) -> bool:
     return True
 
 
-def parse_stamps(values: Sequence, what: str, digits: bool = False) -> tuple[List[dt.datetime], Optional[str]]:
+def parse_stamps(values: Sequence, what: str, digits: bool = False, step_minutes: Optional[int] = None,
+                 rule: Optional[str] = None) -> tuple[List[dt.datetime], Optional[str]]:
     """Stamps as naive wall-clock times, and the UTC offset they were given in (`+01:00`; None for naive stamps).
 
     Offset stamps are converted to the offset of the first one (the module's rule); naive and offset stamps mixed
-    are refused."""
-    stamps = [parse_stamp(v, f"{what}, stamp {i + 1}", digits) for i, v in enumerate(values)]
-    return to_wall_clock(stamps, what)
+    are refused. `digits`, `step_minutes` and `rule`: as `read_stamps`."""
+    return to_wall_clock(read_stamps(values, what, digits, step_minutes, rule), what)
+
+
+#: how ten digits of a grid file's stamp array read (`--digit-stamps`): `hours`, YYYYMMDDHH with hours 00 to 23
+#: (TaxiNYC's STREED-Net files), or `slots`, YYYYMMDD and the slot of the day from 01 to T, slot 01 starting at
+#: midnight (ST-ResNet's TaxiBJ, 48 half hours a day, and BikeNYC, 24 hours)
+DIGIT_RULES = ("hours", "slots")
+
+
+def read_stamps(values: Sequence, what: str, digits: bool = False, step_minutes: Optional[int] = None,
+                rule: Optional[str] = None) -> List[dt.datetime]:
+    """One stamp per value (`parse_stamp`). With `digits` (a grid file's stamp array), ten-digit stamps read by `rule`
+    (`DIGIT_RULES`; None: by the stamps themselves, `digit_rule`); `step_minutes` sets the slots of a day."""
+    texts = ten_digit_stamps(values) if digits else None
+    if texts and (rule or digit_rule(texts, what, step_minutes)) == "slots":
+        return slot_stamps(texts, what, step_minutes)
+    return [parse_stamp(v, f"{what}, stamp {i + 1}", digits) for i, v in enumerate(values)]
+
+
+def ten_digit_stamps(values: Sequence) -> Optional[List[str]]:
+    """The stamps as text when every one is ten digits (YYYYMMDDHH or ST-ResNet's YYYYMMDD + slot), else None."""
+    texts = [(v.decode("ascii", "replace") if isinstance(v, (bytes, np.bytes_)) else str(v)).strip() for v in values]
+    return texts if texts and all(len(t) == 10 and t.isdigit() for t in texts) else None
+
+
+def digit_rule(texts: Sequence[str], what: str, step_minutes: Optional[int] = None) -> str:
+    """`hours` or `slots` (`DIGIT_RULES`) for ten-digit stamps, from their last two digits: a 00 is an hour, a value
+    above 23 (or a step under an hour) is a slot; 01 to 23 alone could be either, and is refused."""
+    last = [int(t[8:]) for t in texts]
+    low, high = min(last), max(last)
+    if low == 0:
+        return "hours"
+    if high > 23 or (step_minutes is not None and step_minutes < 60):
+        return "slots"
+    raise UserError(f"{what}: its stamps end in {low:02d} to {high:02d}, never 00 nor above 23: hours of the day "
+                    "(YYYYMMDDHH) that never reach midnight, or ST-ResNet's slots of the day (YYYYMMDD and 01 to T, slot "
+                    "01 at midnight) that never reach the last one. Say which with --digit-stamps hours or "
+                    "--digit-stamps slots.")
+
+
+def slot_stamps(texts: Sequence[str], what: str, step_minutes: Optional[int] = None) -> List[dt.datetime]:
+    """ST-ResNet's stamps, YYYYMMDD and the slot of the day (01 to T, slot 01 at midnight), as times: T a day from
+    `step_minutes` (else the highest slot found), each slot `1440 / T` minutes."""
+    per_day = MINUTES_PER_DAY // step_minutes if step_minutes else max(int(t[8:]) for t in texts)
+    if MINUTES_PER_DAY % per_day or (step_minutes and MINUTES_PER_DAY % step_minutes):
+        raise UserError(f"{what}: slots of the day up to {per_day} are no whole number of minutes each; give "
+                        "--step-minutes, the minutes of one slot (e.g. 30 for 48 a day).")
+    minutes = MINUTES_PER_DAY // per_day
+    stamps = []
+    for i, text in enumerate(texts):
+        slot = int(text[8:])
+        if not 1 <= slot <= per_day:
+            raise UserError(f"{what}, stamp {i + 1}: {text!r} has slot {slot}, outside the day's 01 to {per_day:02d} "
+                            f"slots of {minutes} minutes.")
+        try:
+            day = dt.datetime.strptime(text[:8], "%Y%m%d")
+        except ValueError:
+            raise UserError(f"{what}, stamp {i + 1}: {text!r} is not a date and slot (YYYYMMDD and 01 to "
+                            f"{per_day:02d}).") from None
+        stamps.append(day + dt.timedelta(minutes=(slot - 1) * minutes))
+    return stamps
 
 
 def to_wall_clock(stamps: Sequence[dt.datetime], what: str, offset: Optional[dt.timedelta] = None,
