@@ -184,6 +184,44 @@ def test_st_resnet_slot_stamps_read_as_slots_of_the_day(workdir, capsys, per_day
     assert last == [dt.datetime(2024, 1, 1, 23, 60 - step)]
 
 
+def test_files_of_one_source_are_one_signal_their_stamps_one_axis(workdir, capsys):
+    """TaxiBJ comes as a file a year (months apart), STDN as a training and a test volume (no stamps): `--data` takes
+    them in order."""
+    first, second = slot_file(Path("BJ13.h5"), 4, 48), slot_file(Path("BJ14.h5"), 4, 48)
+    with h5py.File("BJ14.h5", "a") as f:  # the second file starts a week after the first ends
+        f["date"][...] = np.array([f"{(T0 + dt.timedelta(days=11 + d)):%Y%m%d}{slot:02d}".encode()
+                                   for d in range(4) for slot in range(1, 49)])
+    assert data_main(["prepare", "--data", "BJ13.h5", "BJ14.h5", "--name", "BJ", "--null-value", "-1"]) == 2
+    assert "BJ13.h5, BJ14.h5: 1 gap in the time stamps, 336 missing steps of 30 minutes" in capsys.readouterr().err
+    assert data_main(["prepare", "--data", "BJ13.h5", "BJ14.h5", "--name", "BJ", "--null-value", "-1",
+                      "--fill-gaps"]) == 0
+    found = meta("BJ")
+    assert found["shape"] == [(4 + 7 + 4) * 48, 60] and found["time_axis"]["filled_steps"] == 7 * 48
+    assert [f["file"] for f in found["source"]["files"]] == ["BJ13.h5", "BJ14.h5"]
+    signal = np.concatenate([np.load(f"datasets/BJ/{s}_data.npy") for s in ("train", "val", "test")])
+    assert np.array_equal(signal[-4 * 48:], np.moveaxis(second, 1, -1).reshape(4 * 48, 60).astype(np.float32))
+    assert np.array_equal(signal[:4 * 48], np.moveaxis(first, 1, -1).reshape(4 * 48, 60).astype(np.float32))
+    volumes = np.random.default_rng(5).poisson(3, size=(200, 10, 20, 2)).astype(float)  # STDN: [T, H, W, 2]
+    np.savez("volume_train.npz", volume=volumes[:150])
+    np.savez("volume_test.npz", volume=volumes[150:])
+    assert data_main(["prepare", "--data", "volume_train.npz", "volume_test.npz", "--name", "STDN", "--step-minutes",
+                      "30", "--null-value", "none", "--channels", "0"]) == 0
+    assert meta("STDN")["grid_shape"] == [10, 20] and np.array_equal(
+        np.concatenate([np.load(f"datasets/STDN/{s}_data.npy") for s in ("train", "val", "test")]),
+        volumes[..., 0].reshape(200, 200).astype(np.float32))
+    np.savez("other.npz", volume=volumes[:50, :5])
+    assert data_main(["prepare", "--data", "volume_train.npz", "other.npz", "--name", "X", "--step-minutes", "30"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "error: volume_train.npz, other.npz: other.npz holds 100 cells of a 5 x 20 grid, 2 channels, volume_train.npz "
+        "200 cells of a 10 x 20 grid, 2 channels: give files of the same sensors and channels.")
+    frame(range(0, 60 * 60, 60)).to_csv("jan.csv")
+    frame(range(60 * 60, 60 * 120, 60), columns=("a", "c", "b")).to_csv("feb.csv")
+    assert data_main(["prepare", "--data", "jan.csv", "feb.csv", "--name", "Y"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "error: jan.csv, feb.csv: feb.csv names its sensors otherwise than jan.csv: give files of the same sensors, in "
+        "the same order.")
+
+
 def test_ten_digit_stamps_that_could_be_hours_or_slots_are_refused_until_stated(workdir, capsys):
     slot_file(Path("open.h5"), 6, 24, slots=range(6, 23))  # 06 to 22 every day: hours or slots alike
     assert data_main(["prepare", "--data", "open.h5", "--name", "O"]) == 2

@@ -51,26 +51,28 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
         if not (args.data and args.name):
             raise UserError("prepare without --preset needs --data FILE and --name NAME, and --step-minutes M unless "
                             f"the file has time stamps (or use a preset: {', '.join(PRESETS)}).")
-        signal = readers.read_signal(Path(args.data), args.format, args.key, channels, args.header, args.grid_axes)
+        signal = readers.read_signals([Path(p) for p in args.data], args.format, args.key, channels, args.header,
+                                      args.grid_axes)
         data, node_ids = signal.values, signal.ids
         notes.extend(signal.notes)
         header = _ids_in_first_row(args, data.shape[1]) if node_ids is None and args.header is None else None
         if header:
             data, node_ids = data[1:], header
-            notes.append(f"{Path(args.data).name}: its first row holds the sensor ids the edge list names: read as a "
+            notes.append(f"{_data_name(args)}: its first row holds the sensor ids the edge list names: read as a "
                          "header (--no-header to keep it as data)")
         elif node_ids is None and args.header is None and readers.first_row_looks_like_ids(data):
-            raise UserError(f"{Path(args.data).name}: its first row ({', '.join(f'{v:g}' for v in data[0, :3])}, ...) "
+            raise UserError(f"{_data_name(args)}: its first row ({', '.join(f'{v:g}' for v in data[0, :3])}, ...) "
                             "looks like sensor ids, not readings (distinct whole numbers outside the range of the "
                             "readings below them); pass --header to read it as ids, or --no-header to keep it as "
                             "readings.")
         if signal.stamps is None and not args.step_minutes:
-            raise UserError(f"{Path(args.data).name} has no time stamps: give --step-minutes M, the minutes between "
+            raise UserError(f"{_data_name(args)} has no time stamps: give --step-minutes M, the minutes between "
                             "two rows.")
         adj = _read_graph(args, data.shape[1], node_ids, notes)
         coords = graphs.read_coords(Path(args.coords), node_ids) if args.coords else None
         spec = DatasetSpec(name=args.name, step_minutes=args.step_minutes or 0,
-                           source={"files": raw_files([*_data_files(Path(args.data)), args.graph, args.coords])},
+                           source={"files": raw_files([*(f for p in args.data for f in _data_files(Path(p))),
+                                                       args.graph, args.coords])},
                            node_ids=[str(i) for i in node_ids] if node_ids is not None else None)
     spec.null_val = null_val
     if args.missing_marker is not None:
@@ -122,6 +124,11 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
     return folder
 
 
+def _data_name(args: argparse.Namespace) -> str:
+    """How the log and messages name `--data`: its file, or files."""
+    return ", ".join(Path(p).name for p in args.data)
+
+
 def _data_files(path: Path) -> List[Path]:
     """The raw files of `--data`: the file, or a folder's window files."""
     return [path / name for name in readers.WINDOW_FILES] if path.is_dir() else [path]
@@ -130,11 +137,12 @@ def _data_files(path: Path) -> List[Path]:
 def _ids_in_first_row(args: argparse.Namespace, num_nodes: int) -> Optional[list[str]]:
     """The sensor ids in a numeric first row of a CSV signal (read as data so far), when the edge list names exactly
     those; else None."""
-    if not (args.graph and Path(args.graph).is_file() and Path(args.data).suffix.lower() == ".csv"):
+    if len(args.data) > 1 or not (args.graph and Path(args.graph).is_file()
+                                  and Path(args.data[0]).suffix.lower() == ".csv"):
         return None
     if (args.graph_format or graph_format(Path(args.graph))) not in EDGE_FORMATS or args.graph_ids is False:
         return None
-    first = readers.first_csv_row(Path(args.data))
+    first = readers.first_csv_row(Path(args.data[0]))
     names = graphs.edge_names(Path(args.graph))
     found = names <= set(first) and (args.graph_ids or not graphs.fits_indices(names, num_nodes))
     return first if found else None
@@ -188,13 +196,13 @@ def _time_axis(args: argparse.Namespace, spec: DatasetSpec, signal: readers.RawS
         [start], start_offset = time_axis.parse_stamps([args.start], "--start")
     if signal.stamps is None:
         if axis.given() and not args.preset:
-            raise UserError(f"{' / '.join(axis.given())}: {Path(args.data).name} has no time stamps, so there is no "
+            raise UserError(f"{' / '.join(axis.given())}: {_data_name(args)} has no time stamps, so there is no "
                             "time order, repeat or gap to handle; drop those options.")
         spec.start = start or spec.start
         spec.step_minutes = args.step_minutes or spec.step_minutes
         spec.utc_offset = start_offset
         return data
-    what = Path(args.data).name if args.data else f"{spec.source.get('preset')} files"
+    what = _data_name(args) if args.data else f"{spec.source.get('preset')} files"
     texts = time_axis.ten_digit_stamps(signal.stamps) if signal.digit_stamps else None
     if args.digit_stamps and not texts:
         raise UserError(f"--digit-stamps {args.digit_stamps}: the stamps of {what} are not ten digits (YYYYMMDDHH, or "
@@ -355,9 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help=f"raw files -> {DATASETS_ROOT}/<NAME>/")
     p.add_argument("--preset", help=f"a standard dataset: {', '.join(PRESETS)}")
     p.add_argument("--src", help="folder holding the preset's raw files")
-    p.add_argument("--data", help="signal file: CSV (time x nodes, optional header), .npz/.npy, .h5; or sliding windows "
-                                  "(an .npz of x, y, x_offsets, y_offsets, or a folder of train/val/test.npz: DCRNN's, "
-                                  "ST-SSL's), read back as the series they slide over")
+    p.add_argument("--data", nargs="+", metavar="FILE",
+                   help="signal file: CSV (time x nodes, optional header), .npz/.npy, .h5; or sliding windows (an .npz "
+                        "of x, y, x_offsets, y_offsets, or a folder of train/val/test.npz: DCRNN's, ST-SSL's), read back "
+                        "as the series they slide over. Several files of one source (a year each, train then test) "
+                        "are one signal, in their order (their stamps checked as one axis)"),
     p.add_argument("--format", choices=["csv", "npz", "h5"], help="signal format (default: from the suffix)")
     p.add_argument("--key", help="array name inside an .npz / key of an .h5 table")
     p.add_argument("--channels", help="channels of a [L, N, C] array, e.g. 0 or 0,2 (default 0)")

@@ -105,6 +105,36 @@ def read_signal(path: Path, fmt: Optional[str] = None, key: Optional[str] = None
     raise UserError(f"{path}: unknown signal format; use --format csv|npz|h5.")
 
 
+def read_signals(paths: Sequence[Path], fmt: Optional[str] = None, key: Optional[str] = None,
+                 channels: Optional[Sequence[int]] = None, header: Optional[bool] = None,
+                 grid_axes: Optional[str] = None) -> RawSignal:
+    """Files of one source as one signal, in their order (`read_signal` each): the same sensors, grid and channels in
+    each, and stamps in all or in none (the time axis checks them as one)."""
+    parts = [read_signal(path, fmt, key, channels, header, grid_axes) for path in paths]
+    if len(parts) == 1:
+        return parts[0]
+    first, names = parts[0], ", ".join(Path(p).name for p in paths)
+
+    def held(part: RawSignal) -> str:  # what a file holds each step
+        shape = part.values.shape
+        where = (f"cells of a {part.grid_shape[0]} x {part.grid_shape[1]} grid" if part.grid_shape else "sensors")
+        return f"{shape[1]} {where}" + (f", {shape[2]} channels" if len(shape) > 2 else "")
+
+    for path, part in zip(paths[1:], parts[1:]):
+        if part.values.shape[1:] != first.values.shape[1:] or part.grid_shape != first.grid_shape:
+            raise UserError(f"{names}: {Path(path).name} holds {held(part)}, {Path(paths[0]).name} {held(first)}: give "
+                            "files of the same sensors and channels.")
+        if part.ids != first.ids:
+            raise UserError(f"{names}: {Path(path).name} names its sensors otherwise than {Path(paths[0]).name}: give "
+                            "files of the same sensors, in the same order.")
+    if len({p.stamps is None for p in parts}) > 1:
+        raise UserError(f"{names}: some have time stamps and some have none; give files that all have them, or none.")
+    return RawSignal(np.concatenate([p.values for p in parts]), first.ids,
+                     None if first.stamps is None else [s for p in parts for s in p.stamps],
+                     digit_stamps=first.digit_stamps, grid_shape=first.grid_shape,
+                     notes=[n for p in parts for n in p.notes])
+
+
 def read_csv_matrix(path: Path, header: Optional[bool] = None) -> tuple[np.ndarray, Optional[list[str]]]:
     """A numeric CSV table, time x nodes (or nodes x nodes), with an optional header row.
 
