@@ -49,7 +49,8 @@ class STVFMForecaster(BaseModel):
         structure = {}
         if layout_dataset is not None:
             info = DatasetInfo.load(layout_dataset)
-            structure = dict(adj=info.graph(), coords=info.coords(), grid_shape=info.grid_shape)
+            structure = dict(adj=info.graph(), coords=info.coords(), grid_shape=info.grid_shape,
+                             channel_names=info.channel_names)
         self.network = STVFM(STVFMConfig(input_len=input_len, output_len=output_len, num_features=num_nodes,
                                          **settings), **structure)
 

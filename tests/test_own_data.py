@@ -215,7 +215,8 @@ def test_every_model_trains_and_forecasts_every_channel_of_a_grid(grid_data, mod
     assert set(table["channel"]) == {"start", "end"} and table["sensor"].iloc[0] == "r0c0"
     assert (table["lower"] >= 0).all()  # counts: the floor
     if model == "STVFM":
-        assert "layout grid 6x10" in (capsys.readouterr().err + "".join(p.read_text() for p in run.glob("*.log")))
+        assert ("layout grid 6x5 cells x 2 channels (6x10 series, each cell's channels side by side)"
+                in (capsys.readouterr().err + "".join(p.read_text() for p in run.glob("*.log"))))
 
 
 @pytest.mark.parametrize("model", ["STVFM", "DeepAR"])

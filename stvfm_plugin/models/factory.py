@@ -1,7 +1,7 @@
 """`build_model(cfg, dataset)`: the one way a model of a config is built, given its dataset's structure.
 
 A model's `__init__` takes its config and, where it declares them, the dataset's graph (`adj`), sensor coordinates
-(`coords`) and grid shape (`grid_shape`). The runner, the benchmarks and the diagnostics all build through here.
+(`coords`), grid shape (`grid_shape`) and channels (`channel_names`). The runner, the benchmarks and the diagnostics all build through here.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from ..data.info import DatasetInfo
 
 #: what a model's `__init__` may take besides its config -> how to get it from the dataset
 STRUCTURE: Dict[str, Callable[[DatasetInfo], Any]] = {
-    "adj": DatasetInfo.graph, "coords": DatasetInfo.coords, "grid_shape": lambda d: d.grid_shape}
+    "adj": DatasetInfo.graph, "coords": DatasetInfo.coords, "grid_shape": lambda d: d.grid_shape,
+    "channel_names": lambda d: d.channel_names}
 
 
 def structure_for(model: type, dataset: DatasetInfo) -> Dict[str, Any]:

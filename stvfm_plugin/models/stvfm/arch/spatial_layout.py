@@ -148,11 +148,13 @@ class SpatialLayout(nn.Module):
         grid_shape: `(Hg, Wg)` of a regular-grid dataset (`N = Hg * Wg`, row-major).
         patch_size: Smallest token side `p` in cells.
         max_tokens: Upper bound on `S` (None: none).
+        channels: Series per grid cell (`prepare`'s channels side by side: `grid_shape` is then `Hg x (W * C)`); only
+            the log's description reads it.
     """
 
     def __init__(self, num_nodes: int, layout: str = "auto", adj: Optional[np.ndarray] = None,
                  coords: Optional[np.ndarray] = None, grid_shape: Optional[Sequence[int]] = None,
-                 patch_size: int = 1, max_tokens: Optional[int] = None) -> None:
+                 patch_size: int = 1, max_tokens: Optional[int] = None, channels: int = 1) -> None:
         super().__init__()
         p = choose_patch_size(num_nodes, patch_size, max_tokens, grid_shape)
         height, width = token_grid_size(num_nodes, p, grid_shape)
@@ -161,7 +163,9 @@ class SpatialLayout(nn.Module):
             if hg * wg != num_nodes:
                 raise ValueError(f"grid_shape {hg} x {wg} does not hold {num_nodes} nodes.")
             node_grid = np.arange(num_nodes).reshape(hg, wg)  # [Hg, Wg]
-            self.kind = f"grid {hg}x{wg}"
+            self.kind = f"grid {hg}x{wg}" if channels == 1 else (
+                f"grid {hg}x{wg // channels} cells x {channels} channels ({hg}x{wg} series, each cell's channels side "
+                "by side)")
         else:
             cells, (hn, wn), self.kind = node_cells(num_nodes, layout, adj, coords, (height * p, width * p))
             node_grid = np.full(hn * wn, num_nodes, dtype=np.int64)

@@ -41,6 +41,7 @@ class STVFM(nn.Module):
         adj: The dataset's graph `[N, N]` (spectral layout), or None.
         coords: Node coordinates `[N, 2]` (coordinate layout), or None.
         grid_shape: `H, W` of a grid dataset (its cells are the nodes), or None.
+        channel_names: The dataset's channels, each cell's side by side in `grid_shape` (None: one); for the log.
         (The runner passes the dataset's own; see `stvfm_plugin.runner`.)
 
     Shapes:
@@ -49,12 +50,12 @@ class STVFM(nn.Module):
     """
 
     def __init__(self, config: STVFMConfig, adj: Optional[np.ndarray] = None, coords: Optional[np.ndarray] = None,
-                 grid_shape: Optional[Sequence[int]] = None) -> None:
+                 grid_shape: Optional[Sequence[int]] = None, channel_names: Optional[Sequence[str]] = None) -> None:
         super().__init__()
         self.config = config
         time_of_day, day_of_week = calendar_switches(config, "ST-VFM")
         self.layout = SpatialLayout(require_nodes(config, "ST-VFM"), config.layout, adj, coords, grid_shape, config.patch_size,
-                                    config.max_tokens)
+                                    config.max_tokens, len(channel_names or ()) or 1)
         backbone, source = build_backbone(config.backbone, config.backbone_weights, config.pretrained,
                                           config.allow_random_fallback)
         self.vfm = FrozenVFM(backbone, self.layout.grid_hw, config.vfm_layers, config.use_vfm_pos_embed,
