@@ -1499,6 +1499,16 @@ def test_the_few_shot_section_answers_the_issue_in_plain_words():
     lines = few_shot_table(rows)
     assert "- 10 %: the pretrained backbone beats random yes and none no; ST-VFM beats STID: undecided." in lines
     assert "- 100 %: the pretrained backbone beats random yes and none yes; ST-VFM beats STID: no." in lines
+    # a side behind that the epoch limit ended (patience unspent) is said, in its cell and after the answer
+    rows[4].runs[0].info["stop_reason"] = "max epochs"  # random at 10 %: behind
+    rows[3].runs[1].info["stop_reason"] = "max epochs"  # ST-VFM at 10 %: ahead of random, level with none
+    lines = few_shot_table(rows)
+    assert "| STVFM:pretrained=False | 4.550 ± 0.071 (2, 1 at the epoch limit) | 3.350 ± 0.071 (2) |" in lines
+    assert "| STVFM | 4.050 ± 0.071 (2, 1 at the epoch limit) | 3.250 ± 0.071 (2) |" in lines
+    assert ("- 10 %: the pretrained backbone beats random yes and none no; ST-VFM beats STID: undecided. Caveat: the "
+            "epoch limit, not early stopping, ended STVFM:pretrained=False,train_fraction=0.1, the side behind, in 1 of 2 "
+            "seeds (patience unspent: more epochs might close the gap), so this answer holds at this epoch budget "
+            "only.") in lines  # ST-VFM is behind in no decided comparison: a cut-short run ahead only widens a gap
 
 
 def test_every_few_shot_row_of_the_committed_script_is_a_valid_row():

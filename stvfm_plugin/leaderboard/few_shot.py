@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .rows import ModelRow, seed_spread
+from .rows import ModelRow, epoch_limit_caveat, seed_spread
 from .runs import RUN_OPTIONS, _row_items
 
 #: the row key of the few-shot setting
@@ -54,7 +54,9 @@ def _cell(row: ModelRow) -> str:
     if mean is None:
         return "—"
     windows = sorted({r.info.get("train_windows") for r in row.finished if r.info.get("train_windows")})
-    return (f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "") + f" ({len(row.finished)})"
+    limited = row.at_epoch_limit()
+    return (f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "") + f" ({len(row.finished)}"
+            + (f", {limited} at the epoch limit" if limited else "") + ")"
             + (f", {windows[0]:,} windows" if len(windows) == 1 else ""))
 
 
@@ -68,8 +70,8 @@ def few_shot_table(rows: List[ModelRow]) -> List[str]:
     lines = ["", "## Few-shot: trained on the most recent share of the training split", "",
              "Each row trained on the most recent share of the training split (the part next to validation; the "
              "scaler fitted on it; validation and test unchanged), under the same budget and seeds; 100 % is the row "
-             "trained on all of it. Test MAE, mean ± std (finished seeds), training windows per epoch. "
-             "Figure: `few_shot.png`.", "",
+             "trained on all of it. Test MAE, mean ± std (finished seeds; those the epoch limit ended, not early "
+             "stopping), training windows per epoch. Figure: `few_shot.png`.", "",
              "| Row | " + " | ".join(f"{100 * f:g} %" for f in fractions) + " |",
              "|---|" + "---:|" * len(fractions)]
     for label, group in groups.items():
@@ -103,7 +105,12 @@ def _answers(groups: Dict[str, Dict[float, ModelRow]], fraction: float) -> str:
             f"{name} {word[_beats(stvfm, row)]}" for name, row in controls if row is not None))
     if at.get("STID") is not None:
         parts.append(f"ST-VFM beats STID: {word[_beats(stvfm, at['STID'])]}")
-    return f"- {100 * fraction:g} %: " + "; ".join(parts) + "." if parts else ""
+    caveats = []  # of each decided comparison whose side behind the epoch limit ended (`epoch_limit_caveat`)
+    for other in [row for _, row in controls] + [at.get("STID")]:
+        if _beats(stvfm, other) is not None:
+            behind = max((stvfm, other), key=lambda r: r.mean("overall", "MAE"))
+            caveats += [c for c in [epoch_limit_caveat(behind)] if c and c not in caveats]
+    return f"- {100 * fraction:g} %: " + "; ".join(parts) + "." + "".join(caveats) if parts else ""
 
 
 def few_shot_figure(rows: List[ModelRow], dataset: str, folder: Path) -> List[Path]:

@@ -20,6 +20,7 @@ from .rows import (
     _count,
     _fmt,
     display_order,
+    epoch_limit_caveat,
     mean_std,
     seed_spread,
 )
@@ -545,18 +546,6 @@ def answers_settled(answers: List[Optional[bool]], variants: List[Optional[Model
 
     return (answers[0] is False and complete(subject) and complete(best)
             and all(answer is not None for answer in answers[1:]) and all(map(complete, variants)))
-
-
-def epoch_limit_caveat(behind: ModelRow) -> str:
-    """A sentence for a comparison whose side behind had runs the epoch limit stopped, not early stopping ('' when it
-    had none): with their patience unspent they may still have improved and closed the gap, so the answer holds at
-    this budget only. (Runs of the side ahead cut short would only widen the gap.)"""
-    n = behind.at_epoch_limit()
-    if not n:
-        return ""
-    return (f" Caveat: the epoch limit, not early stopping, ended {behind.model}, the side behind, in {n} of "
-            f"{len(behind.finished)} seeds (patience unspent: more epochs might close the gap), so this answer holds "
-            "at this epoch budget only.")
 
 
 def _budget_line(budget: dict) -> str:

@@ -211,3 +211,15 @@ def display_order(rows: List[ModelRow]) -> List[ModelRow]:
     """The full models in their given (rank) order, then the ablation rows ordered by `natural_key`."""
     return ([r for r in rows if not r.is_variant]
             + sorted((r for r in rows if r.is_variant), key=lambda r: natural_key(r.model)))
+
+
+def epoch_limit_caveat(behind: ModelRow) -> str:
+    """A sentence for a comparison whose side behind had runs the epoch limit stopped, not early stopping ('' when it
+    had none): with their patience unspent they may still have improved and closed the gap, so the answer holds at
+    this budget only. (Runs of the side ahead cut short would only widen the gap.)"""
+    n = behind.at_epoch_limit()
+    if not n:
+        return ""
+    return (f" Caveat: the epoch limit, not early stopping, ended {behind.model}, the side behind, in {n} of "
+            f"{len(behind.finished)} seeds (patience unspent: more epochs might close the gap), so this answer holds "
+            "at this epoch budget only.")
