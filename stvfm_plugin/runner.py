@@ -379,9 +379,14 @@ class PluginRunner(BasicTS110Runner):
             backbone_report=list(getattr(model, "backbone_report", [])), mape_note=getattr(self, "mape_note", None),
             nonfinite_predictions=self.nonfinite_predictions, warnings=list(getattr(model, "run_warnings", [])),
             backbone=source.to_json() if source is not None else None, train_fraction=self.options.train_fraction,
-            train_windows=len(self.train_data_loader.dataset) if getattr(self, "train_data_loader", None) else None,
+            train_windows=self._train_windows(),
         ).merged_with(self._previous_run_info())
         atomic_write_text(os.path.join(self.ckpt_save_dir, "run_info.json"), json.dumps(info.to_json(), indent=2))
+
+    def _train_windows(self) -> Optional[int]:
+        """The distinct training windows (a `--train-fraction` epoch draws its kept ones over and over)."""
+        dataset = getattr(getattr(self, "train_data_loader", None), "dataset", None)
+        return None if dataset is None else getattr(dataset, "windows", len(dataset))
 
     def _previous_run_info(self) -> dict:
         return read_json(os.path.join(self.ckpt_save_dir, "run_info.json"))

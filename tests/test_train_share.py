@@ -37,9 +37,13 @@ def test_the_kept_part_is_the_most_recent_one_and_only_training_is_cut(tiny_data
         if mode == "train":
             keep = math.ceil(len(data) * fraction)
             assert np.array_equal(dataset.data, data[-keep:]) and np.array_equal(dataset.timestamps, stamps[-keep:])
-            assert len(dataset) == keep - 23
-            last = dataset[len(dataset) - 1]
+            assert dataset.windows == keep - 23
+            last = dataset[dataset.windows - 1]
             assert np.array_equal(last["targets"], data[-12:])  # the last window still ends where validation starts
+            # an epoch draws as many windows as one of the whole split: the kept ones over and over
+            assert len(dataset) == len(data) - 23
+            again = dataset[len(dataset) - 1]
+            assert np.array_equal(again["inputs"], dataset[(len(dataset) - 1) % dataset.windows]["inputs"])
         else:
             assert np.array_equal(dataset.data, data)
 
@@ -49,8 +53,11 @@ def test_a_run_fits_its_scaler_on_the_kept_part_records_it_and_forecasts_with_it
     assert main(["-c", str(cfg), "--run-dir", "run", "--train-fraction", "0.5", "--set", "num_epochs=1"]) == 0
     train = np.load(tiny_dataset / "train_data.npy")
     kept = train[-math.ceil(len(train) * 0.5):]
+    ratio = (len(train) - 23) / (len(kept) - 23)
     assert f"Training on the most recent 50 % of the training split (--train-fraction 0.5): {len(kept):,} of " \
-           f"{len(train):,} steps, {len(kept) - 23:,} of {len(train) - 23:,} windows" in capsys.readouterr().err
+           f"{len(train):,} steps, {len(kept) - 23:,} of {len(train) - 23:,} windows; the scaler is fitted on them, " \
+           f"validation and test are unchanged; an epoch draws {len(train) - 23:,} of them (each about {ratio:.1f} " \
+           "times), as many steps as an epoch of all of the data" in capsys.readouterr().err
     info = json.loads(Path("run/run_info.json").read_text())
     assert info["train_fraction"] == 0.5 and info["train_windows"] == len(kept) - 23
     assert json.loads(Path("run/run_options.json").read_text())["train_fraction"] == 0.5
