@@ -267,6 +267,26 @@ def test_channels_first_and_last_read_the_same_cells(workdir, layout):
     assert np.array_equal(np.load("datasets/G/train_data.npy"), data[:120, 1].reshape(120, 30))
 
 
+def test_a_grid_s_zeros_are_counts_by_default_and_a_sensor_s_zeros_are_missing(workdir, capsys):
+    data = grid_file(Path("g.h5"), range(200))
+    assert (data == 0).any()  # Poisson counts: some cells count nothing in some hours
+    assert data_main(["prepare", "--data", "g.h5", "--name", "G"]) == 0
+    assert "a grid of counts: a 0 is a reading, nothing is masked (--null-value 0 masks zeros as missing" in \
+        capsys.readouterr().err
+    assert meta("G")["regular_settings"]["null_val"] is None and meta("G")["missing_share"] == 0
+    np.savetxt("flat.csv", data[:, 0].reshape(200, 30), delimiter=",")  # the same cells as columns: sensors
+    assert data_main(["prepare", "--data", "flat.csv", "--name", "S", "--step-minutes", "60"]) == 0
+    assert meta("S")["regular_settings"]["null_val"] == 0
+    assert data_main(["prepare", "--data", "flat.csv", "--name", "F", "--step-minutes", "60", "--grid", "6x5"]) == 0
+    assert meta("F")["regular_settings"]["null_val"] is None  # stated a grid: counts
+    hours = list(range(0, 100)) + list(range(130, 300))
+    grid_file(Path("gaps.h5"), hours)
+    assert data_main(["prepare", "--data", "gaps.h5", "--name", "X", "--fill-gaps"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--fill-gaps marks the missing steps with the null value, but --null-value is none (a grid's default: its "
+        "zeros are counts); give --null-value X, a value the readings never take (e.g. -1), so that they are masked.")
+
+
 def test_an_ambiguous_grid_shape_asks_for_its_axes(workdir, capsys):
     np.savez("cube.npz", data=np.ones((200, 3, 3, 3)))
     assert data_main(["prepare", "--data", "cube.npz", "--name", "C", "--step-minutes", "60"]) == 2

@@ -34,13 +34,9 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
     channels = [int(c) for c in args.channels.split(",")] if args.channels else None
     notes: list[str] = []
     null_val = parse_null_value(args.null_value) if args.null_value is not None else None
-    if args.null_value is None:
-        null_val = resolve_preset(args.preset).null_val if args.preset else 0.0
-    if null_val is None and (args.missing_marker is not None or args.nan_as_missing):
-        raise UserError("--missing-marker / --nan-as-missing map readings to the null value, but --null-value is none; "
-                        "give a --null-value (e.g. -1) to mark them, or drop those options.")
-    axis = AxisOptions.from_args(args, null_val)
     if args.preset:
+        null_val = resolve_preset(args.preset).null_val if args.null_value is None else null_val
+        axis = _axis_options(args, null_val)
         if not args.src:
             raise UserError(f"--preset {args.preset} needs --src, the folder holding its raw files.")
         spec, signal, adj, coords = load_preset(resolve_preset(args.preset), Path(args.src), args.name, channels,
@@ -55,6 +51,13 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
                                       args.grid_axes)
         data, node_ids = signal.values, signal.ids
         notes.extend(signal.notes)
+        if args.null_value is None:  # the conventions: a sensor's 0 is a dead sensor, a grid cell's 0 is a count
+            grid = signal.grid_shape is not None or bool(args.grid)
+            null_val = None if grid else 0.0
+            if grid:
+                notes.append("a grid of counts: a 0 is a reading, nothing is masked (--null-value 0 masks zeros as "
+                             "missing, --null-value -1 marks gaps filled with --fill-gaps)")
+        axis = _axis_options(args, null_val)
         header = _ids_in_first_row(args, data.shape[1]) if node_ids is None and args.header is None else None
         if header:
             data, node_ids = data[1:], header
@@ -124,6 +127,15 @@ def prepare_dataset(args: argparse.Namespace) -> Path:
     return folder
 
 
+def _axis_options(args: argparse.Namespace, null_val: Optional[float]) -> "AxisOptions":
+    """The time-axis options, once the null value is known (the options that write it need one)."""
+    if null_val is None and (args.missing_marker is not None or args.nan_as_missing):
+        raise UserError("--missing-marker / --nan-as-missing map readings to the null value, but --null-value is none"
+                        + (" (a grid's default)" if args.null_value is None else "") + "; give a --null-value (e.g. -1) "
+                        "to mark them, or drop those options.")
+    return AxisOptions.from_args(args, null_val)
+
+
 def _data_name(args: argparse.Namespace) -> str:
     """How the log and messages name `--data`: its file, or files."""
     return ", ".join(Path(p).name for p in args.data)
@@ -173,8 +185,10 @@ class AxisOptions:
     @classmethod
     def from_args(cls, args: argparse.Namespace, null_val: Optional[float]) -> "AxisOptions":
         if args.fill_gaps and null_val is None:
-            raise UserError("--fill-gaps marks the missing steps with the null value, but --null-value is none; give "
-                            "--null-value X, a value the readings never take (e.g. -1), so that they are masked.")
+            raise UserError("--fill-gaps marks the missing steps with the null value, but --null-value is none"
+                            + (" (a grid's default: its zeros are counts)" if args.null_value is None else "")
+                            + "; give --null-value X, a value the readings never take (e.g. -1), so that they are "
+                            "masked.")
         return cls(args.repeats, args.fill_gaps, args.sort_time)
 
     def with_preset(self, preset) -> "AxisOptions":
@@ -412,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ratios", help="train,val,test split ratios, e.g. 0.6,0.2,0.2")
     p.add_argument("--null-value", "--null-val", dest="null_value", metavar="none|0|X",
                    help="value that marks a missing reading (masked in loss and metrics); none: every reading is data, "
-                        "e.g. counts with real zeros (default 0, the traffic convention, or the preset's)")
+                        "e.g. counts with real zeros (default: 0 for sensors, the traffic convention; none for a grid "
+                        "of counts; the preset's)")
     p.add_argument("--floor", metavar="none|X",
                    help="the lowest value a reading can take: interval bounds never go below it (default: 0 when no "
                         "reading is negative, e.g. counts and speeds; none: no floor)")
