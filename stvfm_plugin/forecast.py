@@ -70,10 +70,12 @@ def read_readings(path: Path, forecaster, repeats: Optional[str] = None, fill_ga
     ids = list(forecaster.sensor_ids)
     if not path.is_file():
         raise UserError(f"--data {path}: no such file.")
-    signal = readers.read_signal(path, known_ids=ids if forecaster.dataset.node_ids else None,
-                                 null_hint="leave a missing reading's cell empty")
-    values = signal.values
     names = list(forecaster.dataset.channel_names or [])
+    grid = forecaster.dataset.grid_shape  # H x (W * C) series: the run's cells and channels tell a grid file's axes
+    like = (grid[0], grid[1] // max(len(names), 1), max(len(names), 1)) if grid else None
+    signal = readers.read_signal(path, known_ids=ids if forecaster.dataset.node_ids else None,
+                                 null_hint="leave a missing reading's cell empty", grid_like=like)
+    values = signal.values
     if values.ndim == 3 and values.shape[2] == len(names):  # a grid file of the run's channels: its series, as prepared
         values, signal.ids = channels_as_series(values, signal.ids, None, None, None, names)[:2]
     if values.ndim != 2:

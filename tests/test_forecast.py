@@ -165,7 +165,8 @@ def test_a_numeric_header_that_is_not_exactly_the_run_s_ids_is_refused_by_id(tmp
 
     ids = ("773869", "767541", "767542")
     run = SimpleNamespace(sensor_ids=ids, dataset=SimpleNamespace(node_ids=ids, utc_offset=None, step_minutes=5,
-                                                                  channel_names=None),
+                                                                  channel_names=None, grid_shape=None,
+                                                                  digit_stamps="hours"),
                           step=dt.timedelta(minutes=5))
     body = "\n".join(f"{60 + k},{61 + k},{62 + k}" for k in range(12))
     (tmp_path / "typo.csv").write_text("767542,773869,767514\n" + body + "\n")

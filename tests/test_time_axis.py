@@ -374,6 +374,20 @@ def test_windows_that_are_not_one_series_are_refused(workdir, capsys, case):
     assert not Path("datasets/W").exists()
 
 
+def test_a_runs_grid_tells_the_axes_of_a_file_whose_shape_does_not():
+    """`forecast --data` hands the run's grid (H, W, C) to the reader: a small grid's `[T, 2, 4, 3]` reads as TCHW for a
+    run of 4 x 3 cells and 2 channels, as THWC for one of 2 x 4 cells and 3 channels, and is refused for another."""
+    from stvfm_plugin.data.readers import grid_signal
+
+    array = np.arange(10 * 2 * 4 * 3, dtype=float).reshape(10, 2, 4, 3)
+    cells, shape, _ = grid_signal(array, None, "f", like=(4, 3, 2))
+    assert shape == (4, 3) and np.array_equal(cells[:, :, 1], array[:, 1].reshape(10, 12))
+    cells, shape, _ = grid_signal(array, None, "f", like=(2, 4, 3))
+    assert shape == (2, 4) and np.array_equal(cells, array.reshape(10, 8, 3))
+    with pytest.raises(UserError, match=r"could be \[time, channel, row, column\] or \[time, row, column, channel\]"):
+        grid_signal(array, None, "f", like=(6, 5, 2))
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/taxi_nyc is absent (the real TaxiNYC files)")
 def test_the_taxinyc_files_are_refused_as_published_and_the_preset_prepares_them(workdir, capsys):
     assert data_main(["prepare", "--data", str(SHARED / "NYC14_Taxi_M16x8_T60_InOut.h5"), "--name", "T"]) == 2

@@ -74,7 +74,7 @@ STAMP_KEYS = ("date", "dates", "time", "times", "timestamp", "timestamps")
 def read_signal(path: Path, fmt: Optional[str] = None, key: Optional[str] = None,
                 channels: Optional[Sequence[int]] = None, header: Optional[bool] = None,
                 grid_axes: Optional[str] = None, known_ids: Optional[Sequence[str]] = None,
-                null_hint: Optional[str] = None) -> RawSignal:
+                null_hint: Optional[str] = None, grid_like: Optional[Tuple[int, int, int]] = None) -> RawSignal:
     """A signal file of any format `prepare` takes (CSV, `.npy` / `.npz`, HDF5, sliding windows), with its ids and time
     stamps.
 
@@ -85,6 +85,8 @@ def read_signal(path: Path, fmt: Optional[str] = None, key: Optional[str] = None
         channels: Channels to keep of a `[L, N, C]` signal.
         header: A CSV's first row holds sensor ids (None: detected).
         grid_axes: Axis order of a grid array (`GRID_AXES`).
+        grid_like: `H, W, C` of the grid the reader expects (a run's): tells the axis order of a 4-axis array whose
+            shape alone does not.
         known_ids: Sensor ids the caller expects: a numeric first CSV row that names at least half of them is a
             header (so a header of numeric ids with one typo is refused by id, never read as readings).
         null_hint: How a message about a non-numeric CSV cell says to mark a missing reading (None: prepare's way).
@@ -99,9 +101,9 @@ def read_signal(path: Path, fmt: Optional[str] = None, key: Optional[str] = None
         signal.values = select_channels(signal.values, channels, str(path))
         return signal
     if fmt == "npz":
-        return read_array_signal(path, key, channels, grid_axes)
+        return read_array_signal(path, key, channels, grid_axes, grid_like)
     if fmt == "h5":
-        return read_h5(path, key, channels, grid_axes)
+        return read_h5(path, key, channels, grid_axes, grid_like)
     raise UserError(f"{path}: unknown signal format; use --format csv|npz|h5.")
 
 
@@ -226,7 +228,7 @@ def read_array(path: Path, key: Optional[str] = None, channels: Optional[Sequenc
 
 
 def read_array_signal(path: Path, key: Optional[str] = None, channels: Optional[Sequence[int]] = None,
-                      grid_axes: Optional[str] = None) -> RawSignal:
+                      grid_axes: Optional[str] = None, grid_like: Optional[Tuple[int, int, int]] = None) -> RawSignal:
     """An `.npy` / `.npz` signal: the readings (key `data`, or the only array besides a stamp array) and, in an
     `.npz`, the stamp array beside them (`STAMP_KEYS`); grid arrays become one node per cell (`grid_signal`)."""
     path = Path(path)
@@ -257,16 +259,16 @@ def read_array_signal(path: Path, key: Optional[str] = None, channels: Optional[
                 raise UserError(f"{path}: array {key!r} is not readable ({type(e).__name__}).") from None
     else:
         array = loaded
-    return _numeric_signal(array, stamps, channels, grid_axes, str(path))
+    return _numeric_signal(array, stamps, channels, grid_axes, str(path), grid_like)
 
 
 def _numeric_signal(array: np.ndarray, stamps: Optional[list], channels: Optional[Sequence[int]],
-                    grid_axes: Optional[str], what: str) -> RawSignal:
+                    grid_axes: Optional[str], what: str, grid_like: Optional[Tuple[int, int, int]] = None) -> RawSignal:
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise UserError(f"{what}: the array holds {array.dtype} values, not real numbers.")
     ids, grid = None, None
     if array.ndim >= 4 or grid_axes:
-        array, grid, ids = grid_signal(array, grid_axes, what)
+        array, grid, ids = grid_signal(array, grid_axes, what, grid_like)
         channels = range(array.shape[2]) if channels is None else channels  # a grid keeps every channel by default
     return RawSignal(select_channels(array.astype(np.float64, copy=False), channels, what), ids, stamps,
                      digit_stamps=True, grid_shape=grid)
@@ -383,12 +385,14 @@ def parse_grid(text: str) -> tuple[int, int]:
 GRID_AXES = ("THW", "TCHW", "THWC")
 
 
-def grid_signal(array: np.ndarray, axes: Optional[str], what: str) -> tuple[np.ndarray, Tuple[int, int], List[str]]:
+def grid_signal(array: np.ndarray, axes: Optional[str], what: str, like: Optional[Tuple[int, int, int]] = None,
+                ) -> tuple[np.ndarray, Tuple[int, int], List[str]]:
     """A grid array `[T, H, W]`, `[T, C, H, W]` (ST-ResNet's family) or `[T, H, W, C]` (STDN's) as one node per cell,
     numbered row-major: returns `[T, H*W, C]`, `(H, W)` and the cells' ids `r<row>c<column>` (from 0).
 
     `axes` states the order (`GRID_AXES`); None detects a 4-D one where the shape tells (a channel axis of at most 4
-    next to grid axes longer than 4) and refuses where it does not."""
+    next to grid axes longer than 4), or where the order that gives the expected grid `like` (`H, W, C`) is one, and
+    refuses where neither does."""
     if axes is not None and axes.upper() not in GRID_AXES:
         raise UserError(f"--grid-axes {axes!r}: choose one of {', '.join(GRID_AXES)} (T time, C channel, H grid row, "
                         "W grid column).")
@@ -401,6 +405,9 @@ def grid_signal(array: np.ndarray, axes: Optional[str], what: str) -> tuple[np.n
     axes = stated
     if array.ndim == 4:
         first, last = shape[1] <= 4 < min(shape[2:]), shape[3] <= 4 < min(shape[1:3])
+        if first == last and like is not None:  # the shape alone cannot tell: the order that gives the expected grid
+            fits = [tuple(like) == (shape[2], shape[3], shape[1]), tuple(like) == (shape[1], shape[2], shape[3])]
+            first, last = (fits[0], fits[1]) if fits[0] != fits[1] else (first, last)
         if first == last and stated is None:
             raise UserError(f"{what}: a grid array of shape {shape} could be [time, channel, row, column] or [time, "
                             "row, column, channel]: say which with --grid-axes TCHW or --grid-axes THWC.")
@@ -445,7 +452,7 @@ def select_channels(array: np.ndarray, channels: Optional[Sequence[int]], what: 
 
 
 def read_h5(path: Path, key: Optional[str] = None, channels: Optional[Sequence[int]] = None,
-            grid_axes: Optional[str] = None) -> RawSignal:
+            grid_axes: Optional[str] = None, grid_like: Optional[Tuple[int, int, int]] = None) -> RawSignal:
     """An HDF5 signal: a pandas table (METR-LA / PEMS-BAY style: time index x sensor columns; every index stamp is
     kept), or plain arrays (ST-ResNet's family: `data` and a stamp array such as `date`; grids become one node per
     cell)."""
@@ -461,7 +468,7 @@ def read_h5(path: Path, key: Optional[str] = None, channels: Optional[Sequence[i
             if name is not None:
                 stamp_key = next((k for k in arrays if k.lower() in STAMP_KEYS and k != name), None)
                 return _numeric_signal(f[name][()], list(f[stamp_key][()]) if stamp_key else None, channels, grid_axes,
-                                       str(path))
+                                       str(path), grid_like)
     except OSError:
         pass  # not HDF5 at all: pandas says so below
     return _pandas_h5(path, key, channels)
