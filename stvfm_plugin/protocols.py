@@ -160,12 +160,11 @@ def residual_base(inputs: torch.Tensor, lag: int, like: torch.Tensor, level: Opt
         inputs, observed [B, T, N(, C)] with T >= weeks * lag >= T_out, like [B, T_out, N(, C')] -> [B, T_out, N(, C')]
     """
     copies = torch.stack([week_copy(inputs, k * lag, like) for k in range(1, weeks + 1)])  # [weeks, B, T_out, N(, C')]
-    read = None if observed is None else forecast_channels(observed, like).to(like.device).bool()  # [B, T, N(, C')]
-    t, t_out = inputs.shape[1], like.shape[1]
-    seen = None if read is None else torch.stack([read[:, t - k * lag:t - k * lag + t_out]
-                                                  for k in range(1, weeks + 1)])  # [weeks, B, T_out, N(, C')]
+    seen = None if observed is None else torch.stack(
+        [week_copy(observed, k * lag, like) for k in range(1, weeks + 1)]).bool()  # [weeks, B, T_out, N(, C')]
     if seen is not None and not bool(seen.all()):
         series = forecast_channels(inputs, like).to(device=like.device, dtype=like.dtype)  # [B, T, N(, C')]
+        read = forecast_channels(observed, like).to(like.device).bool()  # [B, T, N(, C')]
         copy = copy_base(copies, seen, last_readings(series, read, like))
     else:
         copy = copies.median(dim=0).values if weeks > 1 else copies[0]  # [B, T_out, N(, C')]

@@ -74,12 +74,12 @@ class TrainShare:
     all_windows: int
 
     def describe(self) -> str:
+        epoch = max(self.all_windows, self.windows)  # what `RecentShareDataset` draws an epoch
         return (f"Training on the most recent {100 * self.fraction:g} % of the training split (--train-fraction "
                 f"{self.fraction:g}): {self.steps:,} of {self.train_steps:,} steps, {self.windows:,} of "
                 f"{self.all_windows:,} windows; the scaler is fitted on them, validation and test are unchanged; an "
-                f"epoch draws {max(self.all_windows, self.windows):,} of them (each about "
-                f"{max(self.all_windows, self.windows) / max(self.windows, 1):.1f} times), as many steps as an epoch "
-                "of all of the data")
+                f"epoch draws {epoch:,} of them (each about {epoch / max(self.windows, 1):.1f} times), as many steps "
+                "as an epoch of all of the data")
 
 
 def train_share(info: DatasetInfo, fraction: float, input_len: int, output_len: int, batch_size: int) -> TrainShare:
